@@ -1,0 +1,5 @@
+"""`python -m gpuetl` is the `gpuetl` command."""
+
+from gpuetl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""The one seam between stage code and the compute libraries.
+
+Once per process, `init(settings)` decides between `gpu` (cuDF, CuPy, RMM) and `cpu` (pandas, NumPy)
+and says why. Stage code asks the active `Backend` for the frame module (`xdf`), the array module (`xp`)
+and the kernels; it never imports cudf, cupy or pandas itself (ruff's banned-api rule enforces it).
+
+On the GPU, one RMM pool backs everything: cuDF allocates from RMM's current device resource, and CuPy's
+and PyTorch's allocators are pointed at the same resource, so the ETL and the training loop share one
+pool. A `StatisticsResourceAdaptor` on top of the pool gives current and peak bytes to `doctor` and to
+the stage timings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+from types import ModuleType
+from typing import Any, Literal
+
+from dask.utils import parse_bytes
+
+from gpuetl.config import GpuSettings, Settings
+from gpuetl.kernels import KernelSet
+
+log = logging.getLogger(__name__)
+
+BackendName = Literal["gpu", "cpu"]
+_POOL_ALIGNMENT = 256
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run here; the message names what is missing."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuProbe:
+    usable: bool
+    reason: str  # why the GPU can or cannot be used: the first missing piece, by name
+    device_count: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceInfo:
+    index: int
+    name: str
+    total_bytes: int
+    compute_capability: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """What stage code gets: the frame module, the array module, the kernels, and why this backend."""
+
+    name: BackendName
+    xdf: ModuleType  # pandas or cudf
+    xp: ModuleType  # numpy or cupy
+    kernels: KernelSet
+    reason: str
+    device: DeviceInfo | None = None
+    pool: Any = None  # rmm StatisticsResourceAdaptor over the PoolMemoryResource (gpu only)
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.name == "gpu"
+
+    def memory_stats(self) -> dict[str, int] | None:
+        """Pool size and current/peak bytes allocated through the RMM pool; None on the CPU."""
+        if self.pool is None:
+            return None
+        counts = self.pool.allocation_counts
+        return {
+            "pool_bytes": int(self.pool.get_upstream().pool_size()),
+            "current_bytes": int(counts.current_bytes),
+            "peak_bytes": int(counts.peak_bytes),
+            "total_bytes": int(counts.total_bytes),
+        }
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (before reading a clock); a no-op on the CPU."""
+        if self.is_gpu:
+            self.xp.cuda.runtime.deviceSynchronize()
+
+
+def probe_gpu() -> GpuProbe:
+    """Can this process use the GPU backend? Checks CuPy, a visible device, RMM and cuDF, in that order."""
+    try:
+        cupy = importlib.import_module("cupy")
+    except ImportError as err:
+        return GpuProbe(False, f"cupy is not installed ({err}); install the `gpu` extra or the conda env")
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as err:  # CUDARuntimeError without a driver; the message is what the user needs
+        return GpuProbe(False, f"no CUDA device is visible ({type(err).__name__}: {err})")
+    if count == 0:
+        return GpuProbe(False, "no CUDA device is visible (cudaGetDeviceCount returned 0)")
+    for module in ("rmm", "cudf"):
+        try:
+            importlib.import_module(module)
+        except Exception as err:  # ImportError, or a CUDA/driver error raised while cuDF loads
+            return GpuProbe(False, f"{module} does not import ({type(err).__name__}: {err})", count)
+    return GpuProbe(True, f"cudf imports and {count} CUDA device(s) are visible", count)
+
+
+def resolve(requested: str) -> tuple[BackendName, str]:
+    """Turn `auto|gpu|cpu` into a concrete backend and the reason for it."""
+    if requested == "cpu":
+        return "cpu", "backend: cpu was requested"
+    if requested not in ("auto", "gpu"):
+        raise ValueError(f"backend must be auto, gpu or cpu, not {requested!r}")
+    probe = probe_gpu()
+    if probe.usable:
+        return "gpu", f"backend: {requested}; {probe.reason}"
+    if requested == "gpu":
+        raise BackendUnavailable(f"backend: gpu was requested but the GPU cannot be used: {probe.reason}")
+    return "cpu", f"backend: auto chose cpu because {probe.reason}"
+
+
+def create(settings: Settings) -> Backend:
+    """Build a backend from settings (on the GPU this sets up the RMM pool). Prefer `init` in programs."""
+    name, reason = resolve(settings.backend)
+    if name == "cpu":
+        return Backend("cpu", importlib.import_module("pandas"), importlib.import_module("numpy"),
+                       KernelSet("cpu"), reason)
+    pool, device = _init_gpu_memory(settings.gpu)
+    return Backend("gpu", importlib.import_module("cudf"), importlib.import_module("cupy"),
+                   KernelSet("gpu"), reason, device, pool)
+
+
+_ACTIVE: Backend | None = None
+
+
+def init(settings: Settings) -> Backend:
+    """Choose the backend for this process, once. A second call must agree with the first."""
+    global _ACTIVE
+    if _ACTIVE is not None:
+        if settings.backend not in ("auto", _ACTIVE.name):
+            raise BackendUnavailable(
+                f"the backend is already {_ACTIVE.name} in this process; cannot switch to {settings.backend}"
+            )
+        return _ACTIVE
+    _ACTIVE = create(settings)
+    log.info("%s", _ACTIVE.reason)
+    return _ACTIVE
+
+
+def get() -> Backend:
+    """The backend chosen by `init`; stage code calls this instead of importing a frame library."""
+    if _ACTIVE is None:
+        raise RuntimeError("no backend chosen yet: call gpuetl.backend.init(settings) first")
+    return _ACTIVE
+
+
+def pool_size_bytes(spec: str, total_bytes: int) -> int:
+    """`"70%"` of `total_bytes`, or a size like `"40GB"`, rounded down to RMM's 256-byte alignment."""
+    text = str(spec).strip()
+    if text.endswith("%"):
+        share = float(text[:-1])
+        if not 0 < share <= 100:
+            raise ValueError(f"gpu.rmm_pool {spec!r}: a share must be in (0%, 100%]")
+        size = int(total_bytes * share / 100)
+    else:
+        size = int(parse_bytes(text))
+    if size <= 0 or size > total_bytes:
+        raise ValueError(f"gpu.rmm_pool {spec!r} = {size} bytes does not fit the device's {total_bytes} bytes")
+    return size - size % _POOL_ALIGNMENT
+
+
+def _init_gpu_memory(cfg: GpuSettings) -> tuple[Any, DeviceInfo]:
+    cupy = importlib.import_module("cupy")
+    rmm = importlib.import_module("rmm")
+    from rmm.allocators.cupy import rmm_cupy_allocator
+
+    cupy.cuda.Device(cfg.device).use()
+    props = cupy.cuda.runtime.getDeviceProperties(cfg.device)
+    _free, total = rmm.mr.available_device_memory()
+    device = DeviceInfo(
+        index=cfg.device,
+        name=props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"]),
+        total_bytes=int(total),
+        compute_capability=f"{props['major']}.{props['minor']}",
+    )
+    pool = rmm.mr.PoolMemoryResource(rmm.mr.CudaMemoryResource(),
+                                     initial_pool_size=pool_size_bytes(cfg.rmm_pool, int(total)))
+    stats = rmm.mr.StatisticsResourceAdaptor(pool)
+    rmm.mr.set_current_device_resource(stats)
+    cupy.cuda.set_allocator(rmm_cupy_allocator)
+    if cfg.share_pool_with_torch:
+        _share_pool_with_torch()
+    return stats, device
+
+
+def _share_pool_with_torch() -> None:
+    try:
+        torch = importlib.import_module("torch")
+    except ImportError:
+        return
+    if not torch.cuda.is_available():
+        return
+    if torch.cuda.is_initialized():
+        raise BackendUnavailable(
+            "PyTorch already initialised CUDA, so its allocator can no longer be pointed at the RMM pool: "
+            "call gpuetl.backend.init() before any torch CUDA work, or set gpu.share_pool_with_torch=false"
+        )
+    from rmm.allocators.torch import rmm_torch_allocator
+
+    if rmm_torch_allocator is None:
+        raise BackendUnavailable("rmm was built without its PyTorch allocator; set gpu.share_pool_with_torch=false")
+    torch.cuda.memory.change_current_allocator(rmm_torch_allocator)

@@ -1,0 +1,74 @@
+"""The `gpuetl` command line. Each subcommand loads the runtime settings (configs/gpuetl.yaml merged with
+`--set a.b=c` overrides), chooses the backend once, and runs one pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from gpuetl import __version__
+from gpuetl.config import DEFAULT_SETTINGS, ConfigError, Settings, load_settings
+from gpuetl.resources import config_path
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every subcommand takes, so they may follow the subcommand's name."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--config", default=DEFAULT_SETTINGS, help="runtime settings YAML (default: %(default)s)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set gpu.rmm_pool=40GB (repeatable)")
+    p.add_argument("--backend", choices=("auto", "gpu", "cpu"), help="shorthand for --set backend=...")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    return p
+
+
+def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from gpuetl import backend
+    from gpuetl.doctor import render, report
+
+    info = report(backend.init(settings), config_path(args.config))
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        render(info, Console())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpuetl", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gpuetl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = common_options()
+
+    doctor = sub.add_parser("doctor", parents=[common], help="show the backend, GPU, RMM pool and versions")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.set_defaults(run=_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    overrides = list(args.overrides) + ([f"backend={args.backend}"] if args.backend else [])
+    try:
+        settings = load_settings(args.config, overrides)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"gpuetl: config error: {err}", file=sys.stderr)
+        return 2
+    from gpuetl.backend import BackendUnavailable
+
+    try:
+        return int(args.run(args, settings))
+    except BackendUnavailable as err:
+        print(f"gpuetl: {err}", file=sys.stderr)
+        return 3

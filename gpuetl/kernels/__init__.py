@@ -1,0 +1,95 @@
+"""The kernel set: numeric primitives cuDF lacks, each with a GPU version and a CPU twin.
+
+A kernel is registered once by name with both implementations behind one signature; the backend hands
+stage code a `KernelSet` bound to `gpu` or `cpu`, so `backend.kernels.<name>(...)` runs the right one.
+CUDA sources live in the top-level `kernels/` folder and are loaded by `load_cuda_module` (CuPy
+`RawModule`, compiled once and cached per device).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from gpuetl.resources import resource_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    name: str
+    cpu: str  # "module:function" of the CPU twin (pandas/NumPy/Numba)
+    gpu: str  # "module:function" of the GPU version (CuPy RawModule / cuDF)
+    doc: str
+
+
+_REGISTRY: dict[str, Kernel] = {}
+
+
+def register(name: str, *, cpu: str, gpu: str, doc: str) -> Kernel:
+    """Declare a kernel; implementations are imported lazily, so CPU runs never import CuPy."""
+    if name in _REGISTRY:
+        raise ValueError(f"kernel {name!r} is already registered")
+    kernel = Kernel(name, cpu, gpu, doc)
+    _REGISTRY[name] = kernel
+    return kernel
+
+
+def registered() -> dict[str, Kernel]:
+    return dict(_REGISTRY)
+
+
+class KernelSet:
+    """The kernels bound to one backend: attribute access returns that backend's implementation."""
+
+    def __init__(self, backend: str) -> None:
+        if backend not in ("gpu", "cpu"):
+            raise ValueError(f"backend must be gpu or cpu, not {backend!r}")
+        self.backend = backend
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        kernel = _REGISTRY.get(name)
+        if kernel is None:
+            known = ", ".join(sorted(_REGISTRY)) or "(none registered)"
+            raise AttributeError(f"no kernel named {name!r}; registered kernels: {known}")
+        return _resolve(kernel.gpu if self.backend == "gpu" else kernel.cpu)
+
+    def __dir__(self) -> list[str]:
+        return sorted(_REGISTRY)
+
+    def __repr__(self) -> str:
+        return f"KernelSet({self.backend!r}, kernels={sorted(_REGISTRY)})"
+
+
+@functools.cache
+def _resolve(target: str) -> Callable[..., Any]:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return,unused-ignore]
+
+
+def cuda_source(filename: str) -> str:
+    """The text of a `.cu` file from the shipped kernels/ folder."""
+    path = resource_dir("kernels") / filename
+    if not path.is_file():
+        available = sorted(p.name for p in resource_dir("kernels").glob("*.cu"))
+        raise FileNotFoundError(f"no CUDA source {filename!r} in {path.parent}; available: {available}")
+    return path.read_text(encoding="utf-8")
+
+
+@functools.cache
+def _load_cuda_module(filename: str, device: int, options: tuple[str, ...]) -> Any:
+    import cupy
+
+    with cupy.cuda.Device(device):
+        return cupy.RawModule(code=cuda_source(filename), options=options)
+
+
+def load_cuda_module(filename: str, options: tuple[str, ...] = ("-std=c++17",)) -> Any:
+    """Compile `kernels/<filename>` with NVRTC once per (file, device, options) and cache the module."""
+    import cupy
+
+    return _load_cuda_module(filename, cupy.cuda.Device().id, options)

@@ -1,0 +1,41 @@
+"""Shared fixtures: the `backend` fixture gives `cpu` always and `gpu` behind the `gpu` marker."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from gpuetl import backend as backend_mod
+from gpuetl.config import Settings, load_settings
+
+
+@functools.cache
+def gpu_probe() -> backend_mod.GpuProbe:
+    return backend_mod.probe_gpu()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    probe = gpu_probe()
+    if probe.usable:
+        return
+    skip = pytest.mark.skip(reason=f"needs a usable GPU: {probe.reason}")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@functools.cache
+def _backend(name: str) -> backend_mod.Backend:
+    # one backend object per kind per test session (the GPU one owns the process's RMM pool)
+    return backend_mod.create(load_settings(overrides=[f"backend={name}", "gpu.rmm_pool=25%"]))
+
+
+@pytest.fixture(params=["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def backend(request: pytest.FixtureRequest) -> backend_mod.Backend:
+    return _backend(request.param)

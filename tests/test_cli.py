@@ -1,0 +1,49 @@
+"""The CLI end to end, in a subprocess as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from gpuetl.doctor import installed_version
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gpuetl", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_doctor_on_cpu_reports_backend_and_versions() -> None:
+    proc = run("doctor", "--backend", "cpu", "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["backend"] == "cpu"
+    assert info["reason"] == "backend: cpu was requested"
+    assert info["versions"]["pandas"] == installed_version("pandas")
+    assert info["versions"]["torch"] == installed_version("torch")
+    assert info["config"].endswith("configs/gpuetl.yaml")
+
+
+def test_doctor_table_output() -> None:
+    proc = run("doctor", "--backend", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "backend" in proc.stdout and "cpu" in proc.stdout and "torch_geometric" in proc.stdout
+
+
+def test_unknown_setting_fails_with_its_path() -> None:
+    proc = run("doctor", "--set", "gpu.rmm_poool=1GB")
+    assert proc.returncode == 2
+    assert "unknown key(s) gpu.rmm_poool; valid keys at gpu: device, rmm_pool" in proc.stderr
+
+
+def test_gpu_requested_without_gpu_is_an_error_not_a_cpu_run() -> None:
+    from gpuetl.backend import probe_gpu
+
+    probe = probe_gpu()
+    proc = run("doctor", "--backend", "gpu", "--json")
+    if probe.usable:
+        assert proc.returncode == 0 and json.loads(proc.stdout)["backend"] == "gpu"
+    else:
+        assert proc.returncode == 3
+        assert "gpu was requested but the GPU cannot be used" in proc.stderr
+        assert proc.stdout == ""
