@@ -184,7 +184,7 @@ def _raw_endpoints() -> dict[str, dict[str, Any]]:
 def reference_data() -> dict[str, Any]:
     """The official code tables (sectors, markets, index codes, holiday divisions, ...)."""
     with open(DATA / "reference_data.json", encoding="utf-8") as fh:
-        return json.load(fh)["reference_data"]  # type: ignore[no-any-return]
+        return json.load(fh)["reference_data"]
 
 
 @functools.cache
@@ -206,7 +206,7 @@ def datasets() -> dict[str, Dataset]:
             name=name, path=path, v1_path=v1_path, v1_key=v1_key, fields=fields,
             params=tuple(p["name"] for p in e["parameters"]),
             patterns=tuple(frozenset(p["params"]) for p in e.get("valid_request_patterns") or []) or (frozenset(),),
-            plans=tuple(p.lower() for p in e["plan"]),  # type: ignore[misc]
+            plans=tuple(p.lower() for p in e["plan"]),
             since=since, paginated=bool(pag.get("supported")), fetch=fetch, date_param=date_param,
             date_field=date_field, encoding=encoding, calendar=calendar,  # type: ignore[arg-type]
         )
