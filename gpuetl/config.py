@@ -45,6 +45,52 @@ class PathSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class JQuantsSettings:
+    """How the client talks to J-Quants (the key itself comes only from JQUANTS_API_KEY / .env)."""
+
+    api_version: Literal["v2", "v1"]  # v2: x-api-key; v1 (legacy): mail/password -> tokens
+    api_url: str  # base URL without the version suffix
+    plan: Literal["free", "light", "standard", "premium"]
+    requests_per_minute: int | None  # None: the plan's published limit
+    concurrency: int  # requests in flight at once
+    timeout_s: float
+    max_retries: int
+    backoff_base_s: float
+    backoff_max_s: float
+    cooldown_s: float  # pause after persistent 429s (the API blocks ~5 minutes)
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchSettings:
+    datasets: tuple[str, ...]  # catalogue names (gpuetl.jquants.spec) fetched by default
+    range_chunk_days: int  # span of one from/to query for `fetch: range` datasets
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultSettings:
+    error_rate: float  # share of data requests answered 500/502/503
+    slow_rate: float  # share delayed by slow_s
+    slow_s: float
+    drop_rate: float  # share whose connection is dropped mid-response
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoSettings:
+    """The built-in fake J-Quants server and its synthetic market (`gpuetl demo-server`, `fetch --demo`)."""
+
+    host: str
+    port: int  # 0: any free port
+    api_key: str
+    plan: Literal["free", "light", "standard", "premium"]
+    page_size: int
+    codes: int
+    start: str
+    end: str
+    seed: int
+    faults: FaultSettings
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """The process-wide runtime settings (configs/gpuetl.yaml)."""
 
@@ -52,6 +98,9 @@ class Settings:
     on_cpu_fallback: Literal["raise", "warn"]  # an op that cannot run on the GPU: fail, or warn by name
     gpu: GpuSettings
     paths: PathSettings
+    jquants: JQuantsSettings
+    fetch: FetchSettings
+    demo: DemoSettings
 
 
 # ----------------------------------------------------------------------------- loading and validation
