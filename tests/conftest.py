@@ -39,3 +39,9 @@ def _backend(name: str) -> backend_mod.Backend:
 @pytest.fixture(params=["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
 def backend(request: pytest.FixtureRequest) -> backend_mod.Backend:
     return _backend(request.param)
+
+
+@pytest.fixture
+def gpu_backend() -> backend_mod.Backend:
+    """The GPU backend, for parity tests marked `gpu` (which are skipped where there is no GPU)."""
+    return _backend("gpu")

@@ -93,3 +93,13 @@ def load_cuda_module(filename: str, options: tuple[str, ...] = ("-std=c++17",)) 
     import cupy
 
     return _load_cuda_module(filename, cupy.cuda.Device().id, options)
+
+
+# ----------------------------------------------------------------------------- the registered kernels
+
+register(
+    "segmented_ewm",
+    cpu="gpuetl.kernels.ewm:ewm_cpu",
+    gpu="gpuetl.kernels.ewm_cuda:ewm_gpu",
+    doc="EWM mean/var/std within sorted segments, pandas groupby().ewm() semantics",
+)
