@@ -41,8 +41,10 @@ dataset dataset-gpu dataset-cpu:
 train baseline:
 	@echo "make $@: GAT training and the XGBoost baseline are not built yet" >&2; exit 2
 
-bench:
-	@echo "make bench: the benchmark suite is not built yet" >&2; exit 2
+BACKEND     ?= auto
+
+bench: ## the benchmark suite (BACKEND=gpu|cpu|auto; SMOKE=1 for the small sizes) -> benchmarks/results/
+	$(PY) -m benchmarks.run --backend $(BACKEND) $(if $(SMOKE),--smoke)
 
 clean: ## remove caches and build outputs (not data/)
 	rm -rf build dist .pytest_cache .ruff_cache .mypy_cache .hypothesis
