@@ -76,6 +76,22 @@ class Backend:
             "total_bytes": int(counts.total_bytes),
         }
 
+    def series(self, values: Any) -> Any:
+        """A frame-library Series over array `values`, NaN meaning missing on both backends.
+
+        cuDF keeps NaN distinct from null unless asked; pandas treats NaN as missing. Converting NaN to
+        null on the GPU gives groupby/rolling the same missing-value rules as pandas.
+        """
+        if self.is_gpu:
+            return self.xdf.Series(values, nan_as_null=True)
+        return self.xdf.Series(values)
+
+    def to_array(self, series: Any) -> Any:
+        """Series -> float64 array of this backend (device array on the GPU), missing as NaN."""
+        if self.is_gpu:
+            return series.astype("float64").to_cupy(na_value=float("nan"))
+        return series.to_numpy(dtype="float64", na_value=float("nan"))
+
     def synchronize(self) -> None:
         """Wait for queued device work (before reading a clock); a no-op on the CPU."""
         if self.is_gpu:

@@ -1,0 +1,85 @@
+"""A (Code, Date) panel on the backend seam, with the segment-aware operations features are built from.
+
+Rows are sorted by (Code, Date); each code is one contiguous segment. Columns are arrays of the
+backend (NumPy or CuPy), float64 with NaN for missing. Per-code operations never cross a segment
+boundary: shifts use the group ids, rolling windows go through the frame library's groupby-rolling
+(pandas on the CPU, cuDF on the GPU), and EWMs through the segmented EWM kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from gpuetl.backend import Backend
+from gpuetl.kernels.ewm import center_of_mass, segment_offsets
+
+RollingStat = Literal["sum", "mean", "std", "var", "min", "max", "count"]
+
+
+class Panel:
+    """Columns of a sorted (Code, Date) panel plus the per-code segment structure."""
+
+    def __init__(self, backend: Backend, codes: Any, dates: Any, columns: Mapping[str, Any]) -> None:
+        xp = backend.xp
+        self.backend = backend
+        self.xp = xp
+        self.codes = codes  # sorted code ids (integers), one per row
+        self.dates = dates  # datetime64[ns] per row
+        self.n = len(codes)
+        self.offsets = segment_offsets(xp, codes)
+        self.group = xp.repeat(xp.arange(len(self.offsets) - 1), xp.diff(self.offsets))
+        self.position = xp.arange(self.n) - self.offsets[:-1][self.group]  # row number within its code
+        self.columns: dict[str, Any] = {k: xp.asarray(v, dtype=xp.float64) for k, v in columns.items()}
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise KeyError(f"panel has no column {name!r}; columns: {', '.join(self.columns)}") from None
+
+    def nan(self) -> Any:
+        return self.xp.full(self.n, self.xp.nan)
+
+    # --------------------------------------------------------------------- per-code operations
+
+    def shift(self, x: Any, k: int = 1) -> Any:
+        """x[t - k] within the same code (k > 0 looks back, k < 0 forward), NaN across code boundaries."""
+        xp = self.xp
+        src = xp.arange(self.n) - k
+        ok = (src >= 0) & (src < self.n)
+        src_c = xp.clip(src, 0, max(self.n - 1, 0))
+        ok &= self.group[src_c] == self.group
+        return xp.where(ok, x[src_c], xp.nan)
+
+    def pct_change(self, x: Any, k: int = 1) -> Any:
+        return x / self.shift(x, k) - 1.0
+
+    def rolling(self, x: Any, window: int, stat: RollingStat, min_periods: int | None = None) -> Any:
+        """Trailing `window`-row statistic per code; pandas' groupby().rolling() semantics on both backends."""
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        b = self.backend
+        grouped = b.series(x).groupby(b.series(self.group), sort=True).rolling(window, min_periods=min_periods or window)
+        res = getattr(grouped, stat)()
+        # rows are already sorted by code, so the group-ordered result is in row order
+        return b.to_array(res.reset_index(drop=True))
+
+    def ewm(self, x: Any, *, com: float | None = None, span: float | None = None, halflife: float | None = None,
+            alpha: float | None = None, adjust: bool = True, ignore_na: bool = False, min_periods: int = 0,
+            stat: Literal["mean", "var", "std"] = "mean") -> Any:
+        return self.backend.kernels.segmented_ewm(
+            x, self.offsets, com=center_of_mass(com, span, halflife, alpha), adjust=adjust, ignore_na=ignore_na,
+            min_periods=min_periods, stat=stat)
+
+    def cumprod(self, x: Any) -> Any:
+        """Running product within each code (via logs would lose bits; a segmented scan keeps them)."""
+        return self._segmented_scan(x, "prod")
+
+    def cummax(self, x: Any) -> Any:
+        return self._segmented_scan(x, "max")
+
+    def _segmented_scan(self, x: Any, op: Literal["prod", "max"]) -> Any:
+        b = self.backend
+        grouped = b.series(x).groupby(b.series(self.group), sort=True)
+        return b.to_array((grouped.cumprod() if op == "prod" else grouped.cummax()).reset_index(drop=True))

@@ -1,0 +1,159 @@
+"""Price features against independent references: TA-Lib (SMA, EMA), pandas (returns, rolling std),
+hand-built cases (crosses, close location), and the leakage rule for split adjustment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import talib
+
+from gpuetl.backend import Backend
+from gpuetl.features import registry
+from gpuetl.features.adjust import add_adjusted
+from gpuetl.features.panel import Panel
+from gpuetl.features.price import ema_talib
+
+
+def random_walk_frame(seed: int = 0, lengths: tuple[int, ...] = (300, 1, 45, 260), gaps: float = 0.0,
+                      splits: bool = False) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frames = []
+    for code, n in enumerate(lengths):
+        close = 1000 * np.exp(np.cumsum(rng.standard_normal(n) * 0.02))
+        open_ = close * np.exp(rng.standard_normal(n) * 0.005)
+        high = np.maximum(open_, close) * (1 + rng.random(n) * 0.01)
+        low = np.minimum(open_, close) * (1 - rng.random(n) * 0.01)
+        factor = np.ones(n)
+        if splits and n > 50:
+            for at, ratio in ((n // 3, 0.5), (2 * n // 3, 0.2)):
+                factor[at] = ratio
+                scale = np.ones(n)
+                scale[at:] = ratio
+                open_, high, low, close = (a * scale for a in (open_, high, low, close))
+        vol = rng.integers(1_000, 100_000, n).astype(float)
+        frame = pd.DataFrame({"code": code, "date": pd.bdate_range("2020-01-01", periods=n), "O": open_, "H": high,
+                              "L": low, "C": close, "Vo": vol, "Va": vol * close, "AdjFactor": factor})
+        if gaps:
+            idle = rng.random(n) < gaps
+            frame.loc[idle, ["O", "H", "L", "C", "Vo", "Va"]] = np.nan
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def make_panel(backend: Backend, df: pd.DataFrame) -> Panel:
+    xp = backend.xp
+    cols = {c: xp.asarray(df[c].to_numpy(dtype=float)) for c in ("O", "H", "L", "C", "Vo", "Va", "AdjFactor")}
+    panel = Panel(backend, xp.asarray(df["code"].to_numpy()), xp.asarray(df["date"].to_numpy()), cols)
+    add_adjusted(panel)
+    return panel
+
+
+def host(backend: Backend, x: object) -> np.ndarray:
+    return backend.xp.asnumpy(x) if backend.is_gpu else np.asarray(x)
+
+
+def per_code(df: pd.DataFrame) -> list[np.ndarray]:
+    return [g.index.to_numpy() for _, g in df.groupby("code", sort=True)]
+
+
+@pytest.mark.parametrize("n", [5, 20, 60])
+def test_sma_and_ema_agree_with_talib(backend: Backend, n: int) -> None:
+    df = random_walk_frame()
+    panel = make_panel(backend, df)
+    sma = host(backend, panel.rolling(panel["close"], n, "mean"))
+    ema = host(backend, ema_talib(panel, panel["close"], n))
+    close = host(backend, panel["close"])
+    for rows in per_code(df):
+        ref_sma = talib.SMA(close[rows], timeperiod=n)
+        ref_ema = talib.EMA(close[rows], timeperiod=n)
+        np.testing.assert_allclose(sma[rows], ref_sma, rtol=1e-9, equal_nan=True)
+        np.testing.assert_allclose(ema[rows], ref_ema, rtol=1e-9, equal_nan=True)
+
+
+def test_sma_gap_feature_matches_talib(backend: Backend) -> None:
+    df = random_walk_frame(seed=3)
+    panel = make_panel(backend, df)
+    out = registry.compute(panel, "sma", {"windows": (20,), "slope_days": 5, "crosses": ((5, 20),)})
+    close = host(backend, panel["close"])
+    gap = host(backend, out["sma20_gap"])
+    for rows in per_code(df):
+        np.testing.assert_allclose(gap[rows], close[rows] / talib.SMA(close[rows], 20) - 1, rtol=1e-9,
+                                   atol=1e-12, equal_nan=True)
+
+
+def test_returns_and_realized_vol_match_pandas(backend: Backend) -> None:
+    df = random_walk_frame(seed=1, gaps=0.05)
+    panel = make_panel(backend, df)
+    rets = registry.compute(panel, "returns", {"horizons": (1, 5, 20)})
+    vol = registry.compute(panel, "realized_vol", {"windows": (5, 20)})
+    g = df.groupby("code", sort=True)["C"]
+    for k in (1, 5, 20):
+        want = g.pct_change(k, fill_method=None).to_numpy()
+        np.testing.assert_allclose(host(backend, rets[f"ret_{k}d"]), want, rtol=1e-12, equal_nan=True)
+    logret = np.log(df["C"] / g.shift(1))
+    for n in (5, 20):
+        want = logret.groupby(df["code"]).rolling(n).std().reset_index(level=0, drop=True).sort_index() * np.sqrt(252)
+        np.testing.assert_allclose(host(backend, vol[f"rvol_{n}d"]), want.to_numpy(), rtol=1e-9, equal_nan=True)
+
+
+def test_no_feature_crosses_a_code_boundary(backend: Backend) -> None:
+    df = random_walk_frame(lengths=(30, 30))
+    panel = make_panel(backend, df)
+    ret = host(backend, registry.compute(panel, "returns", {"horizons": (1,)})["ret_1d"])
+    assert np.isnan(ret[0]) and np.isnan(ret[30])
+    assert np.isfinite(ret[1:30]).all() and np.isfinite(ret[31:]).all()
+
+
+def test_crosses_and_close_location_hand_built(backend: Backend) -> None:
+    xp = backend.xp
+    close = np.array([10, 10, 10, 12, 14, 9, 8, 8.0])
+    cols = {"O": close, "H": close + 1, "L": close - 1, "C": close, "Vo": np.ones(8), "Va": close,
+            "AdjFactor": np.ones(8)}
+    panel = Panel(backend, xp.zeros(8, dtype=np.int64), xp.arange(8), {k: xp.asarray(v) for k, v in cols.items()})
+    add_adjusted(panel)
+    out = registry.compute(panel, "sma", {"windows": (), "slope_days": 1, "crosses": ((1, 3),)})
+    # SMA1 = close; SMA3 valid from row 2: 10, 10.667, 12, 11.667, 10.333, 8.333
+    # sign(close - sma3): 0, +1, +1, -1, -1, -1 -> cross: nan(first), +1, 0, -1, 0, 0
+    np.testing.assert_array_equal(host(backend, out["sma1_3_cross"]), [np.nan, np.nan, np.nan, 1, 0, -1, 0, 0])
+    loc = host(backend, registry.compute(panel, "range_location", {})["close_location"])
+    np.testing.assert_allclose(loc, 0.5)
+
+
+def test_adjusted_prices_are_continuous_across_splits(backend: Backend) -> None:
+    df = random_walk_frame(seed=2, lengths=(300,), splits=True)
+    plain = random_walk_frame(seed=2, lengths=(300,), splits=False)
+    panel = make_panel(backend, df)
+    np.testing.assert_allclose(host(backend, panel["close"]), plain["C"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(host(backend, panel["volume"]), plain["Vo"].to_numpy() * host(backend, panel["cum_factor"]))
+
+
+def test_a_later_split_changes_nothing_before_it_not_even_a_bit(backend: Backend) -> None:
+    """Leakage rule: perturb every raw value after day t (prices, volumes, factors); all at or before t is identical."""
+    df = random_walk_frame(seed=4, lengths=(200, 120), splits=True)
+    t = df["date"].iloc[90]
+    rng = np.random.default_rng(9)
+    later = df["date"] > t
+    perturbed = df.copy()
+    for col in ("O", "H", "L", "C", "Vo", "Va"):
+        perturbed.loc[later, col] *= rng.uniform(0.5, 2.0, later.sum())
+    perturbed.loc[later, "AdjFactor"] = rng.choice([1.0, 0.5, 0.25, 3.0], later.sum())
+    params = {"returns": {"horizons": (1, 5)}, "sma": {"windows": (5, 20), "slope_days": 5, "crosses": ((5, 20),)},
+              "ema": {"windows": (5, 20), "slope_days": 5, "crosses": ((5, 20),)},
+              "realized_vol": {"windows": (5,)}, "overnight_intraday": {}, "range_location": {}}
+    a, b = make_panel(backend, df), make_panel(backend, perturbed)
+    keep = (~later).to_numpy()
+    for col in ("open", "high", "low", "close", "volume"):
+        np.testing.assert_array_equal(host(backend, a[col])[keep], host(backend, b[col])[keep])
+    for name, p in params.items():
+        fa, fb = registry.compute(a, name, p), registry.compute(b, name, p)
+        for col in fa:
+            np.testing.assert_array_equal(host(backend, fa[col])[keep], host(backend, fb[col])[keep], err_msg=col)
+
+
+def test_registry_rules() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        registry.feature("returns", group="x", inputs=(), outputs=lambda p: (), lookback=lambda p: 0)(lambda panel: {})
+    with pytest.raises(KeyError, match=r"unknown feature 'rsi2'; registered: .*returns"):
+        registry.get("rsi2")
+    assert registry.get("sma").lookback({"windows": (5, 200), "slope_days": 5, "crosses": ()}) == 205
