@@ -44,7 +44,8 @@ def random_walk_frame(seed: int = 0, lengths: tuple[int, ...] = (300, 1, 45, 260
 def make_panel(backend: Backend, df: pd.DataFrame) -> Panel:
     xp = backend.xp
     cols = {c: xp.asarray(df[c].to_numpy(dtype=float)) for c in ("O", "H", "L", "C", "Vo", "Va", "AdjFactor")}
-    panel = Panel(backend, xp.asarray(df["code"].to_numpy()), xp.asarray(df["date"].to_numpy()), cols)
+    days = df["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    panel = Panel(backend, xp.asarray(df["code"].to_numpy()), xp.asarray(days), cols)
     add_adjusted(panel)
     return panel
 

@@ -25,12 +25,20 @@ class Panel:
         self.backend = backend
         self.xp = xp
         self.codes = codes  # sorted code ids (integers), one per row
-        self.dates = dates  # datetime64[ns] per row
+        self.dates = xp.asarray(dates, dtype=xp.int64)  # days since 1970-01-01 (CuPy has no datetime64)
         self.n = len(codes)
         self.offsets = segment_offsets(xp, codes)
         self.group = xp.repeat(xp.arange(len(self.offsets) - 1), xp.diff(self.offsets))
         self.position = xp.arange(self.n) - self.offsets[:-1][self.group]  # row number within its code
+        # the cross-section: sorted distinct dates and each row's index into them
+        self.unique_dates, self.date_id = xp.unique(self.dates, return_inverse=True)
         self.columns: dict[str, Any] = {k: xp.asarray(v, dtype=xp.float64) for k, v in columns.items()}
+        self.date_columns: dict[str, Any] = {}  # per-date series (e.g. TOPIX), aligned with unique_dates
+
+    def add_date_series(self, name: str, dates: Any, values: Any) -> None:
+        """Attach a date-indexed series: kept per date, and spread to the rows as column `name`."""
+        self.date_columns[name] = self.align_dates(dates, values)
+        self.columns[name] = self.broadcast_dates(self.date_columns[name])
 
     def __getitem__(self, name: str) -> Any:
         try:
@@ -71,6 +79,28 @@ class Panel:
         return self.backend.kernels.segmented_ewm(
             x, self.offsets, com=center_of_mass(com, span, halflife, alpha), adjust=adjust, ignore_na=ignore_na,
             min_periods=min_periods, stat=stat)
+
+    # --------------------------------------------------------------------- per-date operations
+
+    def by_date(self, x: Any) -> Any:
+        """The frame library's groupby over this panel's dates (for ranks and transforms per day)."""
+        b = self.backend
+        return b.series(x).groupby(b.series(self.date_id), sort=True)
+
+    def broadcast_dates(self, values_by_date: Any) -> Any:
+        """A per-date array (indexed like `unique_dates`) spread to the panel's rows."""
+        return values_by_date[self.date_id]
+
+    def align_dates(self, dates: Any, values: Any) -> Any:
+        """Values of a date-indexed series (e.g. TOPIX) at `unique_dates`; NaN where the series has no row."""
+        xp = self.xp
+        out = xp.full(len(self.unique_dates), xp.nan)
+        dates = xp.asarray(dates, dtype=xp.int64)
+        pos = xp.searchsorted(self.unique_dates, dates)
+        ok = pos < len(self.unique_dates)
+        ok[ok] = self.unique_dates[pos[ok]] == dates[ok]
+        out[pos[ok]] = xp.asarray(values, dtype=xp.float64)[ok]
+        return out
 
     def cumprod(self, x: Any) -> Any:
         """Running product within each code (via logs would lose bits; a segmented scan keeps them)."""

@@ -103,3 +103,10 @@ register(
     gpu="gpuetl.kernels.ewm_cuda:ewm_gpu",
     doc="EWM mean/var/std within sorted segments, pandas groupby().ewm() semantics",
 )
+
+register(
+    "ndtri",
+    cpu="scipy.special:ndtri",
+    gpu="cupyx.scipy.special:ndtri",
+    doc="inverse of the standard normal CDF, elementwise (rank-gauss normalisation)",
+)

@@ -1,0 +1,47 @@
+"""Daily cross-sectional transforms: ranks, winsorised z-scores and rank-gauss, one day at a time.
+
+Every statistic here uses one day's cross-section only (leakage rule), through the frame library's
+groupby over the panel's dates, so pandas and cuDF compute the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from gpuetl.features.panel import Panel
+
+Method = Literal["zscore", "rankgauss"]
+
+
+def cs_rank(panel: Panel, x: Any) -> Any:
+    """Percentile rank within the day (average ties, in (0, 1]); NaN stays NaN."""
+    return panel.backend.to_array(panel.by_date(x).rank(pct=True).reset_index(drop=True))
+
+
+def cs_zscore(panel: Panel, x: Any, clip: float) -> Any:
+    """(x - day mean) / day std (ddof 1), winsorised at +-clip; NaN where the day has < 2 values."""
+    xp = panel.xp
+    g = panel.by_date(x)
+    b = panel.backend
+    mean = b.to_array(g.transform("mean").reset_index(drop=True))
+    std = b.to_array(g.transform("std").reset_index(drop=True))
+    z = xp.where(std > 0, (x - mean) / xp.where(std > 0, std, 1.0), xp.nan)
+    return xp.clip(z, -clip, clip)
+
+
+def cs_rankgauss(panel: Panel, x: Any) -> Any:
+    """Normal quantile of the day's rank: Phi^-1((rank - 0.5) / count), ties averaged."""
+    xp = panel.xp
+    b = panel.backend
+    g = panel.by_date(x)
+    rank = b.to_array(g.rank(method="average").reset_index(drop=True))
+    count = b.to_array(g.transform("count").reset_index(drop=True))
+    return b.kernels.ndtri(xp.where(xp.isnan(rank), xp.nan, (rank - 0.5) / count))
+
+
+def normalize(panel: Panel, x: Any, method: Method, clip: float) -> tuple[Any, Any]:
+    """(normalised value with missing filled by 0, missing indicator 0/1) for one feature column."""
+    xp = panel.xp
+    z = cs_zscore(panel, x, clip) if method == "zscore" else cs_rankgauss(panel, x)
+    missing = xp.isnan(z)
+    return xp.where(missing, 0.0, z), missing.astype(xp.float64)

@@ -1,0 +1,33 @@
+"""Sector-relative features: the day's sector mean return, the stock minus its sector, rank in sector."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gpuetl.features.panel import Panel
+from gpuetl.features.registry import feature
+
+
+@feature("sector_relative", group="sector", inputs=("close", "sector"),
+         outputs=lambda p: tuple(f"{s}_{k}d" for k in p["horizons"] for s in ("sector_ret", "ret_vs_sector",
+                                                                                 "sector_rank")),
+         lookback=lambda p: max(p["horizons"]))
+def sector_relative(panel: Panel, horizons: tuple[int, ...]) -> Mapping[str, Any]:
+    """Equal-weighted sector return (33 sectors) that day, the stock's excess over it, its rank within it."""
+    xp = panel.xp
+    b = panel.backend
+    sector = panel["sector"]
+    n_sector = int(xp.nanmax(sector)) + 2 if panel.n else 1
+    key = panel.date_id * n_sector + xp.where(xp.isnan(sector), n_sector - 1, sector).astype(xp.int64)
+    out: dict[str, Any] = {}
+    for k in horizons:
+        ret = panel.pct_change(panel["close"], k)
+        grouped = b.series(ret).groupby(b.series(key), sort=True)
+        mean = b.to_array(grouped.transform("mean").reset_index(drop=True))
+        rank = b.to_array(grouped.rank(pct=True).reset_index(drop=True))
+        unknown = xp.isnan(sector)
+        out[f"sector_ret_{k}d"] = xp.where(unknown, xp.nan, mean)
+        out[f"ret_vs_sector_{k}d"] = xp.where(unknown, xp.nan, ret - mean)
+        out[f"sector_rank_{k}d"] = xp.where(unknown, xp.nan, rank)
+    return out

@@ -1,0 +1,149 @@
+"""Cross-sectional, market, sector, calendar features and targets against pandas and hand-built cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from gpuetl.backend import Backend
+from gpuetl.features import registry
+from gpuetl.features.cross_section import cs_rank, cs_rankgauss, cs_zscore, normalize
+from gpuetl.features.panel import Panel
+from gpuetl.features.targets import targets
+from tests.test_features_price import host, make_panel, random_walk_frame
+
+
+def day_frame(seed: int = 0) -> pd.DataFrame:
+    """A panel of codes over common days (some missing rows and NaNs) with sectors and a TOPIX."""
+    df = random_walk_frame(seed=seed, lengths=(120, 120, 120, 120, 120, 90), gaps=0.05)
+    df["sector"] = df["code"].map({0: 0, 1: 0, 2: 1, 3: 1, 4: 2, 5: np.nan})
+    return df.drop(index=df.index[7:9]).reset_index(drop=True)
+
+
+def build(backend: Backend, df: pd.DataFrame) -> Panel:
+    panel = make_panel(backend, df)
+    panel.columns["sector"] = backend.xp.asarray(df["sector"].to_numpy(dtype=float))
+    dates = np.sort(df["date"].unique())
+    topix = 1000 * np.exp(np.cumsum(np.random.default_rng(5).standard_normal(len(dates)) * 0.01))
+    panel.add_date_series("mkt_close", backend.xp.asarray(dates.astype("datetime64[D]").astype(np.int64)),
+                          backend.xp.asarray(topix))
+    return panel
+
+
+def test_rank_zscore_rankgauss_match_pandas_per_day(backend: Backend) -> None:
+    df = day_frame()
+    panel = build(backend, df)
+    x = panel.pct_change(panel["close"], 1)
+    s = pd.Series(host(backend, x))
+    g = s.groupby(df["date"])
+    np.testing.assert_allclose(host(backend, cs_rank(panel, x)), g.rank(pct=True), equal_nan=True)
+    z = ((s - g.transform("mean")) / g.transform("std")).clip(-2.0, 2.0)
+    np.testing.assert_allclose(host(backend, cs_zscore(panel, x, 2.0)), z, rtol=1e-12, equal_nan=True)
+    rg = norm.ppf((g.rank() - 0.5) / g.transform("count"))
+    np.testing.assert_allclose(host(backend, cs_rankgauss(panel, x)), rg, rtol=1e-12, equal_nan=True)
+    value, missing = normalize(panel, x, "zscore", 3.0)
+    np.testing.assert_array_equal(host(backend, missing), z.isna().to_numpy().astype(float))
+    assert not np.isnan(host(backend, value)).any()
+
+
+def test_targets_forward_returns_excess_and_labels(backend: Backend) -> None:
+    df = day_frame(1)
+    panel = build(backend, df)
+    dates = host(backend, panel.unique_dates)
+    topix = host(backend, panel.date_columns["mkt_close"])
+    out = targets(panel, (1, 5), dates, topix)
+    fwd = df.groupby("code")["C"].shift(-5) / df["C"] - 1  # adjusted == raw here (no splits)
+    np.testing.assert_allclose(host(backend, out["target_ret_5d"]), fwd, rtol=1e-12, equal_nan=True)
+    tfwd = pd.Series(topix).shift(-5) / pd.Series(topix) - 1
+    day_ix = np.searchsorted(dates, df["date"].to_numpy().astype("datetime64[D]").astype(np.int64))
+    np.testing.assert_allclose(host(backend, out["target_excess_5d"]), fwd - tfwd.to_numpy()[day_ix], rtol=1e-12,
+                               equal_nan=True)
+    up = host(backend, out["target_up_5d"])
+    assert set(np.unique(up[~np.isnan(up)])) <= {0.0, 1.0}
+    np.testing.assert_array_equal(np.isnan(up), fwd.isna())
+    # the last 5 rows of every code have no full horizon: NaN, but the rows are kept
+    assert len(up) == len(df)
+    last = df.groupby("code").tail(5).index
+    assert np.isnan(host(backend, out["target_ret_5d"])[last]).all()
+
+
+def test_market_and_beta_match_pandas(backend: Backend) -> None:
+    df = day_frame(2)
+    panel = build(backend, df)
+    mkt = registry.compute(panel, "market", {"horizons": (1, 5), "vol_window": 20, "trend_window": 20})
+    beta = registry.compute(panel, "beta", {"windows": (20,)})
+    topix = pd.Series(host(backend, panel.date_columns["mkt_close"]))
+    ret5 = (topix / topix.shift(5) - 1).to_numpy()
+    day_ix = host(backend, panel.date_id)
+    np.testing.assert_allclose(host(backend, mkt["mkt_ret_5d"]), ret5[day_ix], rtol=1e-12, equal_nan=True)
+    # beta: pandas rolling cov / var per code on jointly-present daily returns
+    m_row = pd.Series(host(backend, panel["mkt_close"]))
+    r = df.groupby("code")["C"].pct_change(fill_method=None)
+    m = m_row.groupby(df["code"]).pct_change(fill_method=None)
+    both = r.notna() & m.notna()
+    r, m = r.where(both), m.where(both)
+    frame = pd.DataFrame({"r": r, "m": m, "code": df["code"]})
+    want_beta, want_corr = [], []
+    for _, g in frame.groupby("code", sort=True):
+        cov = g["r"].rolling(20).cov(g["m"], ddof=0)
+        want_beta.append(cov / g["m"].rolling(20).var(ddof=0))
+        want_corr.append(g["r"].rolling(20).corr(g["m"]))
+    np.testing.assert_allclose(host(backend, beta["beta_20d"]), pd.concat(want_beta).sort_index(), rtol=1e-8,
+                               atol=1e-10, equal_nan=True)
+    np.testing.assert_allclose(host(backend, beta["mkt_corr_20d"]), pd.concat(want_corr).sort_index(), rtol=1e-8,
+                               atol=1e-10, equal_nan=True)
+
+
+def test_sector_relative_matches_pandas(backend: Backend) -> None:
+    df = day_frame(3)
+    panel = build(backend, df)
+    out = registry.compute(panel, "sector_relative", {"horizons": (1,)})
+    ret = df.groupby("code")["C"].pct_change(fill_method=None)
+    g = ret.groupby([df["date"], df["sector"]])
+    mean = g.transform("mean")
+    np.testing.assert_allclose(host(backend, out["sector_ret_1d"]), mean, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(host(backend, out["ret_vs_sector_1d"]), ret - mean, rtol=1e-12, atol=1e-15,
+                               equal_nan=True)
+    np.testing.assert_allclose(host(backend, out["sector_rank_1d"]), g.rank(pct=True), equal_nan=True)
+    assert np.isnan(host(backend, out["sector_ret_1d"])[df["sector"].isna().to_numpy()]).all()
+
+
+def test_calendar_against_pandas_dates(backend: Backend) -> None:
+    dates = pd.bdate_range("1999-12-27", "2001-03-05")
+    df = pd.DataFrame({"code": 0, "date": dates, "O": 1.0, "H": 1.0, "L": 1.0, "C": 1.0, "Vo": 1.0, "Va": 1.0,
+                       "AdjFactor": 1.0})
+    panel = make_panel(backend, df)
+    cal = {k: host(backend, v) for k, v in registry.compute(panel, "calendar", {}).items()}
+    np.testing.assert_array_equal(cal["cal_dow"], dates.day_of_week)
+    np.testing.assert_array_equal(cal["cal_month"], dates.month)
+    np.testing.assert_array_equal(cal["cal_day"], dates.day)
+    month = pd.Series(dates.to_period("M"))
+    np.testing.assert_array_equal(cal["cal_bday_of_month"], month.groupby(month).cumcount())
+    np.testing.assert_array_equal(cal["cal_month_end"], (month != month.shift(-1)).astype(float))
+    mat = host(backend, registry.compute(panel, "maturity", {"windows": (20,)})["mature_20d"])
+    assert mat[:20].sum() == 0 and mat[20:].all()
+
+
+def test_per_day_statistics_use_only_that_day(backend: Backend) -> None:
+    """Leakage rule for cross-sections: changing every value on other days leaves a day's ranks/z-scores alone."""
+    df = day_frame(4)
+    panel = build(backend, df)
+    xp = backend.xp
+    x = panel.pct_change(panel["close"], 1)
+    day = panel.unique_dates[40]
+    other = panel.dates != day
+    y = xp.where(other, x * 7.0 + 1.0, x)
+    for fn in (cs_rank, cs_rankgauss, lambda p, v: cs_zscore(p, v, 3.0)):
+        np.testing.assert_array_equal(host(backend, fn(panel, x))[~host(backend, other)],
+                                      host(backend, fn(panel, y))[~host(backend, other)])
+
+
+@pytest.mark.parametrize("method", ["zscore", "rankgauss"])
+def test_normalize_fills_missing_and_flags_it(backend: Backend, method: str) -> None:
+    df = day_frame(5)
+    panel = build(backend, df)
+    value, missing = normalize(panel, panel["close"], method, 3.0)  # type: ignore[arg-type]
+    assert np.isfinite(host(backend, value)).all()
+    np.testing.assert_array_equal(host(backend, missing) == 1.0, np.isnan(host(backend, panel["close"])))
