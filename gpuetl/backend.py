@@ -92,6 +92,19 @@ class Backend:
             return series.astype("float64").to_cupy(na_value=float("nan"))
         return series.to_numpy(dtype="float64", na_value=float("nan"))
 
+    def read_parquet(self, files: list[str], columns: list[str] | None = None) -> Any:
+        """Parquet files -> one frame of this backend (cuDF reads straight to the device)."""
+        if self.is_gpu:
+            return self.xdf.read_parquet(files, columns=columns)
+        import pyarrow.dataset as pads
+
+        return pads.dataset(files, format="parquet").to_table(columns=columns).to_pandas(date_as_object=False)
+
+    def days(self, series: Any) -> Any:
+        """A date/datetime Series -> int64 days since 1970-01-01 as an array of this backend."""
+        ns = series.astype("datetime64[ns]").astype("int64")
+        return (ns.to_cupy() if self.is_gpu else ns.to_numpy()) // 86_400_000_000_000
+
     def synchronize(self) -> None:
         """Wait for queued device work (before reading a clock); a no-op on the CPU."""
         if self.is_gpu:

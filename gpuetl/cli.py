@@ -1,5 +1,6 @@
-"""The `gpuetl` command line. Each subcommand loads the runtime settings (configs/gpuetl.yaml merged with
-`--set a.b=c` overrides), chooses the backend once, and runs one pipeline."""
+"""The `gpuetl` command line. Each subcommand loads the runtime settings (`--settings`, default configs/gpuetl.yaml, merged with
+`--set a.b=c` overrides), chooses the backend once, and runs one pipeline; `--config` names a
+command's own config (e.g. the dataset definition for `build`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ Command = Callable[[argparse.Namespace, Settings], int]
 def common_options() -> argparse.ArgumentParser:
     """Options every subcommand takes, so they may follow the subcommand's name."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--config", default=DEFAULT_SETTINGS, help="runtime settings YAML (default: %(default)s)")
+    p.add_argument("--settings", default=DEFAULT_SETTINGS, metavar="YAML",
+                   help="runtime settings (default: %(default)s)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. --set gpu.rmm_pool=40GB (repeatable)")
     p.add_argument("--backend", choices=("auto", "gpu", "cpu"), help="shorthand for --set backend=...")
@@ -34,7 +36,7 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     from gpuetl import backend
     from gpuetl.doctor import render, report
 
-    info = report(backend.init(settings), config_path(args.config))
+    info = report(backend.init(settings), config_path(args.settings))
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -61,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
     overrides = list(args.overrides) + ([f"backend={args.backend}"] if args.backend else [])
     try:
-        settings = load_settings(args.config, overrides)
+        settings = load_settings(args.settings, overrides)
     except (ConfigError, FileNotFoundError) as err:
         print(f"gpuetl: config error: {err}", file=sys.stderr)
         return 2

@@ -50,7 +50,7 @@ def report(backend: Backend, settings_path: Path) -> dict[str, Any]:
         "gpuetl": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "config": str(settings_path.resolve()),
+        "settings": str(settings_path.resolve()),
         "backend": backend.name,
         "reason": backend.reason,
         "versions": {m: installed_version(m) for m in PACKAGES},
@@ -85,7 +85,7 @@ def render(info: dict[str, Any], console: Console) -> None:
     head = Table.grid(padding=(0, 2))
     head.add_row("gpuetl", info["gpuetl"])
     head.add_row("python", f"{info['python']} ({info['platform']})")
-    head.add_row("config", info["config"])
+    head.add_row("settings", info["settings"])
     head.add_row("backend", f"[bold]{info['backend']}[/bold] — {info['reason']}")
     if "device" in info:
         d = info["device"]

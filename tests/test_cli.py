@@ -21,7 +21,7 @@ def test_doctor_on_cpu_reports_backend_and_versions() -> None:
     assert info["reason"] == "backend: cpu was requested"
     assert info["versions"]["pandas"] == installed_version("pandas")
     assert info["versions"]["torch"] == installed_version("torch")
-    assert info["config"].endswith("configs/gpuetl.yaml")
+    assert info["settings"].endswith("configs/gpuetl.yaml")
 
 
 def test_doctor_table_output() -> None:

@@ -40,6 +40,15 @@ class Panel:
         self.date_columns[name] = self.align_dates(dates, values)
         self.columns[name] = self.broadcast_dates(self.date_columns[name])
 
+    def subset(self, rows: Any) -> Panel:
+        """A new panel of the selected rows (a boolean mask or sorted indices), keeping their order."""
+        xp = self.xp
+        idx = xp.flatnonzero(rows) if rows.dtype == bool else rows
+        sub = Panel(self.backend, self.codes[idx], self.dates[idx], {k: v[idx] for k, v in self.columns.items()})
+        for name, values in self.date_columns.items():
+            sub.date_columns[name] = sub.align_dates(self.unique_dates, values)
+        return sub
+
     def __getitem__(self, name: str) -> Any:
         try:
             return self.columns[name]

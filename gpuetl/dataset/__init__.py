@@ -1,0 +1,1 @@
+"""The dataset build: raw lake -> (Code, Date) panel -> features, targets, normalisation -> Parquet."""

@@ -1,0 +1,236 @@
+"""Raw lake -> model-ready dataset, on whichever backend is active (same code on GPU and CPU).
+
+Stages: load (Parquet straight into the frame library: cuDF on the GPU), panel (sort by Code/Date, split
+adjustment, sector and market columns), features (the config's ops, in order; each op may read the
+columns of the ops before it), targets, selection (dates and universe), normalisation (per day, on the
+selected rows), write (Parquet by year, written to a temporary folder and renamed, + metadata.json).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from gpuetl import __version__
+from gpuetl.backend import Backend
+from gpuetl.config import to_dict
+from gpuetl.dataset.config import DatasetConfig
+from gpuetl.features import registry
+from gpuetl.features.adjust import add_adjusted
+from gpuetl.features.calendar import civil_from_days
+from gpuetl.features.cross_section import normalize
+from gpuetl.features.panel import Panel
+from gpuetl.features.targets import targets
+from gpuetl.lake.manifest import Manifest
+from gpuetl.lake.reader import manifest_hash
+
+BAR_COLUMNS = ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"]
+UNIVERSES = {"prime": ("0111", "0101"), "prime_standard": ("0111", "0112", "0101", "0102")}
+RAW_DATASETS = ("bars_daily", "topix", "master")
+
+
+class BuildError(RuntimeError):
+    """The lake cannot make this dataset (missing datasets, empty range); says what to fetch."""
+
+
+@dataclasses.dataclass
+class BuildResult:
+    out: Path
+    rows: int
+    codes: int
+    dates: int
+    features: list[str]
+    targets: list[str]
+    timings: dict[str, float]
+    peak_device_bytes: int | None
+
+
+class Stages:
+    """Per-stage wall time (device synchronised, so GPU work is counted where it happens)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.backend.synchronize()
+        t0 = time.perf_counter()
+        yield
+        self.backend.synchronize()
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 4)
+
+
+def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: str | Path,
+                  progress: bool = True) -> BuildResult:
+    lake, out = Path(lake), Path(out)
+    stage = Stages(backend)
+    ops = cfg.feature_params()
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("build", total=len(ops) + 5)
+        with stage("load"):
+            bars, topix, master = _load(backend, lake, cfg)
+        bar.advance(task)
+        with stage("panel"):
+            frame, panel = _panel(backend, bars, topix, master)
+        bar.advance(task)
+        groups: dict[str, list[str]] = {}
+        for op, params in ops:
+            bar.update(task, description=f"feature {op}")
+            with stage(f"feature:{op}"):
+                cols = registry.compute(panel, op, params)
+            panel.columns.update(cols)
+            groups.setdefault(registry.get(op).group, []).extend(cols)
+            bar.advance(task)
+        with stage("targets"):
+            target_cols = targets(panel, cfg.targets.horizons, panel.unique_dates, panel.date_columns["mkt_close"])
+            panel.columns.update(target_cols)
+        bar.advance(task)
+        with stage("select"):
+            keep = _selection(backend, panel, frame, cfg)
+            rows = backend.xp.flatnonzero(keep)
+            sub = panel.subset(rows)
+        if int(sub.n) == 0:
+            raise BuildError(f"no rows between {cfg.start} and {cfg.end} in universe {cfg.universe!r}")
+        feature_cols = [c for cols in groups.values() for c in cols]
+        with stage("normalize"):
+            normed = _normalize(sub, feature_cols, cfg)
+        bar.advance(task)
+        bar.update(task, description="write")
+        with stage("write"):
+            _write(backend, frame, rows, sub, feature_cols, normed, list(target_cols), out)
+        bar.advance(task)
+    stats = backend.memory_stats()
+    result = BuildResult(out, int(sub.n), int(len(sub.offsets) - 1), len(sub.unique_dates), feature_cols,
+                         list(target_cols), stage.timings, stats["peak_bytes"] if stats else None)
+    _write_metadata(backend, cfg, lake, result, groups, list(normed))
+    return result
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def _files(lake: Path, dataset: str) -> list[str]:
+    files = Manifest.load(lake).files(dataset)
+    if not files:
+        raise BuildError(f"the lake at {lake} has no {dataset!r} data; fetch it first "
+                         f"(gpuetl fetch --datasets {dataset} ..., or gpuetl fetch --demo)")
+    return [str(lake / f) for f in files]
+
+
+def _load(backend: Backend, lake: Path, cfg: DatasetConfig) -> tuple[Any, Any, Any]:
+    bars = backend.read_parquet(_files(lake, "bars_daily"), BAR_COLUMNS)
+    topix = backend.read_parquet(_files(lake, "topix"), ["Date", "C"])
+    master = backend.read_parquet(_files(lake, "master"), ["Date", "Code", "S33", "Mkt"])
+    lo = _day(cfg.start, -cfg.warmup_days) if cfg.start else None
+    hi = _day(cfg.end, 0) if cfg.end else None
+    if lo is not None or hi is not None:
+        days = backend.days(bars["Date"])
+        keep = backend.xp.ones(len(days), dtype=bool)
+        if lo is not None:
+            keep &= days >= lo
+        if hi is not None:
+            keep &= days <= hi
+        bars = bars.iloc[backend.xp.flatnonzero(keep)]
+    if len(bars) == 0:
+        raise BuildError(f"no daily bars in the lake between {cfg.start} and {cfg.end}")
+    return bars, topix.sort_values("Date"), master
+
+
+def _panel(backend: Backend, bars: Any, topix: Any, master: Any) -> tuple[Any, Panel]:
+    """Sort by (Code, Date), attach each day's sector and market segment, build the Panel."""
+    frame = bars.merge(master, on=["Code", "Date"], how="left")
+    frame = frame.sort_values(["Code", "Date"]).reset_index(drop=True)
+    # a day whose master row is missing keeps the code's last known attributes (past only: no leakage)
+    frame[["S33", "Mkt"]] = frame.groupby("Code", sort=True)[["S33", "Mkt"]].ffill()
+    code_id, _ = frame["Code"].factorize()
+    sector_id, _ = frame["S33"].factorize()
+    xp = backend.xp
+    sector = xp.asarray(sector_id).astype(xp.float64)
+    cols = {c: backend.to_array(frame[c].astype("float64")) for c in ("O", "H", "L", "C", "Vo", "Va", "AdjFactor")}
+    cols |= {c: backend.to_array(frame[c].astype("float64")) for c in ("UL", "LL")}
+    cols["sector"] = xp.where(sector < 0, xp.nan, sector)
+    panel = Panel(backend, xp.asarray(code_id), backend.days(frame["Date"]), cols)
+    add_adjusted(panel)
+    panel.add_date_series("mkt_close", backend.days(topix["Date"]), backend.to_array(topix["C"]))
+    return frame, panel
+
+
+def _selection(backend: Backend, panel: Panel, frame: Any, cfg: DatasetConfig) -> Any:
+    xp = backend.xp
+    keep = xp.ones(panel.n, dtype=bool)
+    if cfg.start:
+        keep &= panel.dates >= _day(cfg.start, 0)
+    if cfg.end:
+        keep &= panel.dates <= _day(cfg.end, 0)
+    if cfg.universe != "all":
+        member = frame["Mkt"].isin(list(UNIVERSES[cfg.universe]))
+        keep &= backend.to_array(member.astype("float64")) == 1.0
+    return keep
+
+
+def _normalize(sub: Panel, feature_cols: list[str], cfg: DatasetConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if cfg.normalize.method == "none":
+        return out
+    for col in feature_cols:
+        value, missing = normalize(sub, sub[col], cfg.normalize.method, cfg.normalize.clip)
+        out[f"{col}{cfg.normalize.suffix}"] = value
+        out[f"{col}_missing"] = missing
+    return out
+
+
+def _write(backend: Backend, frame: Any, rows: Any, sub: Panel, feature_cols: list[str], normed: dict[str, Any],
+           target_cols: list[str], out: Path) -> None:
+    xp = backend.xp
+    data: dict[str, Any] = {"Code": frame["Code"].iloc[rows].reset_index(drop=True),
+                            "Date": frame["Date"].iloc[rows].reset_index(drop=True).astype("datetime64[ms]")}
+    for col in feature_cols + target_cols:
+        data[col] = sub[col].astype(xp.float32)
+    for col, values in normed.items():
+        data[col] = values.astype(xp.float32)
+    year, _, _ = civil_from_days(xp, sub.dates)
+    data["year"] = year.astype(xp.int16)
+    table = backend.xdf.DataFrame(data)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    table.to_parquet(str(tmp / "data"), partition_cols=["year"], index=False)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+
+
+def _write_metadata(backend: Backend, cfg: DatasetConfig, lake: Path, result: BuildResult,
+                    groups: dict[str, list[str]], normed: list[str]) -> None:
+    meta = {
+        "name": cfg.name,
+        "gpuetl": __version__,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "backend": backend.name,
+        "device": backend.device.name if backend.device else None,
+        "rows": result.rows, "codes": result.codes, "dates": result.dates,
+        "feature_count": len(result.features),
+        "features_by_group": groups,
+        "normalized": normed,
+        "targets": result.targets,
+        "raw_manifest_hash": manifest_hash(lake, list(RAW_DATASETS)),
+        "timings_s": result.timings,
+        "peak_device_bytes": result.peak_device_bytes,
+        "config": to_dict(cfg),
+    }
+    (result.out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
+
+
+def _day(date: str, shift_days: int) -> int:
+    d = dt.date.fromisoformat(str(date)) + dt.timedelta(days=shift_days)
+    return (d - dt.date(1970, 1, 1)).days

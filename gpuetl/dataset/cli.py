@@ -1,0 +1,45 @@
+"""`gpuetl build`: the dataset build from the raw lake, with per-stage timings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from gpuetl.config import Settings
+
+DEFAULT_CONFIG = "configs/dataset/default.yaml"
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("build", parents=[common], help="build the dataset (features, targets) from the raw lake")
+    p.add_argument("--config", default=DEFAULT_CONFIG, metavar="YAML", help="dataset config (default: %(default)s)")
+    p.add_argument("--config-set", dest="config_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a dataset-config key, e.g. --config-set start=2020-01-01 (repeatable)")
+    p.add_argument("--lake", help="raw lake directory (default: settings paths.lake)")
+    p.add_argument("--out", help="output directory (default: <paths.datasets>/<dataset name>)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from gpuetl import backend
+    from gpuetl.dataset.build import build_dataset
+    from gpuetl.dataset.config import load_dataset_config
+
+    cfg = load_dataset_config(args.config, args.config_overrides)
+    b = backend.init(settings)
+    out = Path(args.out) if args.out else Path(settings.paths.datasets) / cfg.name
+    result = build_dataset(b, cfg, args.lake or settings.paths.lake, out, progress=not args.no_progress)
+    console = Console()
+    table = Table("stage", "seconds", title=f"built {out} on {b.name}")
+    for name, secs in result.timings.items():
+        table.add_row(name, f"{secs:.3f}")
+    table.add_row("[bold]total", f"[bold]{sum(result.timings.values()):.3f}")
+    console.print(table)
+    peak = f", peak device memory {result.peak_device_bytes / 2**30:.2f} GiB" if result.peak_device_bytes else ""
+    console.print(f"{result.rows:,} rows, {result.codes:,} codes, {result.dates:,} dates, "
+                  f"{len(result.features)} features, {len(result.targets)} targets{peak}")
+    return 0

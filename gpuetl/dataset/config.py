@@ -1,0 +1,75 @@
+"""The dataset config (configs/dataset/*.yaml): an ordered list of feature ops with their parameters,
+the targets, the normalisation, and the span to build. Ops and their parameters are checked against
+the feature registry at load time, so a typo fails before any data is read."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+from gpuetl import features  # noqa: F401  (registers every feature)
+from gpuetl.config import ConfigError, load
+from gpuetl.features import registry
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureOp:
+    op: str
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSettings:
+    horizons: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class NormalizeSettings:
+    method: Literal["zscore", "rankgauss", "none"]
+    clip: float  # winsorise z-scores at +-clip
+    suffix: str  # normalised columns are written beside the raw ones as <feature><suffix>
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    start: str | None  # first date written (None: the lake's first)
+    end: str | None
+    warmup_days: int  # calendar days read before `start` so windows are warm; not written
+    universe: Literal["all", "prime", "prime_standard"]
+    features: tuple[FeatureOp, ...]
+    targets: TargetSettings
+    normalize: NormalizeSettings
+
+    def feature_params(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(f.op, _tuples(f.params)) for f in self.features]
+
+
+def load_dataset_config(path: str | Path, overrides: Iterable[str] = ()) -> DatasetConfig:
+    cfg = load(DatasetConfig, path, overrides)
+    for i, (op, params) in enumerate(cfg.feature_params()):
+        try:
+            spec = registry.get(op)
+        except KeyError as err:
+            raise ConfigError(f"features[{i}].op: {err.args[0]}") from None
+        names = list(inspect.signature(spec.fn).parameters)[1:]
+        unknown = sorted(set(params) - set(names))
+        try:
+            if unknown:
+                raise TypeError(f"unknown parameter(s) {', '.join(unknown)}")
+            inspect.signature(spec.fn).bind(None, **params)
+        except TypeError as err:
+            raise ConfigError(f"features[{i}] ({op}): {err}; parameters: {', '.join(names) or '(none)'}") from None
+    return cfg
+
+
+def _tuples(value: Any) -> Any:
+    """YAML lists -> tuples (hashable, and what the feature functions' signatures say)."""
+    if isinstance(value, list | tuple):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
