@@ -7,6 +7,7 @@ know is an error that names its full path and the valid keys there.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import types
 import typing
@@ -160,7 +161,7 @@ def from_dict(schema: type[T], data: Any, path: str = "") -> T:
             if field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING:
                 continue
             raise ConfigError(f"missing key {key_path}")
-        values[name] = _coerce(hints[name], data[name], key_path)
+        values[name] = coerce(hints[name], data[name], key_path)
     return schema(**values)
 
 
@@ -175,7 +176,8 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def _coerce(tp: Any, value: Any, path: str) -> Any:
+def coerce(tp: Any, value: Any, path: str) -> Any:
+    """Check `value` against type `tp` (dataclasses, Literal, unions, sequences, scalars); errors name `path`."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
@@ -190,22 +192,22 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
-                return _coerce(arg, value, path)
+                return coerce(arg, value, path)
             except ConfigError as err:
                 errors.append(str(err))
         raise ConfigError("; ".join(errors))
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)  # type: ignore[arg-type]
-    if origin in (tuple, list):
+    if origin in (tuple, list, collections.abc.Sequence):
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
         item_tp = args[0] if args else Any
-        return tuple(_coerce(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value))
+        return tuple(coerce(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value))
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
         val_tp = args[1] if len(args) == 2 else Any
-        return {str(k): _coerce(val_tp, v, f"{path}.{k}") for k, v in value.items()}
+        return {str(k): coerce(val_tp, v, f"{path}.{k}") for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: expected true/false, got {value!r}")

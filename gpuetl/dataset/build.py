@@ -84,12 +84,14 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
             frame, panel = _panel(backend, bars, topix, master)
         bar.advance(task)
         groups: dict[str, list[str]] = {}
+        feature_cols: list[str] = []  # in config order
         for op, params in ops:
             bar.update(task, description=f"feature {op}")
             with stage(f"feature:{op}"):
                 cols = registry.compute(panel, op, params)
             panel.columns.update(cols)
             groups.setdefault(registry.get(op).group, []).extend(cols)
+            feature_cols.extend(cols)
             bar.advance(task)
         with stage("targets"):
             target_cols = targets(panel, cfg.targets.horizons, panel.unique_dates, panel.date_columns["mkt_close"])
@@ -101,7 +103,6 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
             sub = panel.subset(rows)
         if int(sub.n) == 0:
             raise BuildError(f"no rows between {cfg.start} and {cfg.end} in universe {cfg.universe!r}")
-        feature_cols = [c for cols in groups.values() for c in cols]
         with stage("normalize"):
             normed = _normalize(sub, feature_cols, cfg)
         bar.advance(task)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 from gpuetl import features  # noqa: F401  (registers every feature)
-from gpuetl.config import ConfigError, load
+from gpuetl.config import ConfigError, coerce, load
 from gpuetl.features import registry
 
 
@@ -63,6 +64,9 @@ def load_dataset_config(path: str | Path, overrides: Iterable[str] = ()) -> Data
             inspect.signature(spec.fn).bind(None, **params)
         except TypeError as err:
             raise ConfigError(f"features[{i}] ({op}): {err}; parameters: {', '.join(names) or '(none)'}") from None
+        hints = typing.get_type_hints(spec.fn)
+        for name, value in params.items():
+            coerce(hints.get(name, Any), value, f"features[{i}].params.{name}")
     return cfg
 
 

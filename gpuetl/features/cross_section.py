@@ -6,9 +6,11 @@ groupby over the panel's dates, so pandas and cuDF compute the same thing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from gpuetl.features.panel import Panel
+from gpuetl.features.registry import feature
 
 Method = Literal["zscore", "rankgauss"]
 
@@ -45,3 +47,10 @@ def normalize(panel: Panel, x: Any, method: Method, clip: float) -> tuple[Any, A
     z = cs_zscore(panel, x, clip) if method == "zscore" else cs_rankgauss(panel, x)
     missing = xp.isnan(z)
     return xp.where(missing, 0.0, z), missing.astype(xp.float64)
+
+
+@feature("cs_rank", group="cross_section", inputs=(), outputs=lambda p: tuple(f"{c}_rank" for c in p["columns"]),
+         lookback=lambda p: 0)
+def cs_rank_feature(panel: Panel, columns: tuple[str, ...]) -> Mapping[str, Any]:
+    """Percentile rank of earlier features within each day's cross-section (0..1, ties averaged)."""
+    return {f"{c}_rank": cs_rank(panel, panel[c]) for c in columns}

@@ -50,8 +50,9 @@ def beta(panel: Panel, windows: tuple[int, ...]) -> Mapping[str, Any]:
     for n in windows:
         er, em = panel.rolling(r, n, "mean"), panel.rolling(m, n, "mean")
         cov = panel.rolling(r * m, n, "mean") - er * em
-        var_m = panel.rolling(m * m, n, "mean") - em * em
-        var_r = panel.rolling(r * r, n, "mean") - er * er
+        # E[x^2] - E[x]^2 can dip a hair below zero by cancellation; a variance cannot
+        var_m = xp.maximum(panel.rolling(m * m, n, "mean") - em * em, 0.0)
+        var_r = xp.maximum(panel.rolling(r * r, n, "mean") - er * er, 0.0)
         ok = var_m > 0
         b_ = xp.where(ok, cov / xp.where(ok, var_m, 1.0), xp.nan)
         resid = xp.maximum(var_r - b_ * b_ * var_m, 0.0)

@@ -12,21 +12,14 @@ from typing import Any
 
 from gpuetl.features.panel import Panel
 from gpuetl.features.registry import feature
+from gpuetl.features.smoothing import seeded_ewm
 
 TRADING_DAYS = 252
 
 
 def ema_talib(panel: Panel, x: Any, n: int) -> Any:
     """TA-Lib's EMA per code: the first value is the SMA of the first full window, then alpha = 2/(n+1)."""
-    xp = panel.xp
-    sma = panel.rolling(x, n, "mean")
-    valid = ~xp.isnan(sma)
-    seen_before = panel.shift(panel.cummax(valid.astype(xp.float64)), 1) == 1.0
-    seed = valid & ~seen_before
-    started = panel.cummax(seed.astype(xp.float64)) == 1.0
-    seeded = xp.where(seed, sma, xp.where(started, x, xp.nan))
-    out = panel.ewm(seeded, alpha=2.0 / (n + 1), adjust=False)
-    return xp.where(started, out, xp.nan)
+    return seeded_ewm(panel, x, panel.rolling(x, n, "mean"), 2.0 / (n + 1))
 
 
 @feature("returns", group="returns", inputs=("close",),

@@ -1,0 +1,101 @@
+"""Extremes against TA-Lib (MAX/MIN, MAXINDEX/MININDEX) on walks with and without splits, pandas
+references on walks with no-trade days, hand-built cases (ties, drawdown), lookbacks, and the leakage rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import talib
+
+from gpuetl.backend import Backend
+from gpuetl.features import extremes
+from tests.test_features_momentum import (
+    assert_causal,
+    assert_lookbacks,
+    compare,
+    compute,
+    per_code_frames,
+    single_code,
+)
+from tests.test_features_price import make_panel, per_code, random_walk_frame
+
+WINDOWS = (20, 60, 250)
+PARAMS = {
+    "high_low_distance": {"windows": WINDOWS},
+    "drawdown": {},
+    "days_since_extreme": {"windows": WINDOWS},
+}
+assert extremes.__name__  # the import registers the extremes features
+
+
+@pytest.mark.parametrize("splits", [False, True])
+def test_extremes_agree_with_talib(backend: Backend, splits: bool) -> None:
+    df = random_walk_frame(seed=41, splits=splits)
+    plain = random_walk_frame(seed=41)
+    got = compute(backend, make_panel(backend, df), PARAMS)
+    for rows in per_code(df):
+        h, lo, c = (plain[col].to_numpy()[rows] for col in ("H", "L", "C"))
+        refs = {}
+        for n in WINDOWS:
+            refs[f"dist_high_{n}d"] = c / talib.MAX(h, n) - 1
+            refs[f"dist_low_{n}d"] = c / talib.MIN(lo, n) - 1
+            # MAXINDEX / MININDEX give the absolute row (0 before the window fills); no ties in a random walk
+            full = np.arange(len(rows)) >= n - 1
+            refs[f"days_since_high_{n}d"] = np.where(full, np.arange(len(rows)) - talib.MAXINDEX(h, n), np.nan)
+            refs[f"days_since_low_{n}d"] = np.where(full, np.arange(len(rows)) - talib.MININDEX(lo, n), np.nan)
+        refs["drawdown"] = c / np.maximum.accumulate(c) - 1
+        compare(got, rows, refs, atol={"drawdown": 1e-15})
+
+
+def pandas_extremes(f: pd.DataFrame) -> dict[str, pd.Series]:
+    cum = f["AdjFactor"].fillna(1.0).cumprod()
+    h, lo, c = f["H"] / cum, f["L"] / cum, f["C"] / cum
+    out = {f"dist_high_{n}d": c / h.rolling(n).max() - 1 for n in WINDOWS}
+    out |= {f"dist_low_{n}d": c / lo.rolling(n).min() - 1 for n in WINDOWS}
+    out["drawdown"] = c / c.cummax() - 1
+    # rows back to the latest occurrence of the window's extreme: argmax of the reversed window
+    out |= {f"days_since_high_{n}d": h.rolling(n).apply(lambda w: np.argmax(w[::-1]), raw=True) for n in WINDOWS}
+    out |= {f"days_since_low_{n}d": lo.rolling(n).apply(lambda w: np.argmin(w[::-1]), raw=True) for n in WINDOWS}
+    return out
+
+
+def test_extremes_with_no_trade_days_match_pandas(backend: Backend) -> None:
+    df = random_walk_frame(seed=42, lengths=(700, 1, 45, 300), gaps=0.005, splits=True)
+    got = compute(backend, make_panel(backend, df), PARAMS)
+    for rows, f in per_code_frames(df):
+        compare(got, rows, pandas_extremes(f), atol={"drawdown": 1e-15})
+    idle = df["C"].isna().to_numpy()
+    assert idle.any()
+    for name, values in got.items():
+        assert np.isnan(values[idle]).all(), name
+        assert np.isfinite(values[~idle]).any(), name
+
+
+def test_ties_count_from_the_latest_extreme_and_drawdown_hand_built(backend: Backend) -> None:
+    close = np.array([10.0, 12, 9, 12, 15, 15, 11, 13])
+    got = compute(backend, single_code(backend, close, spread=0.0),
+                  {"drawdown": {}, "days_since_extreme": {"windows": (3,)}})
+    np.testing.assert_allclose(got["drawdown"], [0, 0, -0.25, 0, 0, 0, 11 / 15 - 1, 13 / 15 - 1], rtol=1e-15)
+    # windows of 3: [10 12 9] [12 9 12] [9 12 15] [12 15 15] [15 15 11] [15 11 13]
+    np.testing.assert_array_equal(got["days_since_high_3d"], [np.nan, np.nan, 1, 0, 0, 0, 1, 2])
+    np.testing.assert_array_equal(got["days_since_low_3d"], [np.nan, np.nan, 0, 1, 2, 2, 0, 1])
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 9])
+def test_rolling_argmax_any_window(backend: Backend, n: int) -> None:
+    """The sparse table covers windows that are and are not powers of two."""
+    df = random_walk_frame(seed=43, lengths=(40, 3, 30))
+    panel = make_panel(backend, df)
+    got = compute(backend, panel, {"days_since_extreme": {"windows": (n,)}})
+    for rows, f in per_code_frames(df):
+        want = f["H"].rolling(n).apply(lambda w: np.argmax(w[::-1]), raw=True)
+        np.testing.assert_array_equal(got[f"days_since_high_{n}d"][rows], want.to_numpy())
+
+
+def test_extremes_lookbacks_are_declared_correctly(backend: Backend) -> None:
+    assert_lookbacks(backend, PARAMS)
+
+
+def test_extremes_features_do_not_leak(backend: Backend) -> None:
+    assert_causal(backend, PARAMS)
