@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", parents=[common], help="show the backend, GPU, RMM pool and versions")
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(run=_doctor)
+
+    from gpuetl.dataset.cli import add_parser as add_build
+    from gpuetl.jquants.fake.cli import add_parser as add_demo_server
+
+    add_demo_server(sub, common)
+    add_build(sub, common)
     return parser
 
 

@@ -1,0 +1,15 @@
+"""A faithful fake J-Quants API (V2 and V1) over a synthetic market, on a real aiohttp server.
+
+It reproduces what shared/jquants/API-NOTES.md records of the real service: auth (x-api-key; V1 tokens),
+envelopes and field names per version, per-endpoint value encodings, parameter rules and their 400s,
+plan gating and history windows, opaque query-bound pagination, the per-plan rate limit with its block,
+gzip, and seeded faults (5xx, slow answers, dropped connections, 413) for client tests.
+"""
+
+from gpuetl.jquants.fake.app import build_app
+from gpuetl.jquants.fake.market import Market
+from gpuetl.jquants.fake.options import FakeOptions, Faults
+from gpuetl.jquants.fake.request_log import LoggedRequest, RequestLog
+from gpuetl.jquants.fake.server import FakeServer, serve
+
+__all__ = ["FakeOptions", "FakeServer", "Faults", "LoggedRequest", "Market", "RequestLog", "build_app", "serve"]
