@@ -1,0 +1,53 @@
+"""The synthetic market's parameters, and the seeded random streams every module draws from.
+
+The model's parameters live here (not in configs/) because they define the synthetic world itself, the
+way a simulator's physics constants do; configs/ only chooses size, range and seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class MarketConfig:
+    """Size, range and seed of a synthetic market, plus the model knobs (defaults are the model)."""
+
+    codes: int  # issues ever listed in [start, end] (listings and delistings included)
+    start: str  # first date with data, YYYY-MM-DD
+    end: str  # last date with data, YYYY-MM-DD
+    seed: int
+    # --- planted signal: a hidden peer graph with a one-day lead-lag
+    lead_lag: float = 0.08  # loading of a stock's return at t+1 on its leaders' non-market return at t
+    max_leaders: int = 3  # each stock has 1..max_leaders leaders
+    in_sector_share: float = 0.8  # share of leaders drawn from the follower's own 33-sector
+    # --- return model (daily, log returns)
+    market_vol: float = 0.012  # long-run daily vol of the market factor (TOPIX ~15% a year)
+    sector_vol: float = 0.007  # long-run daily vol of each sector factor
+    idio_vol: tuple[float, float] = (0.012, 0.030)  # idiosyncratic vol, large caps .. small caps
+    garch: tuple[float, float] = (0.08, 0.90)  # (alpha, beta) of the GARCH(1,1) variances
+    market_drift: float = 0.0002  # mean daily log return of the market factor (~5% a year)
+    tail_df: float = 4.0  # Student-t degrees of freedom of every innovation
+    earnings_jump: float = 0.035  # stdev of the price reaction to an earnings surprise of 1 sd
+    # --- events
+    listing_share: float = 0.08  # share of issues that list inside the range
+    delisting_share: float = 0.05  # share of issues that delist inside the range
+    splits_per_year: float = 0.015  # chance per issue-year of a split or reverse split
+    no_trade_rate: float = 0.01  # chance of a no-trade day for the least liquid issues
+    index_base: float = 1000.0  # TOPIX and sector indices close at this level on the first day
+
+    def __post_init__(self) -> None:
+        if self.codes < 1:
+            raise ValueError(f"codes must be >= 1, got {self.codes}")
+        if np.datetime64(self.start) > np.datetime64(self.end):
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        if int(self.start[:4]) < 2002:
+            raise ValueError(f"start {self.start}: the holiday rules here cover 2000 onwards (start from 2002)")
+
+
+def stream(config: MarketConfig, name: str) -> np.random.Generator:
+    """An independent generator per (seed, component), so tables can be built lazily in any order."""
+    return np.random.default_rng(np.random.SeedSequence([config.seed & 0xFFFFFFFF, zlib.crc32(name.encode())]))
