@@ -120,18 +120,25 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
 # ----------------------------------------------------------------------------- stages
 
 
-def _files(lake: Path, dataset: str) -> list[str]:
-    files = Manifest.load(lake).files(dataset)
+def _read(backend: Backend, lake: Path, dataset: str, columns: list[str]) -> Any:
+    """A raw dataset straight into the backend's frame library (the same rows as gpuetl.lake.read)."""
+    manifest = Manifest.load(lake)
+    files = manifest.files(dataset)
     if not files:
         raise BuildError(f"the lake at {lake} has no {dataset!r} data; fetch it first "
                          f"(gpuetl fetch --datasets {dataset} ..., or gpuetl fetch --demo)")
-    return [str(lake / f) for f in files]
+    paths = [str(lake / f) for f in files]
+    if not any(r.spills for r in manifest.units(dataset).values()):
+        return backend.read_parquet(paths, columns)
+    # a unit that recorded rows dated outside itself may share them with a neighbour: as the lake reader
+    # does, drop exact duplicates (whole raw rows, so corrections survive) before selecting columns
+    return backend.read_parquet(paths).drop_duplicates()[columns]
 
 
 def _load(backend: Backend, lake: Path, cfg: DatasetConfig) -> tuple[Any, Any, Any]:
-    bars = backend.read_parquet(_files(lake, "bars_daily"), BAR_COLUMNS)
-    topix = backend.read_parquet(_files(lake, "topix"), ["Date", "C"])
-    master = backend.read_parquet(_files(lake, "master"), ["Date", "Code", "S33", "Mkt"])
+    bars = _read(backend, lake, "bars_daily", BAR_COLUMNS)
+    topix = _read(backend, lake, "topix", ["Date", "C"])
+    master = _read(backend, lake, "master", ["Date", "Code", "S33", "Mkt"])
     lo = _day(cfg.start, -cfg.warmup_days) if cfg.start else None
     hi = _day(cfg.end, 0) if cfg.end else None
     if lo is not None or hi is not None:

@@ -1,0 +1,1 @@
+"""Runnable jobs that compose library stages (fetch, ...), importable from the installed package."""

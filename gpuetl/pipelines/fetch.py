@@ -1,0 +1,268 @@
+"""`fetch`: pull J-Quants datasets over a date range into the raw lake, resumably.
+
+Order of work: the trading calendar first (from/to chunks, stored in the lake like any dataset), then
+every other dataset's missing units, interleaved by date so all datasets advance together, run by
+`concurrency` workers that share the client's one rate limiter. Each unit is fetched (pagination
+followed), normalised, written and recorded; the manifest is flushed every few seconds and at the end,
+so an interrupted run resumes where it stopped and a repeated run requests nothing.
+
+Failures: a dataset the server refuses (plan gate, window, bad request) stops that dataset only; a
+refused credential or a server that stays down after all retries stops the run. Either way what
+completed stays in the lake and the manifest, and `FetchError` carries the summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from rich.console import Console
+
+from gpuetl.config import Settings
+from gpuetl.jquants import env, normalize, spec
+from gpuetl.jquants.client import Client, Record
+from gpuetl.jquants.env import Credentials
+from gpuetl.jquants.errors import AuthError, JQuantsError, RateLimitError, ServerError, TransportError
+from gpuetl.jquants.ratelimit import Clock
+from gpuetl.lake import Lake, Unit, read
+from gpuetl.pipelines.fetch_plan import (
+    DatasetPlan,
+    FetchInputError,
+    business_days,
+    parse_day,
+    plan_dataset,
+    select,
+    today_jst,
+    weekdays,
+)
+from gpuetl.pipelines.fetch_report import DatasetSummary, FetchProgress, FetchSummary
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY_S = 2.0
+# Errors after which no further request can succeed: stop the whole run.
+FATAL = (AuthError, RateLimitError, ServerError, TransportError)
+
+__all__ = ["FetchError", "FetchInputError", "FetchSummary", "fetch"]
+
+
+class FetchError(JQuantsError):
+    """The fetch stopped or some datasets failed; completed units are in the lake. `.summary` says what."""
+
+    def __init__(self, message: str, summary: FetchSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+async def fetch(
+    settings: Settings,
+    start: dt.date | str,
+    end: dt.date | str,
+    datasets: Sequence[str] | None = None,
+    lake: str | Path | None = None,
+    api_url: str | None = None,
+    plan: spec.Plan | None = None,
+    progress: bool = True,
+    *,
+    api_version: Literal["v2", "v1"] | None = None,
+    credentials: Credentials | None = None,
+    clock: Clock | None = None,
+    today: dt.date | None = None,
+    console: Console | None = None,
+) -> FetchSummary:
+    """Fetch `datasets` (default: settings.fetch.datasets) for [start, end] into `lake`.
+
+    `plan` sets pacing and which datasets exist; `credentials` default to the environment / .env;
+    `clock` and `today` exist for tests; progress draws on `console` (default stdout). Raises FetchInputError / PlanError / MissingCredentialsError
+    before any request for bad input, FetchError (with `.summary`) when the run could not finish.
+    """
+    first, last = parse_day(start, "start"), parse_day(end, "end")
+    if first > last:
+        raise FetchInputError(f"start {first} is after end {last}")
+    js = settings.jquants
+    plan_ = plan or js.plan
+    version = api_version or js.api_version
+    chosen, skipped = select(datasets, settings.fetch.datasets, plan_, version)
+    creds = credentials or env.credentials(version)
+    client = Client.from_settings(js, creds, api_url=api_url, plan=plan_, api_version=version, clock=clock)
+    run = _Run(client, Lake(lake or settings.paths.lake), first, last, today or today_jst(),
+               settings.fetch.range_chunk_days, js.concurrency)
+    summary = FetchSummary(
+        start=first.isoformat(), end=last.isoformat(), plan=plan_, api_version=version, api_url=client.api_url,
+        lake=str(run.lake.root), requests_per_minute=client.limiter.rpm, skipped=skipped)
+    fatal: BaseException | None = None
+    with FetchProgress(progress, console) as bar:
+        run.bar = bar
+        async with client:
+            try:
+                await run.go(chosen, explicit=datasets is not None)
+            except FATAL as err:
+                fatal = err
+                summary.stopped = str(err)
+            finally:
+                await asyncio.to_thread(run.lake.flush)
+                run.fill(summary)
+    if fatal is not None or summary.errors:
+        raise FetchError(_failure_message(summary, fatal), summary) from fatal
+    return summary
+
+
+def _failure_message(summary: FetchSummary, fatal: BaseException | None) -> str:
+    parts = [f"stopped: {fatal}"] if fatal else []
+    parts += [f"{n}: {e}" for n, e in summary.errors.items() if fatal is None or str(fatal) not in e]
+    done = sum(d.done for d in summary.datasets.values())
+    return ("fetch incomplete — " + "; ".join(parts)
+            + f". {done} unit(s) fetched this run are in the lake and its manifest; run the same command "
+            "again to resume.")
+
+
+class _Run:
+    """One fetch's mutable state: plans, per-dataset tallies, the worker pool."""
+
+    def __init__(self, client: Client, lake: Lake, start: dt.date, end: dt.date, today: dt.date,
+                 chunk_days: int, workers: int) -> None:
+        self.client = client
+        self.lake = lake
+        self.start = start
+        self.end = end
+        self.today = today
+        self.chunk_days = chunk_days
+        self.workers = max(1, workers)
+        self.bar = FetchProgress(False)
+        self.tally: dict[str, DatasetSummary] = {}
+        self._t0 = client.clock.monotonic()
+        self._first_at: dict[str, float] = {}
+        self._last_at: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ stages
+
+    async def go(self, chosen: list[spec.Dataset], *, explicit: bool) -> None:
+        cal = spec.get("calendar")
+        others = [ds for ds in chosen if ds.name != "calendar"]
+        days: dict[str, list[dt.date]] = {}
+        if cal in chosen or any(ds.fetch == "date" for ds in others):
+            days = await self._calendar(cal, required=explicit and cal in chosen)
+        plans = [plan_dataset(ds, self.lake, self.start, self.end, days, self.today, self.chunk_days)
+                 for ds in others]
+        await self._run(plans)
+
+    async def _calendar(self, cal: spec.Dataset, *, required: bool) -> dict[str, list[dt.date]]:
+        """Fetch the calendar's missing chunks, then read the range's trading days from the lake."""
+        await self._run([plan_dataset(cal, self.lake, self.start, self.end, {}, self.today, self.chunk_days)])
+        tally = self.tally["calendar"]
+        if tally.error:
+            log.warning("no trading calendar (%s); walking weekdays instead", tally.error)
+            if not required:  # only a means to an end here: the other datasets can still be fetched
+                tally.error = None
+            return dict.fromkeys(("equity", "derivatives"), weekdays(self.start, self.end))
+        await asyncio.to_thread(self.lake.flush)
+        rows = await asyncio.to_thread(read, self.lake.root, "calendar", self.start, self.end, ["Date", "HolDiv"])
+        if not rows.num_rows:
+            log.warning("the calendar has no rows for %s..%s; walking weekdays instead", self.start, self.end)
+            return dict.fromkeys(("equity", "derivatives"), weekdays(self.start, self.end))
+        return {kind: business_days(rows, kind, self.start, self.end) for kind in ("equity", "derivatives")}
+
+    async def _run(self, plans: list[DatasetPlan]) -> None:
+        """All units of `plans`, oldest first across datasets, on the worker pool."""
+        queue: asyncio.Queue[tuple[DatasetPlan, Unit]] = asyncio.Queue()
+        order = {p.dataset.name: i for i, p in enumerate(plans)}
+        for p in plans:
+            t = self.tally.setdefault(p.dataset.name, DatasetSummary(p.dataset.name))
+            t.units += len(p.units)
+            t.already += p.complete
+            self.bar.add(p.dataset.name, len(p.units))
+        work = [(p, u) for p in plans for u in p.units]
+        for item in sorted(work, key=lambda pu: (pu[1].start, order[pu[0].dataset.name])):
+            queue.put_nowait(item)
+        if queue.empty():
+            return
+        flusher = asyncio.create_task(self._flush_periodically())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for _ in range(min(self.workers, queue.qsize())):
+                    tg.create_task(self._worker(queue))
+        except BaseExceptionGroup as group:  # the first worker failure is the story; the rest were cancelled
+            raise group.exceptions[0] from None
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+
+    async def _worker(self, queue: asyncio.Queue[tuple[DatasetPlan, Unit]]) -> None:
+        while not queue.empty():
+            plan, unit = queue.get_nowait()
+            tally = self.tally[plan.dataset.name]
+            if tally.error:
+                continue
+            try:
+                await self._unit(plan, unit)
+            except FATAL:
+                raise
+            except JQuantsError as err:  # this dataset cannot go on; the others can
+                if not tally.error:
+                    tally.error = str(err)
+                    log.error("%s", err)
+                    self.bar.fail(plan.dataset.name, str(err))
+
+    async def _unit(self, plan: DatasetPlan, unit: Unit) -> None:
+        ds = plan.dataset
+        self._first_at.setdefault(ds.name, self.client.clock.monotonic())
+        records: list[Record]
+        if unit.kind == "date":
+            records = await self.client.day_records(ds, unit.start)
+        elif unit.kind == "range":
+            records = await self.client.range_records(ds, unit.start, unit.end)
+        else:
+            records = await self.client.records(ds, {})
+        rec = await asyncio.to_thread(self._write, plan, unit, records)
+        self._last_at[ds.name] = self.client.clock.monotonic()
+        tally = self.tally[ds.name]
+        tally.done += 1
+        tally.rows += rec
+        self.bar.advance(ds.name, tally.rows)
+        self._totals()
+
+    def _write(self, plan: DatasetPlan, unit: Unit, records: list[Record]) -> int:
+        table = normalize.to_table(plan.dataset, records)
+        return self.lake.write(plan.dataset, unit, table, final=plan.is_final(unit)).rows
+
+    async def _flush_periodically(self) -> None:
+        """Record progress every few seconds; a big manifest is flushed less often (at most ~5 % of the time)."""
+        wait = FLUSH_EVERY_S
+        while True:
+            await asyncio.sleep(wait)
+            t0 = time.monotonic()
+            await asyncio.to_thread(self.lake.flush)
+            wait = max(FLUSH_EVERY_S, 20 * (time.monotonic() - t0))
+            self._totals()
+
+    # ------------------------------------------------------------------ reporting
+
+    def _totals(self) -> None:
+        stats = self.client.stats.values()
+        self.bar.totals(sum(s.requests for s in stats), sum(t.rows for t in self.tally.values()),
+                        self.client.limiter.pace(), sum(s.rate_limited for s in stats),
+                        sum(s.retries for s in stats))
+
+    def fill(self, summary: FetchSummary) -> None:
+        for name, t in self.tally.items():
+            s = self.client.stats.get(name)
+            if s is not None:
+                t.requests, t.retries, t.rate_limited, t.transient = s.requests, s.retries, s.rate_limited, s.transient
+            if name in self._first_at:
+                t.seconds = round(self._last_at.get(name, self._first_at[name]) - self._first_at[name], 3)
+            summary.datasets[name] = dataclasses.replace(t)
+        auth = self.client.stats.get("auth")
+        summary.auth_requests = auth.requests if auth else 0
+        summary.seconds = round(self.client.clock.monotonic() - self._t0, 3)
+        summary.pace = round(self.client.limiter.pace(), 3)
+        summary.cooldowns = self.client.cooldowns
+        summary.manifest_hash = self.lake.manifest.digest()
+

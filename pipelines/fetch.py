@@ -1,0 +1,11 @@
+"""Fetch J-Quants data into the raw lake: `python pipelines/fetch.py --start 2016-01-01 --end 2025-12-31`.
+
+The same as `gpuetl fetch` (same flags); the pipeline itself lives in gpuetl.pipelines.fetch.
+"""
+
+import sys
+
+from gpuetl.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["fetch", *sys.argv[1:]]))

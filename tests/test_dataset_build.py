@@ -1,0 +1,152 @@
+"""The dataset build end to end on a small hand-made lake: outputs, metadata and the leakage rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+import pytest
+
+from gpuetl.backend import Backend
+from gpuetl.config import ConfigError
+from gpuetl.dataset.build import BuildError, build_dataset
+from gpuetl.dataset.config import load_dataset_config
+from gpuetl.jquants import schema, spec
+from gpuetl.lake import Lake, Unit
+from tests.test_features_price import random_walk_frame
+
+CONFIG = "configs/dataset/default.yaml"
+SMALL = ["warmup_days=60", "features=[{op: returns, params: {horizons: [1, 5]}}, {op: sma, params: {windows: [5, 20],"
+         " slope_days: 5, crosses: [[5, 20]]}}, {op: ema, params: {windows: [10], slope_days: 2, crosses: []}},"
+         " {op: realized_vol, params: {windows: [5]}}, {op: market, params: {horizons: [1], vol_window: 5,"
+         " trend_window: 10}}, {op: beta, params: {windows: [20]}}, {op: sector_relative, params: {horizons: [1]}},"
+         " {op: calendar}, {op: maturity, params: {windows: [20]}}, {op: range_location}]"]
+
+
+def full_frame(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Give a partial frame every column of the dataset's canonical schema (missing -> null)."""
+    ds = spec.get(name)
+    out = {}
+    for f in ds.fields:
+        if f.name in df:
+            out[f.name] = df[f.name]
+        elif f.kind == "float":
+            out[f.name] = np.nan
+        elif f.kind == "flag":
+            out[f.name] = pd.array([pd.NA] * len(df), dtype="boolean")
+        else:
+            out[f.name] = None
+    return pd.DataFrame(out, index=df.index)[list(ds.columns)]
+
+
+def write_lake(root: Path, bars: pd.DataFrame, topix: pd.DataFrame, master: pd.DataFrame) -> None:
+    lake = Lake(root)
+    lo, hi = bars["Date"].min().date(), bars["Date"].max().date()
+    for name, df in (("bars_daily", bars), ("topix", topix), ("master", master)):
+        ds = spec.get(name)
+        lake.write(ds, Unit.span(lo, hi), schema.to_table(ds, full_frame(name, df)))
+    lake.flush()
+
+
+def raw_market(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    walk = random_walk_frame(seed=seed, lengths=(160, 160, 160, 160, 120), gaps=0.03, splits=True)
+    walk["Code"] = walk["code"].map(lambda c: f"{1300 + c}0" if c != 4 else "130A0")
+    walk["Date"] = walk["date"]
+    walk["UL"] = pd.array(np.zeros(len(walk), dtype=bool), dtype="boolean")
+    walk["LL"] = walk["UL"]
+    dates = np.sort(walk["Date"].unique())
+    topix = pd.DataFrame({"Date": dates, "C": 2000 * np.exp(np.cumsum(np.full(len(dates), 0.001)))})
+    master = walk[["Date", "Code"]].copy()
+    master["S33"] = master["Code"].map({"13000": "0050", "13010": "0050", "13020": "3050", "13030": "3050",
+                                        "130A0": "3650"})
+    master["Mkt"] = np.where(master["Code"] == "13030", "0112", "0111")
+    return walk, topix, master
+
+
+def test_build_writes_features_targets_and_metadata(backend: Backend, tmp_path: Path) -> None:
+    bars, topix, master = raw_market()
+    write_lake(tmp_path / "lake", bars, topix, master)
+    cfg = load_dataset_config(CONFIG, [*SMALL, "start=2020-03-02"])
+    res = build_dataset(backend, cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
+    table = pads.dataset(tmp_path / "ds" / "data", format="parquet", partitioning="hive").to_table().to_pandas()
+    meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
+    assert len(table) == res.rows == meta["rows"] == (bars["Date"] >= "2020-03-02").sum()
+    # returns 2 + sma 5 + ema 2 + rvol 1 + market 3 + beta 4 + sector 3 + calendar 6 + maturity 1 + range 2
+    assert meta["codes"] == 5 and meta["feature_count"] == len(res.features) == 29
+    assert set(res.features) <= set(table.columns) and set(res.targets) <= set(table.columns)
+    assert all(table[c].dtype == np.float32 for c in res.features + res.targets)
+    assert {f"{c}_z" for c in res.features} <= set(table.columns)
+    assert meta["raw_manifest_hash"].startswith("sha256:") and meta["backend"] == backend.name
+    assert set(meta["features_by_group"]) >= {"returns", "trend", "market", "sector", "calendar"}
+    assert set(meta["timings_s"]) >= {"load", "panel", "targets", "normalize", "write"}
+    # the last 5 rows of each code lack a 5-day horizon: kept, with NaN targets
+    last5 = table.sort_values(["Code", "Date"]).groupby("Code").tail(5)
+    assert last5["target_ret_5d"].isna().all()
+    assert table["target_ret_1d"].notna().mean() > 0.8
+
+
+def test_universe_selection(backend: Backend, tmp_path: Path) -> None:
+    bars, topix, master = raw_market()
+    write_lake(tmp_path / "lake", bars, topix, master)
+    cfg = load_dataset_config(CONFIG, [*SMALL, "universe=prime"])
+    build_dataset(backend, cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
+    codes = pads.dataset(tmp_path / "ds" / "data", format="parquet").to_table(columns=["Code"]).column(0)
+    assert "13030" not in set(codes.to_pylist())
+
+
+def test_leakage_perturbing_everything_after_t_changes_nothing_up_to_t(backend: Backend, tmp_path: Path) -> None:
+    """DESIGN leakage rule: multiply every raw value dated after t (prices, volumes, factors, TOPIX) by random
+    factors and change attributes; every non-target column at or before t is bit-identical."""
+    bars, topix, master = raw_market(seed=7)
+    t = pd.Timestamp("2020-04-15")
+    rng = np.random.default_rng(3)
+    later = bars["Date"] > t
+    bars2 = bars.copy()
+    for col in ("O", "H", "L", "C", "Vo", "Va"):
+        bars2.loc[later, col] *= rng.uniform(0.5, 2.0, later.sum())
+    bars2.loc[later, "AdjFactor"] = rng.choice([1.0, 0.5, 3.0], later.sum())
+    topix2 = topix.copy()
+    topix2.loc[topix2["Date"] > t, "C"] *= rng.uniform(0.8, 1.2, (topix2["Date"] > t).sum())
+    master2 = master.copy()
+    master2.loc[master2["Date"] > t, "S33"] = "9050"
+    cfg = load_dataset_config(CONFIG, SMALL)
+    out = []
+    for i, (b, tp, m) in enumerate(((bars, topix, master), (bars2, topix2, master2))):
+        write_lake(tmp_path / f"lake{i}", b, tp, m)
+        build_dataset(backend, cfg, tmp_path / f"lake{i}", tmp_path / f"ds{i}", progress=False)
+        df = pads.dataset(tmp_path / f"ds{i}" / "data", format="parquet").to_table().to_pandas()
+        out.append(df.sort_values(["Code", "Date"]).reset_index(drop=True))
+    a, b = out
+    early = a["Date"] <= t
+    cols = [c for c in a.columns if not c.startswith("target_")]
+    pd.testing.assert_frame_equal(a.loc[early, cols], b.loc[early, cols], check_exact=True)
+    assert not a.loc[~early, "ret_1d"].equals(b.loc[~early, "ret_1d"])  # the perturbation did change the future
+
+
+def test_clear_errors(backend: Backend, tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="no 'bars_daily' data; fetch it first"):
+        build_dataset(backend, load_dataset_config(CONFIG, SMALL), tmp_path / "empty", tmp_path / "ds",
+                      progress=False)
+    with pytest.raises(ConfigError, match=r"features\[0\] \(returns\): unknown parameter\(s\) horizon"):
+        load_dataset_config(CONFIG, ["features=[{op: returns, params: {horizon: [1]}}]"])
+
+
+def test_default_config_builds_every_feature(backend: Backend, tmp_path: Path) -> None:
+    from gpuetl.features import registry
+
+    bars, topix, master = raw_market(seed=11)
+    write_lake(tmp_path / "lake", bars, topix, master)
+    cfg = load_dataset_config(CONFIG)
+    res = build_dataset(backend, cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
+    declared = [c for op, p in cfg.feature_params() for c in registry.get(op).outputs(p)]
+    assert res.features == declared and len(declared) >= 130
+    df = pads.dataset(tmp_path / "ds" / "data", format="parquet").to_table().to_pandas()
+    finite = df[declared].notna().mean()
+    # 160-row codes: the 250-day windows never fill; everything shorter has values somewhere
+    never = set(finite[finite == 0].index)
+    assert never <= {"sma200_gap", "sma200_slope", "sma60_200_cross", "ema200_gap", "ema200_slope",
+                     "dist_high_250d", "dist_low_250d", "days_since_high_250d", "days_since_low_250d",
+                     "dist_high_250d_rank"}, never
