@@ -57,9 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     from gpuetl.dataset.cli import add_parser as add_build
     from gpuetl.jquants.fake.cli import add_parser as add_demo_server
     from gpuetl.pipelines.fetch_cli import add_parser as add_fetch
+    from gpuetl.synth.cli import add_parser as add_synth
 
     add_fetch(sub, common)
     add_demo_server(sub, common)
+    add_synth(sub, common)
     add_build(sub, common)
     return parser
 

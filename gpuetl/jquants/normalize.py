@@ -10,14 +10,13 @@ columns, unknown extra keys ignored (logged once at debug), codes always strings
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 
-from gpuetl.jquants.schema import ARROW_TYPES, arrow_schema
+from gpuetl.jquants.schema import ARROW_TYPES, arrow_schema, canonical_json
 from gpuetl.jquants.spec import Dataset, Field, Kind
 
 log = logging.getLogger(__name__)
@@ -136,17 +135,10 @@ def to_time(v: Any) -> str | None:
 
 
 def to_json(v: Any) -> str | None:
-    """Objects (PubReason, FS) -> JSON text with sorted keys, so equal objects give equal text."""
-    if v is None:
+    """Objects (PubReason, FS) -> the schema's canonical JSON text, so equal objects give equal text."""
+    if isinstance(v, str) and v.strip() in NULL_TOKENS:
         return None
-    if isinstance(v, str):
-        if v.strip() in NULL_TOKENS:
-            return None
-        try:
-            v = json.loads(v)
-        except ValueError:
-            return v
-    return json.dumps(v, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return canonical_json(v)
 
 
 _CONVERTERS: dict[Kind, Callable[[Any], Any]] = {

@@ -8,6 +8,7 @@ strings for the rest; `to_table` and `to_frame` convert between the two without 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ def to_table(ds: Dataset, df: pd.DataFrame, extra: tuple[pa.Field, ...] = ()) ->
     missing = [n for n in schema.names if n not in df.columns]
     if missing:
         raise ValueError(f"{ds.name}: frame lacks columns {missing}")
+    json_fields = {f.name for f in ds.fields if f.kind == "json"}
     arrays = []
     for field in schema:
         col = df[field.name]
@@ -46,6 +48,8 @@ def to_table(ds: Dataset, df: pd.DataFrame, extra: tuple[pa.Field, ...] = ()) ->
             arrays.append(pa.array(col.astype("float64").to_numpy(), type=field.type, from_pandas=True))
         elif pa.types.is_boolean(field.type):
             arrays.append(pa.array(col.astype("boolean"), type=field.type))
+        elif field.name in json_fields:
+            arrays.append(pa.array([canonical_json(_text(v)) for v in col], type=field.type))
         else:
             arrays.append(pa.array([_text(v) for v in col], type=field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -71,3 +75,15 @@ def _text(v: Any) -> str | None:
     if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
         return None
     return str(v)
+
+
+def canonical_json(value: Any) -> str | None:
+    """The one text form of an object field (PubReason, FS): sorted keys, compact, so equal objects match."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

@@ -73,8 +73,13 @@ def dedupe_sorted(table: pa.Table) -> pa.Table:
 
 
 def content_hash(table: pa.Table) -> str:
-    """sha256 of the canonical table's Arrow IPC stream: equal rows, equal hash."""
+    """sha256 of the canonical table's Arrow IPC stream: equal rows, equal hash.
+
+    IPC bytes follow the physical layout (a slice's string offsets do not start at zero), so the table
+    is first rebuilt into fresh buffers by a `take` of every row.
+    """
+    fresh = table.take(pa.array(np.arange(table.num_rows, dtype=np.int64))).combine_chunks()
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table.combine_chunks())
+        writer.write_table(fresh)
     return "sha256:" + hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
