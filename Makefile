@@ -8,9 +8,10 @@ TORCH       ?= torch==2.13.0
 START       ?= 2024-01-01
 END         ?= 2024-12-31
 SET         ?=
+BACKEND     ?= auto
 SETARGS     := $(foreach s,$(SET),--set $(s))
 
-.PHONY: help setup setup-conda test test-gpu lint dataset dataset-gpu dataset-cpu train baseline bench clean
+.PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu train baseline bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,13 +36,30 @@ lint: ## ruff + mypy
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-dataset dataset-gpu dataset-cpu:
-	@echo "make $@: the dataset build arrives with the feature engine (issue #4: gpuetl build); not available yet" >&2; exit 2
+DEMO_LAKE   := data/demo/raw
+HAS_KEY     := $(shell [ -n "$$JQUANTS_API_KEY" ] || grep -qs '^JQUANTS_API_KEY=' .env && echo yes)
+
+demo: ## the main job on the built-in demo market: fetch from the fake J-Quants server, build the dataset
+	$(PY) -m gpuetl fetch --demo --no-progress $(SETARGS)
+	$(PY) -m gpuetl build --lake $(DEMO_LAKE) --out data/datasets/demo --backend $(BACKEND) $(SETARGS)
+
+dataset: ## fetch what is missing (START, END; the demo market when no key is set) and build (BACKEND)
+ifeq ($(HAS_KEY),yes)
+	$(PY) -m gpuetl fetch --start $(START) --end $(END) $(SETARGS)
+	$(PY) -m gpuetl build --backend $(BACKEND) $(SETARGS)
+else
+	@echo "make dataset: no JQUANTS_API_KEY (environment or .env): using the built-in demo market" >&2
+	$(MAKE) demo BACKEND=$(BACKEND) SET="$(SET)"
+endif
+
+dataset-gpu: ## `make dataset` on the GPU (fails, naming what is missing, where there is none)
+	$(MAKE) dataset BACKEND=gpu
+
+dataset-cpu: ## `make dataset` on the CPU (pandas/NumPy)
+	$(MAKE) dataset BACKEND=cpu
 
 train baseline:
 	@echo "make $@: GAT training and the XGBoost baseline are not built yet" >&2; exit 2
-
-BACKEND     ?= auto
 
 bench: ## the benchmark suite (BACKEND=gpu|cpu|auto; SMOKE=1 for the small sizes) -> benchmarks/results/
 	$(PY) -m benchmarks.run --backend $(BACKEND) $(if $(SMOKE),--smoke)

@@ -1,5 +1,5 @@
 """`python -m gpuetl` is the `gpuetl` command."""
 
-from gpuetl.cli import main
+from gpuetl.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -84,3 +86,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackendUnavailable as err:
         print(f"gpuetl: {err}", file=sys.stderr)
         return 3
+
+
+def entry(argv: Sequence[str] | None = None) -> NoReturn:
+    """The process entry point (`gpuetl`, `python -m gpuetl`): run `main`, flush, and leave at once.
+
+    Arrow's worker threads can still be alive when the interpreter tears down its C++ statics after a
+    dataset scan, which aborts the process with "terminate called without an active exception" after all
+    work is done (apache/arrow#39862, intermittent, worse under load). Exiting with os._exit once every
+    Python-level stream is flushed skips that teardown; in-process callers use `main` and are unaffected.
+    """
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's --help / usage errors
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
+        if not isinstance(stop.code, int | None):
+            print(stop.code, file=sys.stderr)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -83,6 +83,7 @@ class DemoSettings:
     port: int  # 0: any free port
     api_key: str
     plan: Literal["free", "light", "standard", "premium"]
+    requests_per_minute: int | None  # the demo server's limit, which fetch --demo paces to; None: the plan's
     page_size: int
     codes: int
     start: str

@@ -5,7 +5,7 @@ The same as `gpuetl fetch` (same flags); the pipeline itself lives in gpuetl.pip
 
 import sys
 
-from gpuetl.cli import main
+from gpuetl.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main(["fetch", *sys.argv[1:]]))
+    entry(["fetch", *sys.argv[1:]])

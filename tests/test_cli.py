@@ -47,3 +47,10 @@ def test_gpu_requested_without_gpu_is_an_error_not_a_cpu_run() -> None:
         assert proc.returncode == 3
         assert "gpu was requested but the GPU cannot be used" in proc.stderr
         assert proc.stdout == ""
+
+
+def test_process_entry_keeps_exit_codes_and_output() -> None:
+    ok = run("--version")
+    assert ok.returncode == 0 and ok.stdout.startswith("gpuetl ")
+    bad = run("no-such-command")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

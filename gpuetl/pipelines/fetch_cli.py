@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,9 @@ async def _demo(args: argparse.Namespace, settings: Settings, datasets: list[str
     async with FakeServer(market, options, host=demo.host, port=demo.port) as server:
         console.print(f"demo: fake J-Quants API on {server.url} ({options.plan} plan); lake {lake}")
         creds = Credentials(api_key=options.api_key, mail=options.mail, password=options.password)
+        # pace to the demo server's own limit (demo.requests_per_minute), not the plan's published one
+        settings = dataclasses.replace(settings, jquants=dataclasses.replace(
+            settings.jquants, requests_per_minute=options.requests_per_minute))
         # the fake market's "today" (the day after its last date) stamps snapshots and marks units final
         return await fetch(settings, start, end, datasets, lake, server.url, options.plan, progress,
                            api_version=args.api_version, credentials=creds, today=server.state.today,

@@ -68,6 +68,7 @@ class FakeOptions:
         f = demo.faults
         base = cls(
             api_key=demo.api_key, plan=demo.plan, page_size=demo.page_size,
+            requests_per_minute=demo.requests_per_minute,
             faults=Faults(f.error_rate, f.slow_rate, f.slow_s, f.drop_rate, seed=demo.seed),
         )
         return dataclasses.replace(base, **overrides)
