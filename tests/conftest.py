@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from gpuetl import backend as backend_mod
@@ -45,3 +47,10 @@ def backend(request: pytest.FixtureRequest) -> backend_mod.Backend:
 def gpu_backend() -> backend_mod.Backend:
     """The GPU backend, for parity tests marked `gpu` (which are skipped where there is no GPU)."""
     return _backend("gpu")
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """One aiohttp session per test, for talking to servers on 127.0.0.1."""
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -12,15 +11,11 @@ import pytest
 
 from gpuetl.jquants import spec
 from gpuetl.jquants.fake import FakeOptions, FakeServer
-from gpuetl.jquants.fake.tiny import LATE_LISTED, NO_TRADE, TinyMarket, tiny_market
+from gpuetl.jquants.fake.tiny import LATE_LISTED, NO_TRADE
+from tests.fake_support import day, market
 
 KEY = {"x-api-key": "demo"}
 Start = Callable[..., Awaitable[FakeServer]]
-
-
-@functools.cache
-def market() -> TinyMarket:
-    return tiny_market()
 
 
 @pytest.fixture
@@ -35,12 +30,6 @@ async def start() -> AsyncIterator[Start]:
     yield _start
     for s in servers:
         await s.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def get(http: aiohttp.ClientSession, server: FakeServer, path: str, headers: Mapping[str, str] | None = None,
@@ -58,10 +47,6 @@ async def get_all(http: aiohttp.ClientSession, server: FakeServer, path: str, **
         if "pagination_key" not in body:
             return rows
         params = {**params, "pagination_key": body["pagination_key"]}
-
-
-def day(i: int) -> str:
-    return market().business_days[i].isoformat()
 
 
 # ------------------------------------------------------------------------------------------ auth and paths

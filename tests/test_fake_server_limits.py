@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -13,32 +11,9 @@ from gpuetl.jquants.fake import FakeOptions, FakeServer, Faults
 from gpuetl.jquants.fake.limits import RateLimiter
 from gpuetl.jquants.fake.options import parse_faults
 from gpuetl.jquants.fake.request_log import LoggedRequest, RequestLog
-from gpuetl.jquants.fake.tiny import TinyMarket, tiny_market
+from tests.fake_support import Clock, day, market
 
 KEY = {"x-api-key": "demo"}
-
-
-@functools.cache
-def market() -> TinyMarket:
-    return tiny_market()
-
-
-def day(i: int) -> str:
-    return market().business_days[i].isoformat()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def bars(http: aiohttp.ClientSession, server: FakeServer, **params: str) -> tuple[int, Any, Any]:

@@ -10,7 +10,7 @@ import collections
 import functools
 import json
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from gpuetl.jquants import spec
 from gpuetl.jquants.fake import FakeOptions, FakeServer
 from gpuetl.jquants.fake.market import Market
 from gpuetl.jquants.fake.params import Version
-from gpuetl.jquants.fake.tiny import tiny_market
+from tests.fake_support import market as tiny
 
 SYNTH_READY = (Path(__file__).resolve().parents[1] / "gpuetl" / "synth" / "__init__.py").exists()
 
@@ -34,19 +34,13 @@ def synth_market() -> Market:
     return build_market(MarketConfig(codes=30, start="2024-01-04", end="2024-03-29", seed=3))
 
 
-MARKETS: dict[str, Callable[[], Market]] = {"tiny": functools.cache(tiny_market), "synth": synth_market}
+MARKETS: dict[str, Callable[[], Market]] = {"tiny": tiny, "synth": synth_market}
 
 
 @pytest.fixture(params=["tiny", pytest.param("synth", marks=pytest.mark.skipif(
     not SYNTH_READY, reason="gpuetl.synth is not there yet"))])
 def market(request: pytest.FixtureRequest) -> Market:
     return MARKETS[request.param]()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def canonical(field: spec.Field, v: Any) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,43 +11,20 @@ import pytest
 
 from gpuetl.jquants import spec
 from gpuetl.jquants.fake import FakeOptions, FakeServer
-from gpuetl.jquants.fake.tiny import TinyMarket, tiny_market
+from tests.fake_support import Clock, day, market
 
 LOGIN = {"mailaddress": "demo@example.com", "password": "demo"}
 
 
-@functools.cache
-def market() -> TinyMarket:
-    return tiny_market()
-
-
-def day(i: int) -> str:
-    return market().business_days[i].isoformat()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1000.0)
 
 
 @pytest.fixture
 async def server(clock: Clock) -> AsyncIterator[FakeServer]:
     async with FakeServer(market(), FakeOptions(id_ttl_s=60, refresh_ttl_s=600, page_size=3), clock=clock) as s:
         yield s
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def id_token(http: aiohttp.ClientSession, server: FakeServer) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import os
 import signal
 import sys
@@ -26,21 +25,16 @@ from gpuetl.jquants import schema, spec
 from gpuetl.jquants.env import Credentials
 from gpuetl.jquants.errors import PlanError
 from gpuetl.jquants.fake import FakeOptions, FakeServer, Faults
-from gpuetl.jquants.fake.tiny import TinyMarket, tiny_market
 from gpuetl.jquants.normalize import to_json
 from gpuetl.jquants.ratelimit import ScaledClock
 from gpuetl.lake import manifest_hash, read
 from gpuetl.lake.canonical import dedupe_sorted, sort
 from gpuetl.pipelines.fetch import FetchError, FetchSummary, fetch
+from tests.fake_support import market
 
 START, END = dt.date(2024, 1, 4), dt.date(2024, 1, 31)
 ALL = tuple(spec.datasets())
 CREDS = Credentials(api_key="demo", mail="demo@example.com", password="demo")
-
-
-@functools.cache
-def market() -> TinyMarket:
-    return tiny_market()
 
 
 def settings(*overrides: str) -> Settings:
