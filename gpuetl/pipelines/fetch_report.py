@@ -108,7 +108,7 @@ def render_summary(summary: FetchSummary, console: Console) -> None:
     if summary.stopped:
         console.print(f"[red]stopped early: {summary.stopped}[/red]")
     console.print(f"units: to fetch this run; had: already in the lake. Pace {summary.pace:.2f} req/s "
-                  f"(plan limit {summary.requests_per_minute / 60:.2f} req/s = {summary.requests_per_minute:g}/min)"
+                  f"(pacing limit {summary.requests_per_minute / 60:.2f} req/s = {summary.requests_per_minute:g}/min)"
                   + (f"; {summary.cooldowns} cool-down(s) after repeated 429s" if summary.cooldowns else ""))
 
 
