@@ -150,3 +150,26 @@ def test_default_config_builds_every_feature(backend: Backend, tmp_path: Path) -
     assert never <= {"sma200_gap", "sma200_slope", "sma60_200_cross", "ema200_gap", "ema200_slope",
                      "dist_high_250d", "dist_low_250d", "days_since_high_250d", "days_since_low_250d",
                      "dist_high_250d_rank"}, never
+
+
+@pytest.mark.gpu
+def test_gpu_build_equals_cpu_build(gpu_backend: Backend, tmp_path: Path) -> None:
+    """Issue acceptance: every column of the GPU build matches the CPU build (floats to 1e-5 rel / 1e-6 abs,
+    keys and flags exactly)."""
+    from tests.conftest import _backend
+
+    bars, topix, master = raw_market(seed=13)
+    write_lake(tmp_path / "lake", bars, topix, master)
+    cfg = load_dataset_config(CONFIG)
+    frames = []
+    for name, b in (("cpu", _backend("cpu")), ("gpu", gpu_backend)):
+        build_dataset(b, cfg, tmp_path / "lake", tmp_path / name, progress=False)
+        df = pads.dataset(tmp_path / name / "data", format="parquet").to_table().to_pandas()
+        frames.append(df.sort_values(["Code", "Date"]).reset_index(drop=True))
+    cpu, gpu = frames
+    assert list(cpu.columns) == list(gpu.columns)
+    pd.testing.assert_frame_equal(cpu[["Code", "Date"]], gpu[["Code", "Date"]], check_exact=True)
+    floats = [c for c in cpu.columns if c not in ("Code", "Date", "year")]
+    for col in floats:
+        np.testing.assert_allclose(gpu[col].to_numpy(), cpu[col].to_numpy(), rtol=1e-5, atol=1e-6, equal_nan=True,
+                                   err_msg=col)

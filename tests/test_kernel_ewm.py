@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gpuetl.backend import Backend
 from gpuetl.kernels import KernelSet
-from gpuetl.kernels.ewm import center_of_mass, ewm_cpu, segment_offsets
+from gpuetl.kernels.ewm import center_of_mass, ewm_cpu, segment_ids, segment_offsets
 
 
 @st.composite
@@ -86,9 +86,12 @@ def test_bad_inputs_are_rejected() -> None:
         center_of_mass(alpha=1.5)
 
 
-def test_segment_offsets() -> None:
+def test_segment_offsets_and_ids() -> None:
     np.testing.assert_array_equal(segment_offsets(np, np.array([5, 5, 7, 9, 9, 9])), [0, 2, 3, 6])
     np.testing.assert_array_equal(segment_offsets(np, np.array([], dtype=np.int64)), [0])
+    # segment 1 and 3 are empty: ids skip them, as repeat(arange, counts) would
+    np.testing.assert_array_equal(segment_ids(np, np.array([0, 2, 2, 3, 3, 5])), [0, 0, 2, 4, 4])
+    assert len(segment_ids(np, np.array([0]))) == 0
 
 
 def test_registered_in_the_kernel_set() -> None:

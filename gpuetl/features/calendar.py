@@ -7,7 +7,7 @@ from typing import Any
 
 from gpuetl.features.panel import Panel
 from gpuetl.features.registry import feature
-from gpuetl.kernels.ewm import segment_offsets
+from gpuetl.kernels.ewm import segment_ids, segment_offsets
 
 
 def civil_from_days(xp: Any, days: Any) -> tuple[Any, Any, Any]:
@@ -33,7 +33,7 @@ def calendar(panel: Panel) -> Mapping[str, Any]:
     days = panel.unique_dates
     year, month, day = civil_from_days(xp, days)
     offsets = segment_offsets(xp, year * 12 + month)  # unique dates are sorted, so months are runs
-    seg = xp.repeat(xp.arange(len(offsets) - 1), xp.diff(offsets))
+    seg = segment_ids(xp, offsets)
     pos = xp.arange(len(days)) - offsets[:-1][seg]
     left = offsets[1:][seg] - 1 - xp.arange(len(days))
     per_date = {"cal_dow": (days + 3) % 7, "cal_month": month, "cal_day": day, "cal_bday_of_month": pos,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from gpuetl.backend import Backend
-from gpuetl.kernels.ewm import center_of_mass, segment_offsets
+from gpuetl.kernels.ewm import center_of_mass, segment_ids, segment_offsets
 
 RollingStat = Literal["sum", "mean", "std", "var", "min", "max", "count"]
 
@@ -28,7 +28,7 @@ class Panel:
         self.dates = xp.asarray(dates, dtype=xp.int64)  # days since 1970-01-01 (CuPy has no datetime64)
         self.n = len(codes)
         self.offsets = segment_offsets(xp, codes)
-        self.group = xp.repeat(xp.arange(len(self.offsets) - 1), xp.diff(self.offsets))
+        self.group = segment_ids(xp, self.offsets)
         self.position = xp.arange(self.n) - self.offsets[:-1][self.group]  # row number within its code
         # the cross-section: sorted distinct dates and each row's index into them
         self.unique_dates, self.date_id = xp.unique(self.dates, return_inverse=True)
