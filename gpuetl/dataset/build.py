@@ -1,7 +1,8 @@
 """Raw lake -> model-ready dataset, on whichever backend is active (same code on GPU and CPU).
 
 Stages: load (Parquet straight into the frame library: cuDF on the GPU), panel (sort by Code/Date, split
-adjustment, sector and market columns), features (the config's ops, in order; each op may read the
+adjustment, sector and market columns), enrich (statements, flows, margin, short selling, listing and
+event data as of each day's close: gpuetl.enrich), features (the config's ops, in order; each op may read the
 columns of the ops before it), targets, selection (dates and universe), normalisation (per day, on the
 selected rows), write (Parquet by year, written to a temporary folder and renamed, + metadata.json).
 """
@@ -24,6 +25,7 @@ from gpuetl import __version__
 from gpuetl.backend import Backend
 from gpuetl.config import to_dict
 from gpuetl.dataset.config import DatasetConfig
+from gpuetl.enrich import GROUPS, enrich, plan
 from gpuetl.features import registry
 from gpuetl.features.adjust import add_adjusted
 from gpuetl.features.calendar import civil_from_days
@@ -75,8 +77,9 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
     lake, out = Path(lake), Path(out)
     stage = Stages(backend)
     ops = cfg.feature_params()
+    enrich_groups, enrich_status = plan(cfg.enrich.switches(), lake)
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("build", total=len(ops) + 5)
+        task = bar.add_task("build", total=len(ops) + 6)
         with stage("load"):
             bars, topix, master = _load(backend, lake, cfg)
         bar.advance(task)
@@ -85,6 +88,12 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
         bar.advance(task)
         groups: dict[str, list[str]] = {}
         feature_cols: list[str] = []  # in config order
+        bar.update(task, description="enrich")
+        for name, cols in enrich(backend, lake, panel, frame, enrich_groups, stage).items():
+            panel.columns.update(cols)
+            groups[name] = list(cols)
+            feature_cols.extend(cols)
+        bar.advance(task)
         for op, params in ops:
             bar.update(task, description=f"feature {op}")
             with stage(f"feature:{op}"):
@@ -113,7 +122,7 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
     stats = backend.memory_stats()
     result = BuildResult(out, int(sub.n), int(len(sub.offsets) - 1), len(sub.unique_dates), feature_cols,
                          list(target_cols), stage.timings, stats["peak_bytes"] if stats else None)
-    _write_metadata(backend, cfg, lake, result, groups, list(normed))
+    _write_metadata(backend, cfg, lake, result, groups, list(normed), enrich_status)
     return result
 
 
@@ -219,7 +228,8 @@ def _write(backend: Backend, frame: Any, rows: Any, sub: Panel, feature_cols: li
 
 
 def _write_metadata(backend: Backend, cfg: DatasetConfig, lake: Path, result: BuildResult,
-                    groups: dict[str, list[str]], normed: list[str]) -> None:
+                    groups: dict[str, list[str]], normed: list[str], enrich_status: dict[str, str]) -> None:
+    enriched = [d for g, status in enrich_status.items() if status == "on" for d in GROUPS[g].datasets]
     meta = {
         "name": cfg.name,
         "gpuetl": __version__,
@@ -231,7 +241,8 @@ def _write_metadata(backend: Backend, cfg: DatasetConfig, lake: Path, result: Bu
         "features_by_group": groups,
         "normalized": normed,
         "targets": result.targets,
-        "raw_manifest_hash": manifest_hash(lake, list(RAW_DATASETS)),
+        "enrich": enrich_status,
+        "raw_manifest_hash": manifest_hash(lake, sorted(set(RAW_DATASETS) | set(enriched))),
         "timings_s": result.timings,
         "peak_device_bytes": result.peak_device_bytes,
         "config": to_dict(cfg),

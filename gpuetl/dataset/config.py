@@ -1,6 +1,6 @@
-"""The dataset config (configs/dataset/*.yaml): an ordered list of feature ops with their parameters,
-the targets, the normalisation, and the span to build. Ops and their parameters are checked against
-the feature registry at load time, so a typo fails before any data is read."""
+"""The dataset config (configs/dataset/*.yaml): the enrichment groups, an ordered list of feature ops with
+their parameters, the targets, the normalisation, and the span to build. Ops and their parameters are
+checked against the feature registry at load time, so a typo fails before any data is read."""
 
 from __future__ import annotations
 
@@ -34,6 +34,26 @@ class NormalizeSettings:
     suffix: str  # normalised columns are written beside the raw ones as <feature><suffix>
 
 
+Switch = bool | Literal["auto"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EnrichSettings:
+    """Enrichment groups (gpuetl.enrich), each true, false or auto (run when the lake has its data)."""
+
+    statements: Switch
+    investor_types: Switch
+    margin_interest: Switch
+    margin_alert: Switch
+    short_ratio: Switch
+    listing: Switch
+    earnings: Switch
+    dividends: Switch
+
+    def switches(self) -> dict[str, bool | str]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetConfig:
     name: str
@@ -41,6 +61,7 @@ class DatasetConfig:
     end: str | None
     warmup_days: int  # calendar days read before `start` so windows are warm; not written
     universe: Literal["all", "prime", "prime_standard"]
+    enrich: EnrichSettings  # as-of joined raw data (statements, flows, ...), before the feature ops
     features: tuple[FeatureOp, ...]
     targets: TargetSettings
     normalize: NormalizeSettings

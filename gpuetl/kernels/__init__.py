@@ -110,3 +110,10 @@ register(
     gpu="cupyx.scipy.special:ndtri",
     doc="inverse of the standard normal CDF, elementwise (rank-gauss normalisation)",
 )
+
+register(
+    "segmented_asof",
+    cpu="gpuetl.kernels.asof:asof_cpu",
+    gpu="gpuetl.kernels.asof_cuda:asof_gpu",
+    doc="as-of join index per left row within integer key segments, pandas merge_asof semantics",
+)

@@ -1,0 +1,105 @@
+"""Leakage-free enrichment: statements, flows, margin, short selling, listing and event data joined onto
+the (Code, Date) panel as of each day's close.
+
+Each group reads its raw datasets from the lake, maps every row to the business day it becomes usable
+(`effective`), and projects it onto the panel's days with as-of joins (`asof`, on the `segmented_asof`
+kernel). The dataset build runs the groups its config switches on (`enrich:` in configs/dataset/*.yaml)
+after building the panel and before the feature ops, so later ops and the normalisation see the columns.
+
+Switches: `true` runs the group and fails (naming what to fetch) when the lake lacks its data; `false`
+skips it; `auto` runs it when the lake has every dataset it needs and otherwise skips it, saying so in
+the log and in metadata.json. Every group needs the trading calendar (`calendar`) for its effective days.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gpuetl.backend import Backend
+from gpuetl.enrich import events, flows, listing, statements
+from gpuetl.enrich.context import Context, EnrichError, has_data
+from gpuetl.features.panel import Panel
+
+log = logging.getLogger(__name__)
+
+GroupFn = Callable[[Context], Mapping[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    name: str
+    datasets: tuple[str, ...]  # raw datasets it reads (the calendar included)
+    outputs: tuple[str, ...]
+    fn: GroupFn
+    doc: str
+
+
+GROUPS: dict[str, Group] = {g.name: g for g in (
+    Group("statements", ("fins_summary", "calendar"), statements.OUTPUTS, statements.statement_features,
+          "valuation, profitability, growth, progress and revisions from fins_summary"),
+    Group("investor_types", ("investor_types", "calendar"), flows.IT_OUTPUTS, flows.investor_type_features,
+          "weekly trading by investor type in the code's market section"),
+    Group("margin_interest", ("margin_interest", "calendar"), flows.MI_OUTPUTS, flows.margin_interest_features,
+          "weekly outstanding margin positions per code"),
+    Group("margin_alert", ("margin_alert", "calendar"), flows.MA_OUTPUTS, flows.margin_alert_features,
+          "daily margin data of issues under TSE/JSF alert"),
+    Group("short_ratio", ("short_ratio", "calendar"), flows.SS_OUTPUTS, flows.short_ratio_features,
+          "short-selling share of turnover in the code's 33-sector"),
+    Group("listing", ("master", "calendar"), listing.OUTPUTS, listing.listing_features,
+          "sectors, scale, market tier, margin eligibility, business days since listing"),
+    Group("earnings", ("earnings_calendar", "calendar"), events.EARNINGS_OUTPUTS, events.earnings_features,
+          "days to the next scheduled earnings announcement"),
+    Group("dividends", ("dividend", "calendar"), events.DIVIDEND_OUTPUTS, events.dividend_features,
+          "next ex-dividend date and its yield"),
+)}
+
+
+def plan(switches: Mapping[str, bool | str], lake: Path) -> tuple[list[str], dict[str, str]]:
+    """Which groups run on this lake: (groups to run, status of every group). Raises for a group switched
+    on whose data is missing."""
+    run: list[str] = []
+    status: dict[str, str] = {}
+    for name, switch in switches.items():
+        group = GROUPS[name]
+        if switch is False:
+            status[name] = "off"
+            continue
+        missing = [d for d in group.datasets if not has_data(lake, d)]
+        if not missing:
+            run.append(name)
+            status[name] = "on"
+        elif switch == "auto":
+            status[name] = f"skipped: the lake has no {', '.join(missing)}"
+            log.info("enrich %s skipped (auto): the lake at %s has no %s", name, lake, ", ".join(missing))
+        else:
+            raise EnrichError(f"enrich.{name} needs {', '.join(missing)}, which the lake at {lake} does not hold; "
+                              f"fetch it (gpuetl fetch --datasets {' '.join(missing)} ...) or set "
+                              f"enrich.{name}=auto|false")
+    return run, status
+
+
+def enrich(backend: Backend, lake: Path, panel: Panel, frame: Any, groups: list[str],
+           stage: Callable[[str], Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Run `groups` (names from GROUPS) and return their columns, each float64 aligned with the panel rows."""
+    if not groups:
+        return {}
+    ctx = Context.create(backend, lake, panel, frame)
+    out: dict[str, dict[str, Any]] = {}
+    for name in groups:
+        group = GROUPS[name]
+        if stage is None:
+            cols = dict(group.fn(ctx))
+        else:
+            with stage(f"enrich:{name}"):
+                cols = dict(group.fn(ctx))
+        if tuple(cols) != group.outputs:
+            raise RuntimeError(f"enrich group {name!r} produced {tuple(cols)}, declared {group.outputs}")
+        out[name] = {k: backend.xp.asarray(v, dtype=backend.xp.float64) for k, v in cols.items()}
+    return out
+
+
+__all__ = ["GROUPS", "EnrichError", "Group", "enrich", "plan"]

@@ -1,0 +1,97 @@
+"""What every enrichment group works from: the panel, its frame, the trading calendar and the lake reader.
+
+Raw datasets are read through the backend (cuDF straight to the device on the GPU) with the dataset
+build's own reader, so enrichment sees exactly the rows the build would. String keys (codes, sectors,
+sections) become integer keys by one factorisation over both sides, so they are equal across the panel
+and a raw dataset exactly when the strings are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from gpuetl.backend import Backend
+from gpuetl.enrich.asof import asof_join
+from gpuetl.enrich.effective import BusinessCalendar, day_numbers, to_days
+from gpuetl.features.panel import Panel
+from gpuetl.lake.manifest import Manifest
+
+
+class EnrichError(RuntimeError):
+    """An enrichment group cannot run on this lake; the message says what to fetch."""
+
+
+def read(backend: Backend, lake: Path, dataset: str, columns: list[str]) -> Any:
+    """A raw dataset as a frame of the backend (the dataset build's reader: same files, same dedupe)."""
+    from gpuetl.dataset.build import _read  # the build imports this package: import at call time
+
+    return _read(backend, lake, dataset, columns)
+
+
+def has_data(lake: Path, dataset: str) -> bool:
+    return bool(Manifest.load(lake).files(dataset))
+
+
+def joint_ids(backend: Backend, head: Any, tail: Any) -> tuple[Any, Any]:
+    """Integer ids of two string Series from one factorisation: equal ids exactly for equal strings.
+    Missing values get -1 on the head side and -2 on the tail side, so they never match."""
+    xp = backend.xp
+    both = backend.xdf.concat([head.reset_index(drop=True), tail.reset_index(drop=True)], ignore_index=True)
+    ids, _ = both.factorize()
+    ids = xp.asarray(ids).astype(xp.int64)
+    n = len(head)
+    h, t = ids[:n], ids[n:]
+    return h, xp.where(t < 0, -2, t)
+
+
+@dataclasses.dataclass
+class Context:
+    backend: Backend
+    lake: Path
+    panel: Panel
+    frame: Any  # the build's (Code, Date)-sorted frame, aligned with the panel rows
+    calendar: BusinessCalendar
+    _code_ids: Any = None  # each panel row's index into _code_uniques
+    _code_uniques: Any = None
+
+    @classmethod
+    def create(cls, backend: Backend, lake: Path, panel: Panel, frame: Any) -> Context:
+        cal = read(backend, lake, "calendar", ["Date", "HolDiv"])
+        ctx = cls(backend, lake, panel, frame, BusinessCalendar.from_frame(backend, cal))
+        ids, uniques = frame["Code"].factorize()
+        ctx._code_ids = backend.xp.asarray(ids).astype(backend.xp.int64)
+        ctx._code_uniques = uniques.to_series().reset_index(drop=True)
+        return ctx
+
+    @property
+    def xp(self) -> Any:
+        return self.backend.xp
+
+    def read(self, dataset: str, columns: list[str]) -> Any:
+        return read(self.backend, self.lake, dataset, columns)
+
+    def days(self, series: Any, missing: int) -> Any:
+        """A date column -> int64 days, `missing` where null."""
+        return to_days(self.xp, day_numbers(self.backend, series), missing)
+
+    def code_keys(self, codes: Any) -> tuple[Any, Any]:
+        """(key of each panel row, key of each row of `codes`), from one factorisation of the codes."""
+        head, tail = joint_ids(self.backend, self._code_uniques, codes)
+        return head[self._code_ids], tail
+
+    def string_keys(self, panel_values: Any, values: Any) -> tuple[Any, Any]:
+        """Keys of a per-row string column of the panel's frame and of a raw dataset's column."""
+        return joint_ids(self.backend, panel_values, values)
+
+    def cum_factor_at(self, panel_key: Any, key: Any, day: Any) -> Any:
+        """The panel's cumulative split factor of each (code, day): at the code's last row on or before day;
+        1.0 (no split seen yet) before its first row; NaN for a code the panel does not hold."""
+        xp = self.xp
+        panel = self.panel
+        idx = asof_join(self.backend, key, day, panel_key, panel.dates)
+        known = xp.isin(key, panel_key)
+        cum = panel["cum_factor"]
+        at = cum[xp.clip(idx, 0, max(panel.n - 1, 0))] if panel.n else xp.full(len(idx), xp.nan)
+        return xp.where(idx >= 0, at, xp.where(known, 1.0, xp.nan))

@@ -1,0 +1,103 @@
+"""Segmented as-of join: the CPU twin (Numba) and the rules both implementations share.
+
+cuDF has no `merge_asof`. Stage code hands `backend.kernels.segmented_asof` one integer group key and
+one `on` value per row of each side, with the right side sorted by (key, on); it gets back, for every
+left row, the index of the right row `pandas.merge_asof(left, right, on=..., by=..., direction=...,
+allow_exact_matches=..., tolerance=...)` would attach to it, or -1 where pandas would leave NaN.
+
+Semantics, as pandas':
+- backward: the last right row of the same key with `on <= x` (`on < x` without exact matches); among
+  right rows with equal `on`, the last one (pandas keeps the right frame's order for ties);
+- forward: the first right row of the same key with `on >= x` (`on > x` without exact matches);
+- tolerance: a match further than `tolerance` from x (inclusive bound) is no match;
+- NaN in either `on` is an error (pandas: "Merge keys contain null values").
+
+Unlike pandas, the left side need not be sorted: each left row is answered on its own by one binary
+search for (key, x) over the lexicographically sorted (key, on) pairs of the right side. That is also
+the GPU design (kernels/asof.cu): one thread per left row, O(log m) each, no dependence between rows, so
+the work is balanced whatever the segment sizes (a few huge segments, e.g. 8 market sections, or
+millions of tiny ones, e.g. one per code and period). Grouping several `by` columns into one key and
+sorting the right side is the caller's job (gpuetl.enrich.asof does both).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numba
+import numpy as np
+
+Direction = Literal["backward", "forward"]
+
+
+def check_inputs(xp: Any, left_by: Any, left_on: Any, right_by: Any, right_on: Any, direction: str,
+                 tolerance: float | int | None) -> None:
+    """Shapes, dtypes, NaNs, sortedness and options; the same errors on both backends."""
+    for name, a in (("left_by", left_by), ("left_on", left_on), ("right_by", right_by), ("right_on", right_on)):
+        if a.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    if len(left_by) != len(left_on) or len(right_by) != len(right_on):
+        raise ValueError(f"by and on must have one value per row: left {len(left_by)} vs {len(left_on)}, "
+                         f"right {len(right_by)} vs {len(right_on)}")
+    for name, a in (("left_by", left_by), ("right_by", right_by)):
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be an integer group key (factorize first), got {a.dtype}")
+    if direction not in ("backward", "forward"):
+        raise ValueError(f"direction must be 'backward' or 'forward', not {direction!r}")
+    if tolerance is not None and not tolerance >= 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    for side, a in (("left", left_on), ("right", right_on)):
+        if a.dtype.kind == "f" and len(a) and bool(xp.isnan(a).any()):
+            raise ValueError(f"Merge keys contain null values on {side} side (the 'on' column)")
+    if len(right_on) > 1:
+        step = right_by[1:] > right_by[:-1]
+        step |= (right_by[1:] == right_by[:-1]) & (right_on[1:] >= right_on[:-1])
+        if not bool(step.all()):
+            raise ValueError("right rows must be sorted by (by, on) ascending; sort them first "
+                             "(gpuetl.enrich.asof.asof_join does)")
+
+
+def common_on(xp: Any, left_on: Any, right_on: Any) -> tuple[Any, Any]:
+    """Both `on` columns as int64 when both are integers, else as float64."""
+    dtype = xp.int64 if left_on.dtype.kind in "iu" and right_on.dtype.kind in "iu" else xp.float64
+    return xp.ascontiguousarray(left_on, dtype=dtype), xp.ascontiguousarray(right_on, dtype=dtype)
+
+
+def asof_cpu(left_by: np.ndarray, left_on: np.ndarray, right_by: np.ndarray, right_on: np.ndarray, *,
+             direction: Direction = "backward", allow_exact_matches: bool = True,
+             tolerance: float | int | None = None) -> np.ndarray:
+    """Index into the right rows of each left row's as-of match (int64, -1 for none)."""
+    check_inputs(np, left_by, left_on, right_by, right_on, direction, tolerance)
+    lon, ron = common_on(np, left_on, right_on)
+    lby = np.ascontiguousarray(left_by, dtype=np.int64)
+    rby = np.ascontiguousarray(right_by, dtype=np.int64)
+    out = np.empty(len(lby), dtype=np.int64)
+    tol = lon.dtype.type(0 if tolerance is None else tolerance)
+    _asof(lby, lon, rby, ron, direction == "backward", bool(allow_exact_matches), tolerance is not None, tol, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _asof(lby: np.ndarray, lon: np.ndarray, rby: np.ndarray, ron: np.ndarray, backward: bool, exact: bool,
+          use_tol: bool, tol: Any, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    m = len(rby)
+    for i in range(len(lby)):
+        k = lby[i]
+        x = lon[i]
+        # upper: the first right row with (by, on) > (k, x), else the first with (by, on) >= (k, x)
+        upper = backward == exact
+        lo = 0
+        hi = m
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            b = rby[mid]
+            before = b < k or (b == k and (ron[mid] <= x if upper else ron[mid] < x))
+            if before:
+                lo = mid + 1
+            else:
+                hi = mid
+        j = lo - 1 if backward else lo
+        miss = j < 0 or j >= m or rby[j] != k
+        if not miss and use_tol:
+            miss = x - ron[j] > tol if backward else ron[j] - x > tol
+        out[i] = -1 if miss else j

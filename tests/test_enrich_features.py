@@ -1,0 +1,445 @@
+"""Enrichment features against naive pandas/Python references on a synthetic market (every row, every
+group), and hand-built cases: corrected filings replace earlier values only from their own effective
+day, a late correction of an older period or week never replaces a newer one, weekly rows cover the
+days from the business day after publication until the next publication."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpuetl.backend import Backend
+from gpuetl.dataset.build import _panel
+from gpuetl.dataset.config import EnrichSettings
+from gpuetl.enrich import GROUPS, EnrichError, enrich, plan
+from gpuetl.enrich.context import Context
+from gpuetl.enrich.flows import SECTION_OF_MARKET
+from gpuetl.jquants import schema, spec
+from gpuetl.kernels import KernelSet
+from gpuetl.lake import Lake, Unit
+from gpuetl.lake.canonical import SNAPSHOT_COLUMN
+from gpuetl.synth import MarketConfig, build_market
+from gpuetl.synth.calendar import build_calendar
+from tests.test_dataset_build import full_frame
+
+CPU = Backend("cpu", pd, np, KernelSet("cpu"), "tests")
+ENRICH_DATASETS = ("calendar", "master", "bars_daily", "topix", "fins_summary", "investor_types", "margin_interest",
+                   "margin_alert", "short_ratio", "earnings_calendar", "dividend")
+
+
+# ----------------------------------------------------------------------------- lakes for tests
+
+
+def write_tables(root: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """A lake holding each frame as one range unit (snapshot units for `latest` datasets, by SnapshotDate)."""
+    lake = Lake(root)
+    for name, df in tables.items():
+        ds = spec.get(name)
+        if ds.fetch == "latest":
+            for snap, part in df.groupby(SNAPSHOT_COLUMN, sort=True):
+                table = schema.to_table(ds, full_frame(name, part.reset_index(drop=True)))
+                day = pd.Timestamp(snap).date()
+                lake.write(ds, Unit.snapshot(day), table.append_column(
+                    SNAPSHOT_COLUMN, schema.pa.array([day] * len(part), schema.pa.date32())))
+            continue
+        col = ds.date_field or "Date"
+        dates = pd.to_datetime(df[col]).dropna()
+        lo, hi = (dates.min().date(), dates.max().date()) if len(dates) else (dt.date(2024, 1, 1),) * 2
+        lake.write(ds, Unit.span(lo, hi), schema.to_table(ds, full_frame(name, df)))
+    lake.flush()
+
+
+def synthetic_tables(codes: int = 12, start: str = "2023-10-02", end: str = "2025-03-31", seed: int = 5,
+                     split: bool = True) -> dict[str, pd.DataFrame]:
+    """Every dataset enrichment reads, from the synthetic market, with a 1:2 split planted in one code."""
+    m = build_market(MarketConfig(codes=codes, start=start, end=end, seed=seed))
+    tables = {name: m.table(name).copy() for name in ENRICH_DATASETS}
+    tables["earnings_calendar"][SNAPSHOT_COLUMN] = pd.Timestamp(end) + pd.Timedelta(days=1)
+    # corrected filings (the synthetic market has few at this size): restated values 30 or 120 days later,
+    # i.e. before or after the next quarter's filing; and a deleted dividend notice
+    fins = tables["fins_summary"]
+    fs = fins.index[fins["DocType"].str.contains("FinancialStatements")]
+    fixes = []
+    for i, lag in zip(fs[5::9], (30, 120) * 10, strict=False):
+        row = fins.loc[[i]].copy()
+        row["DiscDate"] += pd.Timedelta(days=lag)
+        row["DiscTime"], row["DiscNo"] = "10:00:00", row["DiscNo"] + "9"
+        row[["NP", "EPS", "BPS"]] *= 1.05
+        row[["FOP", "FEPS", "FDivAnn", "NxFOP"]] *= 1.1
+        fixes.append(row)
+    tables["fins_summary"] = pd.concat([fins, *fixes], ignore_index=True)
+    div = tables["dividend"]
+    gone = div.iloc[[3]].copy()
+    gone["StatCode"], gone["CARefNo"], gone["RefNo"] = "3", gone["RefNo"], gone["RefNo"] + "X"
+    gone["PubDate"] += pd.Timedelta(days=5)
+    tables["dividend"] = pd.concat([div, gone], ignore_index=True)
+    if split:
+        bars = tables["bars_daily"]
+        code = sorted(bars["Code"].unique())[1]
+        at = pd.Timestamp("2024-09-02")
+        after = (bars["Code"] == code) & (bars["Date"] >= at)
+        bars.loc[after, ["O", "H", "L", "C"]] /= 2.0
+        bars.loc[after, "Vo"] *= 2.0
+        bars.loc[(bars["Code"] == code) & (bars["Date"] == at), "AdjFactor"] = 0.5
+    return tables
+
+
+def context(backend: Backend, lake: Path) -> tuple[Context, pd.DataFrame]:
+    """The build's own panel over the lake, an enrichment context, and the panel as a pandas frame."""
+    from gpuetl.dataset.build import _read
+
+    bars = _read(backend, lake, "bars_daily", ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"])
+    topix = _read(backend, lake, "topix", ["Date", "C"]).sort_values("Date")
+    master = _read(backend, lake, "master", ["Date", "Code", "S33", "Mkt"])
+    frame, panel = _panel(backend, bars, topix, master)
+    ctx = Context.create(backend, lake, panel, frame)
+    host = lambda a: backend.xp.asnumpy(a) if backend.is_gpu else np.asarray(a)  # noqa: E731
+    df = pd.DataFrame({"Code": frame["Code"].to_numpy() if not backend.is_gpu else frame["Code"].to_pandas(),
+                       "t": host(panel.dates), "C": host(panel["C"]), "volume": host(panel["volume"]),
+                       "AdjFactor": host(panel["AdjFactor"])})
+    df["Mkt"] = frame["Mkt"].to_numpy() if not backend.is_gpu else frame["Mkt"].to_pandas()
+    df["S33"] = frame["S33"].to_numpy() if not backend.is_gpu else frame["S33"].to_pandas()
+    # the reference's own split factor: raw factors cumulated per code from its first row
+    df["cum"] = df["AdjFactor"].fillna(1.0).groupby(df["Code"]).cumprod()
+    return ctx, df
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, pd.DataFrame], pd.DataFrame, dict]]:
+    tables = synthetic_tables()
+    root = tmp_path_factory.mktemp("synth_lake")
+    write_tables(root, tables)
+    ctx, df = context(CPU, root)
+    got = {name: cols for name, cols in enrich(CPU, root, ctx.panel, ctx.frame, list(GROUPS)).items()}
+    yield tables, df, got
+
+
+# ----------------------------------------------------------------------------- naive references
+
+
+def days(values: Any) -> np.ndarray:
+    return pd.to_datetime(pd.Series(values)).to_numpy().astype("datetime64[D]").astype(np.int64)
+
+
+class Bdays:
+    def __init__(self, calendar: pd.DataFrame) -> None:
+        self.days = np.sort(days(calendar.loc[calendar["HolDiv"].isin(["1", "2"]), "Date"]))
+        self.set = set(self.days.tolist())
+
+    def after(self, d: int, n: int = 1) -> int:
+        i = int(np.searchsorted(self.days, d, side="right")) + n - 1
+        return int(self.days[i]) if i < len(self.days) else 2**40
+
+    def disclosed(self, d: int, time: str) -> int:
+        close = "15:30:00" if d >= days(["2024-11-05"])[0] else "15:00:00"
+        ok = isinstance(time, str) and len(time) >= 5
+        time = time if not ok or len(time) == 8 else time + ":00"
+        return d if ok and d in self.set and time < close else self.after(d)
+
+    def between(self, a: int, b: int) -> int:
+        return int(np.searchsorted(self.days, b, side="right") - np.searchsorted(self.days, a, side="right"))
+
+
+def cum_at(df: pd.DataFrame, code: str, d: int) -> float:
+    rows = df[(df["Code"] == code) & (df["t"] <= d)]
+    return float(rows["cum"].iloc[-1]) if len(rows) else 1.0
+
+
+def month(d: Any) -> float:
+    if pd.isna(d):
+        return math.nan
+    ts = pd.Timestamp(d)
+    return float(ts.year * 12 + ts.month - 1)
+
+
+def best(rows: list[dict], *keys: str) -> dict | None:
+    return max(rows, key=lambda r: tuple(r[k] for k in keys)) if rows else None
+
+
+def growth(x: float, p: float) -> float:
+    return (x - p) / abs(p) if p == p and p != 0 and x == x else math.nan
+
+
+def pos_ratio(a: float, b: float) -> float:
+    return a / b if b == b and b > 0 and a == a else math.nan
+
+
+def reference_statements(tables: dict[str, pd.DataFrame], df: pd.DataFrame) -> pd.DataFrame:
+    cal = Bdays(tables["calendar"])
+    fins = tables["fins_summary"].sort_values(["DiscDate", "DiscTime", "DiscNo", "Code"]).reset_index(drop=True)
+    docs: dict[str, list[dict]] = {}
+    for i, r in fins.iterrows():
+        d = r.to_dict()
+        d["order"] = i
+        d["eff"] = cal.disclosed(int(days([r["DiscDate"]])[0]), r["DiscTime"])
+        d["q"] = {"1Q": 1, "2Q": 2, "3Q": 3, "FY": 4}.get(r["CurPerType"], 0)
+        d["fs"] = "FinancialStatements" in str(r["DocType"]) and d["q"] > 0
+        d["period"], d["fy"] = month(r["CurPerEn"]), month(r["CurFYEn"])
+        nxt = month(r["NxtFYEn"])
+        d["target"] = (d["fy"] + 12 if nxt != nxt else nxt) if d["fs"] and d["q"] == 4 else d["fy"]
+        for name, cur, nx in (("sales", "FSales", "NxFSales"), ("op", "FOP", "NxFOP"), ("np", "FNP", "NxFNp"),
+                              ("eps", "FEPS", "NxFEPS"), ("div", "FDivAnn", "NxFDivAnn")):
+            d["f_" + name] = r[nx] if d["fs"] and d["q"] == 4 else r[cur]
+        d["earn"] = any(d["f_" + k] == d["f_" + k] for k in ("sales", "op", "np", "eps"))
+        d["cum"] = cum_at(df, r["Code"], d["eff"])
+        docs.setdefault(r["Code"], []).append(d)
+    for rows in docs.values():  # a corrected filing's forecasts date from the filing it corrects
+        for d in rows:
+            same = [x["eff"] for x in rows if x["fs"] and d["fs"] and (x["period"], x["q"]) == (d["period"], d["q"])]
+            d["origin"] = min(same) if d["fs"] else d["eff"]
+
+    def version(code: str, period: float, at: int, fy_only: bool = False) -> dict | None:
+        rows = [d for d in docs.get(code, []) if d["fs"] and d["period"] == period and d["eff"] <= at
+                and (d["q"] == 4 or not fy_only)]
+        return best(rows, "eff", "order")
+
+    out = []
+    for code, t, close, cum_t in df[["Code", "t", "C", "cum"]].itertuples(index=False):
+        known = [d for d in docs.get(code, []) if d["eff"] <= t]
+        a = best([d for d in known if d["fs"]], "period", "eff", "order")
+        e = best([d for d in known if d["earn"]], "target", "origin", "eff", "order")
+        dv = best([d for d in known if d["f_div"] == d["f_div"]], "target", "origin", "eff", "order")
+        anyd = best(known, "eff", "order")
+        row: dict[str, float] = dict.fromkeys(("eps", "bps", "roe", "sales_yoy", "np_yoy", "eq", "prog", "q"),
+                                              math.nan)
+        if a is not None:
+            prev, last_fy = version(code, a["period"] - 12, a["eff"]), version(code, a["fy"] - 12, a["eff"], True)
+            p_eps = prev["EPS"] * a["cum"] / prev["cum"] if prev else math.nan
+            fy_eps = last_fy["EPS"] * a["cum"] / last_fy["cum"] if last_fy else math.nan
+            ttm_eps = a["EPS"] if a["q"] == 4 else a["EPS"] + fy_eps - p_eps
+            ttm_np = a["NP"] if a["q"] == 4 else a["NP"] + (last_fy["NP"] if last_fy else math.nan) - (
+                prev["NP"] if prev else math.nan)
+            row.update(eps=ttm_eps * cum_t / a["cum"], bps=a["BPS"] * cum_t / a["cum"], q=a["q"],
+                       roe=pos_ratio(ttm_np, a["Eq"]), np_yoy=growth(a["NP"], prev["NP"] if prev else math.nan),
+                       sales_yoy=pos_ratio(a["Sales"], prev["Sales"] if prev else math.nan) - 1.0,
+                       eq=a["EqAR"] if a["EqAR"] == a["EqAR"] else pos_ratio(a["Eq"], a["TA"]))
+            if e is not None and a["fy"] == e["target"] and a["q"] < 4:
+                row["prog"] = pos_ratio(a["OP"], e["f_op"])
+        rev = feps = math.nan
+        if e is not None:
+            before = [d for d in docs[code] if d["earn"] and d["target"] == e["target"]
+                      and (d["eff"], d["order"]) < (e["eff"], e["order"])]
+            p = best(before, "origin", "eff", "order")  # the forecast in force just before e
+            rev = growth(e["f_op"], p["f_op"] if p else math.nan)
+            feps = e["f_eps"] * cum_t / e["cum"]
+        div = dv["f_div"] * cum_t / dv["cum"] if dv else math.nan
+        out.append({
+            "st_eps_yield": pos_ratio(row["eps"], close), "st_per": pos_ratio(close, row["eps"]),
+            "st_bps_yield": pos_ratio(row["bps"], close), "st_roe": row["roe"], "st_sales_yoy": row["sales_yoy"],
+            "st_np_yoy": row["np_yoy"], "st_equity_ratio": row["eq"], "st_progress_op": row["prog"],
+            "st_rev_op": rev, "st_fwd_eps_yield": pos_ratio(feps, close), "st_div_yield": pos_ratio(div, close),
+            "st_days_since_disclosure": t - anyd["eff"] if anyd else math.nan, "st_quarter": row["q"]})
+    return pd.DataFrame(out)
+
+
+def test_statements_equal_the_naive_reference(synth: tuple) -> None:
+    tables, df, got = synth
+    want = reference_statements(tables, df)
+    assert want["st_eps_yield"].notna().sum() > 100 and want["st_rev_op"].abs().gt(0).any()
+    for col in want.columns:
+        np.testing.assert_allclose(got["statements"][col], want[col].to_numpy(float), rtol=1e-12, atol=0,
+                                   equal_nan=True, err_msg=col)
+
+
+def records(frame: pd.DataFrame, key: str) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in frame.to_dict("records"):
+        out.setdefault(r[key], []).append(r)
+    return out
+
+
+def reference_flows(tables: dict[str, pd.DataFrame], df: pd.DataFrame) -> pd.DataFrame:
+    cal = Bdays(tables["calendar"])
+    it = tables["investor_types"].sort_values(["PubDate", "StDate", "Section"]).reset_index(drop=True)
+    it["eff"] = [cal.after(d) for d in days(it["PubDate"])]
+    it["week"], it["order"] = days(it["EnDate"]), np.arange(len(it))
+    mi = tables["margin_interest"].sort_values(["Date", "Code"]).reset_index(drop=True)
+    mi["day"] = days(mi["Date"])
+    mi["eff"] = [cal.after(d, 3) for d in mi["day"]]
+    mi["order"] = np.arange(len(mi))
+    mi["long_adj"] = [r.LongVol * cum_at(df, r.Code, r.day) for r in mi.itertuples()]
+    sr = tables["short_ratio"].sort_values(["Date", "S33"]).reset_index(drop=True)
+    sr["day"], sr["order"] = days(sr["Date"]), np.arange(len(sr))
+    sr["eff"] = [cal.after(d) for d in sr["day"]]
+    ma = tables["margin_alert"].sort_values(["PubDate", "AppDate", "Code"]).reset_index(drop=True)
+    ma["app"], ma["order"] = days(ma["AppDate"]), np.arange(len(ma))
+    ma["eff"] = [cal.after(d) for d in days(ma["PubDate"])]
+    it_by, mi_by, sr_by, ma_by = records(it, "Section"), records(mi, "Code"), records(sr, "S33"), records(ma, "Code")
+    adv = df.groupby("Code")["volume"].rolling(20, min_periods=5).mean().reset_index(level=0, drop=True)
+    out = []
+    for (code, t, mkt, s33), adv_t in zip(df[["Code", "t", "Mkt", "S33"]].itertuples(index=False), adv, strict=True):
+        row = dict.fromkeys(("it_frgn_net", "it_days_since", "mi_long_days", "mi_short_long", "mi_long_chg",
+                             "ss_ratio", "ma_long_ratio"), math.nan)
+        w = best([r for r in it_by.get(SECTION_OF_MARKET.get(mkt, "?"), []) if r["eff"] <= t], "week", "eff", "order")
+        if w:
+            row.update(it_frgn_net=w["FrgnBal"] / w["FrgnTot"], it_days_since=float(t - w["eff"]))
+        m = best([r for r in mi_by.get(code, []) if r["eff"] <= t], "day", "eff", "order")
+        if m:
+            prev = best([r for r in mi_by[code] if r["day"] < m["day"]], "day", "order")
+            row.update(mi_long_days=pos_ratio(m["long_adj"], adv_t), mi_short_long=pos_ratio(m["ShrtVol"], m["LongVol"]),
+                       mi_long_chg=pos_ratio(m["long_adj"], prev["long_adj"] if prev else math.nan) - 1)
+        x = best([r for r in sr_by.get(s33, []) if r["eff"] <= t], "day", "eff", "order")
+        if x:
+            short = x["ShrtWithResVa"] + x["ShrtNoResVa"]
+            row["ss_ratio"] = short / (short + x["SellExShortVa"])
+        a = best([r for r in ma_by.get(code, []) if r["eff"] <= t], "app", "eff", "order")
+        active = a is not None and cal.between(int(a["app"]), t) <= 3
+        row["ma_active"] = float(active)
+        if active:
+            row["ma_long_ratio"] = a["LongOutRatio"] / 100
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def test_flows_equal_the_naive_reference(synth: tuple) -> None:
+    tables, df, got = synth
+    want = reference_flows(tables, df)
+    flat = {k: v for cols in got.values() for k, v in cols.items()}
+    assert want["ma_active"].sum() > 0 and want["mi_long_days"].notna().sum() > 100
+    for col in want.columns:
+        np.testing.assert_allclose(flat[col], want[col].to_numpy(float), rtol=1e-12, atol=0, equal_nan=True,
+                                   err_msg=col)
+
+
+def test_dividends_equal_the_naive_reference(synth: tuple) -> None:
+    tables, df, got = synth
+    cal = Bdays(tables["calendar"])
+    dv = tables["dividend"].sort_values(["PubDate", "PubTime", "RefNo", "Code"]).reset_index(drop=True)
+    dv["eff"] = [cal.disclosed(d, tm) for d, tm in zip(days(dv["PubDate"]), dv["PubTime"], strict=True)]
+    dv["ex"], dv["order"] = days(dv["ExDate"]), np.arange(len(dv))
+    dv["event"] = dv["CARefNo"].where(dv["CARefNo"].notna() & (dv["CARefNo"] != ""), dv["RefNo"])
+    by_code = records(dv, "Code")
+    want_days, want_yield = [], []
+    for code, t, close, cum_t in df[["Code", "t", "C", "cum"]].itertuples(index=False):
+        latest: dict[str, dict] = {}  # each event's latest version known at t
+        for r in sorted((r for r in by_code.get(code, []) if r["eff"] <= t), key=lambda r: (r["eff"], r["order"])):
+            latest[r["event"]] = r
+        live = [r for r in latest.values() if r["StatCode"] != "3" and r["ex"] >= t]
+        r = min(live, key=lambda r: (r["ex"], -r["eff"], -r["order"])) if live else None
+        want_days.append(float(r["ex"] - t) if r else math.nan)
+        want_yield.append(pos_ratio(r["DivRate"] * cum_t / cum_at(df, code, int(r["eff"])), close) if r else math.nan)
+    assert np.isfinite(want_days).sum() > 100
+    np.testing.assert_allclose(got["dividends"]["dv_days_to_ex"], want_days, rtol=0, equal_nan=True)
+    np.testing.assert_allclose(got["dividends"]["dv_next_yield"], want_yield, rtol=1e-12, equal_nan=True)
+
+
+def test_listing_and_every_group_have_values(synth: tuple) -> None:
+    tables, df, got = synth
+    master = tables["master"].sort_values("Date")
+    last = master.groupby("Code").tail(1).set_index("Code")
+    final = df.groupby("Code").tail(1)
+    scale = {"TOPIX Core30": 1, "TOPIX Large70": 2, "TOPIX Mid400": 3, "TOPIX Small 1": 4, "TOPIX Small 2": 5}
+    want = [scale.get(last.loc[c, "ScaleCat"], 6) for c in final["Code"]]
+    assert got["listing"]["lst_scale"][final.index].tolist() == want
+    assert set(np.unique(got["listing"]["lst_tier"])) <= {1.0, 2.0, 3.0, 4.0}
+    for name, cols in got.items():
+        assert tuple(cols) == GROUPS[name].outputs
+        for col, values in cols.items():
+            assert values.dtype == np.float64 and len(values) == len(df), col
+            if name != "earnings":  # one snapshot, taken after the last day: nothing known before it
+                assert np.isfinite(values).any(), col
+
+
+# ----------------------------------------------------------------------------- hand-built cases
+
+
+def hand_market(codes: tuple[str, ...] = ("13010", "13020"), start: str = "2023-10-02",
+                end: str = "2025-01-31") -> dict[str, pd.DataFrame]:
+    cal = build_calendar(2023, 2025).frame()
+    bdays = cal.loc[cal["HolDiv"].isin(["1", "2"]) & cal["Date"].between(start, end), "Date"]
+    bars = pd.DataFrame([(c, d) for c in codes for d in bdays], columns=["Code", "Date"])
+    bars[["O", "H", "L", "C"]] = 1000.0
+    bars["Vo"], bars["Va"], bars["AdjFactor"] = 1e5, 1e8, 1.0
+    bars["UL"] = pd.array(np.zeros(len(bars), dtype=bool), dtype="boolean")
+    bars["LL"] = bars["UL"]
+    topix = pd.DataFrame({"Date": bdays.to_numpy(), "C": 2000.0})
+    master = bars[["Date", "Code"]].assign(S33="3050", Mkt="0111", S17="1", ScaleCat="TOPIX Mid400", Mrgn="2")
+    return {"calendar": cal, "bars_daily": bars, "topix": topix, "master": master}
+
+
+def statement(code: str, date: str, time: str, per: str, period_end: str, fy_end: str, no: str,
+              **values: float) -> dict:
+    doc = "EarnForecastRevision" if per == "REV" else f"{per}FinancialStatements_Consolidated_JP"
+    return {"DiscDate": pd.Timestamp(date), "DiscTime": time, "Code": code, "DiscNo": no, "DocType": doc,
+            "CurPerType": "FY" if per == "REV" else per, "CurPerEn": pd.Timestamp(period_end),
+            "CurFYEn": pd.Timestamp(fy_end), **values}
+
+
+def at(df: pd.DataFrame, values: np.ndarray, code: str, date: str) -> float:
+    mask = ((df["Code"] == code) & (df["t"] == days([date])[0])).to_numpy()
+    assert mask.sum() == 1, (code, date)
+    return float(values[mask][0])
+
+
+def test_corrections_replace_values_only_from_their_own_effective_day(tmp_path: Path) -> None:
+    c = "13010"
+    base = {"Sales": 1000.0, "OP": 150.0, "EPS": 10.0, "BPS": 200.0, "Eq": 2000.0, "TA": 5000.0}
+    fins = pd.DataFrame([
+        statement(c, "2023-11-10", "15:00:00", "2Q", "2023-09-30", "2024-03-31", "1", **base, NP=100.0),
+        statement(c, "2024-05-10", "14:00:00", "FY", "2024-03-31", "2024-03-31", "2", **base, NP=250.0,
+                  NxFOP=380.0),
+        # 2024-08-09 (Fri) after the close; 08-12 is a holiday: effective Tuesday 08-13
+        statement(c, "2024-08-09", "15:00:00", "1Q", "2024-06-30", "2025-03-31", "3", **base, NP=60.0, FOP=390.0),
+        # the last 15:00 close: effective 11-05
+        statement(c, "2024-11-01", "15:00:00", "2Q", "2024-09-30", "2025-03-31", "4", **base, NP=120.0, FOP=400.0),
+        # a correction of Q1 after Q2: a disclosure (days since resets) that must not replace Q2's values
+        statement(c, "2024-11-12", "10:00:00", "1Q", "2024-06-30", "2025-03-31", "5", **base, NP=999.0, FOP=390.0),
+        # a correction of Q2 at 15:29, before the new 15:30 close: effective the same day
+        statement(c, "2024-11-20", "15:29:00", "2Q", "2024-09-30", "2025-03-31", "6", **base, NP=130.0, FOP=400.0),
+        # a forecast revision at 15:30: effective the next day
+        statement(c, "2024-11-25", "15:30:00", "REV", "2025-03-31", "2025-03-31", "7", FOP=500.0),
+    ])
+    tables = hand_market() | {"fins_summary": fins}
+    write_tables(tmp_path, tables)
+    ctx, df = context(CPU, tmp_path)
+    st = enrich(CPU, tmp_path, ctx.panel, ctx.frame, ["statements"])["statements"]
+    yoy, since, rev, q = st["st_np_yoy"], st["st_days_since_disclosure"], st["st_rev_op"], st["st_quarter"]
+    assert math.isnan(at(df, yoy, c, "2024-08-09")) and at(df, q, c, "2024-08-09") == 4
+    assert at(df, q, c, "2024-08-13") == 1 and at(df, since, c, "2024-08-13") == 0
+    assert at(df, q, c, "2024-11-01") == 1 and at(df, q, c, "2024-11-05") == 2
+    for day in ("2024-11-05", "2024-11-12", "2024-11-19"):
+        assert at(df, yoy, c, day) == pytest.approx(0.2), day  # (120 - 100) / 100: the Q1 correction is ignored
+    assert at(df, since, c, "2024-11-12") == 0 and at(df, since, c, "2024-11-19") == 7
+    assert at(df, yoy, c, "2024-11-20") == pytest.approx(0.3)  # the Q2 correction, from its own day
+    assert at(df, rev, c, "2024-11-25") == pytest.approx(0.0)  # the Q2 correction repeats FOP 400
+    assert at(df, rev, c, "2024-11-26") == pytest.approx(0.25)  # 500 against 400
+    assert at(df, st["st_progress_op"], c, "2024-11-26") == pytest.approx(150 / 500)
+    assert math.isnan(at(df, yoy, "13020", "2024-11-26"))  # no statements for the other code
+
+
+def test_weekly_rows_cover_the_days_until_the_next_publication(tmp_path: Path) -> None:
+    def week(st: str, en: str, pub: str, frgn_bal: float) -> dict:
+        return {"PubDate": pd.Timestamp(pub), "StDate": pd.Timestamp(st), "EnDate": pd.Timestamp(en),
+                "Section": "TSEPrime", "FrgnBal": frgn_bal, "FrgnTot": 100.0, "TotTot": 200.0}
+
+    it = pd.DataFrame([
+        week("2024-10-21", "2024-10-25", "2024-10-31", 1.0),  # Thursday: effective Friday 11-01
+        week("2024-10-28", "2024-11-01", "2024-11-04", 2.0),  # dated on a holiday: effective 11-05
+        week("2024-10-21", "2024-10-25", "2024-11-06", 3.0),  # a late correction of the older week: ignored
+        week("2024-10-28", "2024-11-01", "2024-11-07", 4.0),  # the newer week corrected: from 11-08
+    ])
+    tables = hand_market() | {"investor_types": it}
+    write_tables(tmp_path, tables)
+    ctx, df = context(CPU, tmp_path)
+    net = enrich(CPU, tmp_path, ctx.panel, ctx.frame, ["investor_types"])["investor_types"]["it_frgn_net"]
+    got = [at(df, net, "13010", d) for d in ("2024-10-31", "2024-11-01", "2024-11-05", "2024-11-06", "2024-11-07",
+                                              "2024-11-08", "2024-12-20")]
+    np.testing.assert_array_equal(got, [np.nan, 0.01, 0.02, 0.02, 0.02, 0.04, 0.04])
+
+
+def test_switches_auto_skips_true_fails_naming_what_to_fetch(tmp_path: Path) -> None:
+    write_tables(tmp_path, hand_market())
+    switches = {f: "auto" for f in GROUPS} | {"listing": True, "dividends": False}
+    run, status = plan(switches, tmp_path)
+    assert run == ["listing"] and status["dividends"] == "off"
+    assert status["statements"] == "skipped: the lake has no fins_summary"
+    with pytest.raises(EnrichError, match=r"enrich.statements needs fins_summary.*gpuetl fetch --datasets fins_summary"):
+        plan(switches | {"statements": True}, tmp_path)
+    assert set(EnrichSettings.__dataclass_fields__) == set(GROUPS)
