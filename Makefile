@@ -39,14 +39,16 @@ lint: ## ruff + mypy
 DEMO_LAKE   := data/demo/raw
 HAS_KEY     := $(shell [ -n "$$JQUANTS_API_KEY" ] || grep -qs '^JQUANTS_API_KEY=' .env && echo yes)
 
-demo: ## the main job on the built-in demo market: fetch from the fake J-Quants server, build the dataset
+demo: ## the main job on the built-in demo market: fetch from the fake J-Quants server, build the dataset and its graphs
 	$(PY) -m gpuetl fetch --demo --no-progress $(SETARGS)
 	$(PY) -m gpuetl build --lake $(DEMO_LAKE) --out data/datasets/demo --backend $(BACKEND) $(SETARGS)
+	$(PY) -m gpuetl graph --dataset data/datasets/demo --lake $(DEMO_LAKE) --backend $(BACKEND) $(SETARGS)
 
-dataset: ## fetch what is missing (START, END; the demo market when no key is set) and build (BACKEND)
+dataset: ## fetch what is missing (START, END; the demo market when no key is set), build, graphs (BACKEND)
 ifeq ($(HAS_KEY),yes)
 	$(PY) -m gpuetl fetch --start $(START) --end $(END) $(SETARGS)
 	$(PY) -m gpuetl build --backend $(BACKEND) $(SETARGS)
+	$(PY) -m gpuetl graph --backend $(BACKEND) $(SETARGS)
 else
 	@echo "make dataset: no JQUANTS_API_KEY (environment or .env): using the built-in demo market" >&2
 	$(MAKE) demo BACKEND=$(BACKEND) SET="$(SET)"

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(run=_doctor)
 
     from gpuetl.dataset.cli import add_parser as add_build
+    from gpuetl.graphs.cli import add_parser as add_graph
     from gpuetl.jquants.fake.cli import add_parser as add_demo_server
     from gpuetl.pipelines.fetch_cli import add_parser as add_fetch
     from gpuetl.synth.cli import add_parser as add_synth
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_server(sub, common)
     add_synth(sub, common)
     add_build(sub, common)
+    add_graph(sub, common)
     return parser
 
 

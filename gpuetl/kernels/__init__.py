@@ -117,3 +117,31 @@ register(
     gpu="gpuetl.kernels.asof_cuda:asof_gpu",
     doc="as-of join index per left row within integer key segments, pandas merge_asof semantics",
 )
+
+register(
+    "shrunk_correlation",
+    cpu="gpuetl.kernels.knn:shrunk_correlation_cpu",
+    gpu="gpuetl.kernels.knn_cuda:shrunk_correlation_gpu",
+    doc="batched covariances -> symmetric shrunk correlations on a fixed grid, thresholded (-inf elsewhere), in place",
+)
+
+register(
+    "row_topk",
+    cpu="gpuetl.kernels.knn:row_topk_cpu",
+    gpu="gpuetl.kernels.knn_cuda:row_topk_gpu",
+    doc="per-row k largest entries, ordered by value descending then column ascending (-1 where fewer)",
+)
+
+register(
+    "union_pagerank",
+    cpu="gpuetl.kernels.graph_analytics:union_pagerank_cpu",
+    gpu="gpuetl.kernels.graph_analytics_cuda:union_pagerank_gpu",
+    doc="PageRank of each segment (day) of a disjoint-union graph, normalised per segment (cuGraph on the GPU)",
+)
+
+register(
+    "union_louvain",
+    cpu="gpuetl.kernels.graph_analytics:union_louvain_cpu",
+    gpu="gpuetl.kernels.graph_analytics_cuda:union_louvain_gpu",
+    doc="Louvain communities of each segment (day) of a disjoint-union graph, canonical labels per segment",
+)

@@ -1,0 +1,149 @@
+"""Graphs for an existing dataset: bars from the raw lake -> adjusted closes -> returns -> graphs, and the graph
+features of every dataset row, written beside the dataset (`<dataset>/graphs/`, see gpuetl/graphs/io.py).
+
+The lake is read from `warmup_days` calendar days before the dataset's first date to its last date, so the
+first graph day (the dataset's first date) has a full window. Adjusted closes are forward-cumulated exactly
+as the dataset build does (gpuetl/features/adjust.py): raw close / product of the code's factors so far.
+The nodes of a day are the codes with a dataset row that day (so a universe selection carries over; other
+codes' returns are never used). The features join the dataset on (Code, Date); its own files are not rewritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from gpuetl.backend import Backend
+from gpuetl.features.calendar import civil_from_days
+from gpuetl.features.panel import Panel
+from gpuetl.graphs.build import GraphOutput, build_graphs, panel_features
+from gpuetl.graphs.config import GraphConfig
+from gpuetl.graphs.io import dates_from_days, write_graphs
+from gpuetl.graphs.returns import returns_from_panel
+from gpuetl.lake.manifest import Manifest
+
+BAR_COLUMNS = ["Code", "Date", "C", "AdjFactor"]
+
+
+class GraphInputError(RuntimeError):
+    """The dataset or the lake cannot make graphs (missing, empty); the message says what to run."""
+
+
+@dataclasses.dataclass
+class GraphRunResult:
+    out: Path
+    rows: int
+    codes: int
+    graph_days: int
+    edges: int
+    features: list[str]
+    batch_days: int
+    timings: dict[str, float]
+    peak_device_bytes: int | None
+
+
+def dataset_rows(backend: Backend, dataset: Path) -> Any:
+    """The dataset's (Code, Date) rows as a frame of the backend."""
+    files = sorted((dataset / "data").rglob("*.parquet"))
+    if not files:
+        raise GraphInputError(f"no dataset at {dataset} (expected data/year=YYYY/*.parquet): build it first "
+                              "with `gpuetl build`")
+    return backend.read_parquet([str(f) for f in files], columns=["Code", "Date"])
+
+
+def load_bars(backend: Backend, lake: Path, first_day: int, last_day: int) -> Any:
+    """Daily bars (Code, Date, C, AdjFactor) dated in [first_day, last_day], sorted by (Code, Date)."""
+    manifest = Manifest.load(lake)
+    files = manifest.files("bars_daily")
+    if not files:
+        raise GraphInputError(f"the lake at {lake} has no 'bars_daily' data; fetch it first "
+                              "(gpuetl fetch --datasets bars_daily ..., or gpuetl fetch --demo)")
+    paths = [str(lake / f) for f in files]
+    if any(r.spills for r in manifest.units("bars_daily").values()):
+        bars = backend.read_parquet(paths).drop_duplicates()[BAR_COLUMNS]  # as the dataset build reads them
+    else:
+        bars = backend.read_parquet(paths, BAR_COLUMNS)
+    days = backend.days(bars["Date"])
+    bars = bars.iloc[backend.xp.flatnonzero((days >= first_day) & (days <= last_day))]
+    if len(bars) == 0:
+        raise GraphInputError(f"the lake at {lake} has no daily bars for the dataset's dates")
+    return bars.sort_values(["Code", "Date"]).reset_index(drop=True)
+
+
+def adjusted_panel(backend: Backend, bars: Any) -> tuple[Panel, Any]:
+    """A Panel with the forward-adjusted `close`, and the sorted codes (code index -> Code)."""
+    xp = backend.xp
+    code_id, codes = bars["Code"].factorize()  # rows are sorted by Code, so ids follow the sorted codes
+    panel = Panel(backend, xp.asarray(code_id), backend.days(bars["Date"]),
+                  {"C": backend.to_array(bars["C"]), "AdjFactor": backend.to_array(bars["AdjFactor"])})
+    factor = xp.where(xp.isnan(panel["AdjFactor"]), 1.0, panel["AdjFactor"])
+    panel.columns["close"] = panel["C"] / panel.cumprod(factor)
+    return panel, codes
+
+
+def locate_rows(backend: Backend, rows: Any, codes: Any, dates: Any) -> tuple[Any, Any, Any]:
+    """For each dataset row: its date index in `dates`, its code index in `codes`, and whether both exist."""
+    xp, xdf = backend.xp, backend.xdf
+    table = xdf.DataFrame({"Code": xdf.Series(codes).reset_index(drop=True), "_code": xp.arange(len(codes))})
+    keyed = rows[["Code"]].assign(_row=xp.arange(len(rows))).merge(table, on="Code", how="left").sort_values("_row")
+    code = backend.to_array(keyed["_code"].reset_index(drop=True))
+    days = backend.days(rows["Date"])
+    pos = xp.minimum(xp.searchsorted(dates, days), len(dates) - 1)
+    found = (dates[pos] == days) & ~xp.isnan(code)
+    return pos, xp.where(found, code, 0).astype(xp.int64), found
+
+
+def row_features(backend: Backend, rows: Any, output: GraphOutput, date_pos: Any, code_pos: Any,
+                 found: Any) -> Any:
+    """Frame of Code, Date, graph_* (float32) and year for the dataset rows (NaN where a row has no graph)."""
+    xp, xdf = backend.xp, backend.xdf
+    days = backend.days(rows["Date"])
+    data: dict[str, Any] = {"Code": rows["Code"].reset_index(drop=True), "Date": dates_from_days(backend, days)}
+    for name, values in output.features.items():
+        data[name] = xp.where(found, values[date_pos, code_pos], xp.nan).astype(xp.float32)
+    year, _, _ = civil_from_days(xp, days)
+    data["year"] = year.astype(xp.int16)
+    return xdf.DataFrame(data)
+
+
+def graph_stage(backend: Backend, panel: Panel, codes: Any, cfg: GraphConfig, first_day: int,
+                out: str | Path | None = None, progress: bool = False,
+                node_rows: Any = None) -> tuple[dict[str, Any], GraphOutput]:
+    """The graph stage of a dataset build: graphs from the panel's adjusted `close`, one every `every_n_days`
+    from the first date >= `first_day` (days since 1970-01-01), edges written to `out` when given, and the
+    graph features as columns aligned with the panel's rows (NaN before the first graph). `node_rows`
+    (bool per panel row), if given, limits the nodes to those rows (e.g. the dataset's selected universe)."""
+    start = int(backend.xp.searchsorted(panel.unique_dates, first_day))  # host-ok: the first graph day's index
+    eligible = None
+    if node_rows is not None:
+        eligible = backend.xp.zeros((len(panel.unique_dates), len(panel.offsets) - 1), dtype=bool)
+        eligible[panel.date_id, panel.group] = node_rows
+    output = build_graphs(backend, returns_from_panel(panel), cfg, start, progress, eligible)
+    if out is not None:
+        write_graphs(backend, out, codes, output, cfg)
+    return panel_features(panel, output), output
+
+
+def graph_dataset(backend: Backend, cfg: GraphConfig, dataset: str | Path, lake: str | Path,
+                  out: str | Path | None = None, progress: bool = True) -> GraphRunResult:
+    dataset, lake = Path(dataset), Path(lake)
+    out = Path(out) if out else dataset / "graphs"
+    rows = dataset_rows(backend, dataset)
+    if len(rows) == 0:
+        raise GraphInputError(f"the dataset at {dataset} has no rows")
+    row_days = backend.days(rows["Date"])
+    first, last = int(row_days.min()), int(row_days.max())  # host-ok: two scalars set the lake's read window
+    bars = load_bars(backend, lake, first - cfg.warmup_days, last)
+    panel, codes = adjusted_panel(backend, bars)
+    start = int(backend.xp.searchsorted(panel.unique_dates, first))  # host-ok: the first graph day's index
+    date_pos, code_pos, found = locate_rows(backend, rows, codes, panel.unique_dates)
+    eligible = backend.xp.zeros((len(panel.unique_dates), len(codes)), dtype=bool)
+    eligible[date_pos[found], code_pos[found]] = True  # nodes: the dataset's rows (its universe, day by day)
+    output = build_graphs(backend, returns_from_panel(panel), cfg, start, progress, eligible)
+    features = row_features(backend, rows, output, date_pos, code_pos, found) if output.features else None
+    write_graphs(backend, out, codes, output, cfg, features,
+                 {"dataset": str(dataset), "lake": str(lake), "dataset_rows": len(rows)})
+    stats = backend.memory_stats()
+    return GraphRunResult(out, len(rows), len(codes), len(output.graph_days), output.n_edges, list(output.features),
+                          output.batch_days, output.timings, stats["peak_bytes"] if stats else None)

@@ -1,0 +1,87 @@
+"""Per-(day, code) graph features of a batch: degree, weighted degree, peer returns (dense products on the
+batch's matrices), PageRank and Louvain (the union kernels: cuGraph on the GPU, SciPy/networkx on the CPU).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpuetl.backend import Backend
+from gpuetl.graphs.config import GraphConfig
+from gpuetl.graphs.daily import BatchGraphs
+from gpuetl.graphs.returns import Returns
+
+PEER_FEATURES = ("graph_peer_ret_1d", "graph_peer_ret_5d")
+
+
+def feature_names(cfg: GraphConfig) -> list[str]:
+    if not cfg.features.enabled:
+        return []
+    names = ["graph_degree", "graph_wdegree"]
+    if cfg.features.pagerank:
+        names.append("graph_pagerank")
+    if cfg.features.louvain:
+        names += ["graph_community", "graph_community_size"]
+    return [*names, *PEER_FEATURES]
+
+
+def graph_features(backend: Backend, g: BatchGraphs, cfg: GraphConfig) -> dict[str, Any]:
+    """Features that belong to the graph itself: (B, N) float64 each, NaN where the code is not a node."""
+    xp = backend.xp
+    valid = g.valid
+    out = {"graph_degree": xp.where(valid, xp.count_nonzero(g.adjacency, axis=2).astype(xp.float64), xp.nan),
+           "graph_wdegree": xp.where(valid, g.weights.sum(axis=2), xp.nan)}
+    if not (cfg.features.pagerank or cfg.features.louvain):
+        return out
+    nb, n = valid.shape
+    flat_valid = valid.reshape(-1)
+    vertex = xp.cumsum(flat_valid, dtype=xp.int64) - 1  # union vertex id of every (day, code) that is a node
+    nodes = xp.flatnonzero(flat_valid)
+    offsets = xp.concatenate([xp.zeros(1, dtype=xp.int64),
+                              xp.cumsum(xp.count_nonzero(valid, axis=1), dtype=xp.int64)])
+    base = g.edge_batch * n
+    src, dst = vertex[base + g.edge_src], vertex[base + g.edge_dst]
+    if cfg.features.pagerank:
+        pr = backend.kernels.union_pagerank(src, dst, g.edge_weight, offsets, damping=cfg.pagerank.damping,
+                                            tol=cfg.pagerank.tol, max_iter=cfg.pagerank.max_iter)
+        out["graph_pagerank"] = _scatter(xp, nodes, pr, nb, n)
+    if cfg.features.louvain:
+        c = cfg.louvain
+        labels = backend.kernels.union_louvain(src, dst, g.edge_weight, offsets, resolution=c.resolution,
+                                               threshold=c.threshold, max_level=c.max_level, seed=c.seed)
+        _, inverse, counts = xp.unique((nodes // n) * n + labels, return_inverse=True, return_counts=True)
+        out["graph_community"] = _scatter(xp, nodes, labels.astype(xp.float64), nb, n)
+        out["graph_community_size"] = _scatter(xp, nodes, counts[inverse.reshape(-1)].astype(xp.float64), nb, n)
+    return out
+
+
+def peer_returns(backend: Backend, g: BatchGraphs, returns: Returns, span: int) -> dict[str, Any]:
+    """Edge-weighted mean of the neighbours' 1-/5-day returns on each of the `span` dates a graph serves.
+
+    Returns (B, span, N) per feature: entry [b, k] is for date days[b] + k, with day days[b]'s graph and that
+    date's returns; NaN where no neighbour has a return (or the code is not a node, or the date is past the end).
+    """
+    xp = backend.xp
+    n_dates = returns.r1.shape[0]
+    rows = g.days[:, None] + xp.arange(span)[None, :]
+    inside = rows < n_dates
+    rows = xp.minimum(rows, n_dates - 1)
+    parts = []
+    for r in (returns.r1, returns.r5):
+        v = r[rows]  # (B, span, N)
+        seen = xp.isfinite(v) & inside[:, :, None]
+        parts += [xp.where(seen, v, 0.0), seen.astype(xp.float64)]
+    stacked = xp.matmul(g.weights, xp.concatenate(parts, axis=1).transpose(0, 2, 1))  # (B, N, 4 * span)
+    stacked = stacked.transpose(0, 2, 1)  # (B, 4 * span, N)
+    out = {}
+    for k, name in enumerate(PEER_FEATURES):
+        num = stacked[:, 2 * k * span:(2 * k + 1) * span]
+        den = stacked[:, (2 * k + 1) * span:(2 * k + 2) * span]
+        out[name] = xp.where(den > 0, num / xp.where(den > 0, den, 1.0), xp.nan)
+    return out
+
+
+def _scatter(xp: Any, nodes: Any, values: Any, nb: int, n: int) -> Any:
+    out = xp.full(nb * n, xp.nan)
+    out[nodes] = values
+    return out.reshape(nb, n)

@@ -1,0 +1,87 @@
+"""Writing graphs: edges and codes as Parquet (from the device on the GPU), per-(Code, Date) features, metadata.
+
+Layout of a graph output folder (by default `<dataset>/graphs/`), written to a temporary folder and renamed:
+
+    codes.parquet                 index (int32), Code: src/dst of the edges index this table
+    edges/year=YYYY/*.parquet     Date (timestamp[ms]), src, dst (int32, src < dst), weight (float32)
+    features/year=YYYY/*.parquet  Code, Date, graph_* (float32): one row per dataset row (`gpuetl graph`)
+    graphs.json                   config, counts, batch size, timings, backend
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from gpuetl import __version__
+from gpuetl.backend import Backend
+from gpuetl.config import to_dict
+from gpuetl.features.calendar import civil_from_days
+from gpuetl.graphs.build import GraphOutput
+from gpuetl.graphs.config import GraphConfig
+
+_MS_PER_DAY = 86_400_000
+
+
+def dates_from_days(backend: Backend, days: Any) -> Any:
+    """int64 days since 1970-01-01 (array of the backend) -> a timestamp[ms] Series of the frame library."""
+    return backend.xdf.Series(days.astype(backend.xp.int64) * _MS_PER_DAY).astype("datetime64[ms]")
+
+
+def edges_frame(backend: Backend, output: GraphOutput) -> Any:
+    xp = backend.xp
+    days = output.dates[output.edges["day"]]
+    year, _, _ = civil_from_days(xp, days)
+    return backend.xdf.DataFrame({"Date": dates_from_days(backend, days), "src": output.edges["src"],
+                                  "dst": output.edges["dst"], "weight": output.edges["weight"].astype(xp.float32),
+                                  "year": year.astype(xp.int16)})
+
+
+def write_partitioned(frame: Any, path: Path) -> None:
+    """A frame as Parquet partitioned by `year`; an empty frame as one empty file (keeping the schema)."""
+    if len(frame):
+        frame.to_parquet(str(path), partition_cols=["year"], index=False)
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+        frame.drop(columns=["year"]).to_parquet(str(path / "part-0.parquet"), index=False)
+
+
+def write_graphs(backend: Backend, out: str | Path, codes: Any, output: GraphOutput, cfg: GraphConfig,
+                 features: Any = None, extra: dict[str, Any] | None = None) -> Path:
+    """Write codes, edges, optional features frame (Code, Date, graph_*, year) and graphs.json to `out`."""
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    xp = backend.xp
+    codes = backend.xdf.Series(codes).reset_index(drop=True)
+    backend.xdf.DataFrame({"index": xp.arange(len(codes), dtype=xp.int32),
+                           "Code": codes}).to_parquet(str(tmp / "codes.parquet"), index=False)
+    write_partitioned(edges_frame(backend, output), tmp / "edges")
+    if features is not None:
+        write_partitioned(features, tmp / "features")
+    graph_days = output.graph_days
+    meta = {
+        "name": cfg.name,
+        "gpuetl": __version__,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "backend": backend.name,
+        "device": backend.device.name if backend.device else None,
+        "codes": len(codes),
+        "graph_days": len(graph_days),
+        "edges": output.n_edges,
+        "features": list(output.features),
+        "batch_days": output.batch_days,
+        "timings_s": output.timings,
+        "config": to_dict(cfg),
+        "definitions": "gpuetl/graphs/__init__.py",
+        **(extra or {}),
+    }
+    (tmp / "graphs.json").write_text(json.dumps(meta, indent=2, default=str))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out

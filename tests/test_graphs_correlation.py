@@ -1,0 +1,144 @@
+"""One day's shrunk EWM correlation equals a plain float64 computation by hand; coverage rule; the kernel twin."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gpuetl.backend import Backend, create
+from gpuetl.config import ConfigError, load_settings
+from gpuetl.graphs.config import GraphConfig, load_graph_config
+from gpuetl.graphs.daily import pad_returns, shrunk_correlations
+from gpuetl.kernels.knn import shrunk_correlation_cpu
+
+SMALL = ["window=20", "halflife=8.0", "warmup_days=40", "min_coverage=0.8", "knn.k=3", "knn.threshold=0.2"]
+
+
+def graph_config(*overrides: str) -> GraphConfig:
+    return load_graph_config(overrides=[*SMALL, *overrides])
+
+
+def cpu_backend() -> Backend:
+    return create(load_settings(overrides=["backend=cpu"]))
+
+
+def host(backend: Backend, a: Any) -> np.ndarray:
+    return backend.xp.asnumpy(a) if backend.is_gpu else np.asarray(a)
+
+
+def factor_returns(n_dates: int, n_codes: int, seed: int = 0, missing: float = 0.05,
+                   sectors: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Market + sector + noise daily returns (NaN holes, row 0 missing) and each code's sector."""
+    rng = np.random.default_rng(seed)
+    sector = rng.integers(0, sectors, n_codes)
+    r = (rng.standard_normal((n_dates, 1)) * 0.01 + rng.standard_normal((n_dates, sectors))[:, sector] * 0.01
+         + rng.standard_normal((n_dates, n_codes)) * 0.012)
+    r[rng.random(r.shape) < missing] = np.nan
+    r[0] = np.nan
+    return r, sector
+
+
+def hand_correlation(r: np.ndarray, t: int, cfg: GraphConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The documented definition, written out with loops: shrunk correlation (no grid) and validity."""
+    window, n = cfg.window, r.shape[1]
+    rows = [s for s in range(t - window + 1, t + 1) if s >= 0]
+    w = {s: 0.5 ** ((t - s) / cfg.halflife) for s in rows}
+    seen = {i: [s for s in rows if np.isfinite(r[s, i])] for i in range(n)}
+    mu = {i: sum(w[s] * r[s, i] for s in seen[i]) / sum(w[s] for s in seen[i]) if seen[i] else 0.0
+          for i in range(n)}
+    var = {i: sum(w[s] * (r[s, i] - mu[i]) ** 2 for s in seen[i]) for i in range(n)}
+    valid = np.array([len(seen[i]) >= math.ceil(cfg.min_coverage * window) and var[i] > 0 for i in range(n)])
+    rho = np.full((n, n), np.nan)
+    for i in range(n):
+        for j in range(n):
+            if valid[i] and valid[j]:
+                both = [s for s in seen[i] if s in seen[j]]
+                cov = sum(w[s] * (r[s, i] - mu[i]) * (r[s, j] - mu[j]) for s in both)
+                rho[i, j] = cov / math.sqrt(var[i] * var[j])
+    off = valid[:, None] & valid[None, :] & ~np.eye(n, dtype=bool)
+    target = rho[off].mean() if cfg.shrinkage.target == "constant_correlation" else 0.0
+    shrunk = (1 - cfg.shrinkage.gamma) * rho + cfg.shrinkage.gamma * target
+    return np.where(off, shrunk, np.nan), valid
+
+
+@pytest.mark.parametrize("target", ["identity", "constant_correlation"])
+@pytest.mark.parametrize("missing", [0.0, 0.08])
+def test_one_day_equals_weighted_covariance_by_hand(backend: Backend, target: str, missing: float) -> None:
+    cfg = graph_config(f"shrinkage.target={target}", "knn.threshold=-1", "features.enabled=false")
+    r, _ = factor_returns(40, 14, seed=3, missing=missing)
+    r[10:, 5] = np.nan  # code 5 falls below the coverage rule in the later windows
+    padded = pad_returns(backend.xp, backend.xp.asarray(r), cfg.window)
+    for t in (25, 39):
+        cand, valid = shrunk_correlations(backend, padded, backend.xp.asarray([t]), cfg)
+        want, want_valid = hand_correlation(r, t, cfg)
+        got = host(backend, cand)[0]
+        np.testing.assert_array_equal(host(backend, valid)[0], want_valid)
+        assert not want_valid[5]
+        off = np.isfinite(want)
+        np.testing.assert_allclose(got[off], want[off], rtol=0, atol=1e-6)
+        assert np.abs(got[off] - want[off]).max() < 1e-9  # the 2^-32 grid is the only difference
+        assert np.all(got[~off] == -np.inf)  # diagonal and non-nodes are never candidates
+        np.testing.assert_array_equal(got, got.T)  # exactly symmetric
+
+
+def test_threshold_masks_below_and_keeps_equal() -> None:
+    cfg = graph_config("knn.threshold=0.25", "features.enabled=false")
+    s = np.array([[[1.0, 0.25 / 0.9, 0.2], [0.25 / 0.9, 1.0, 0.5], [0.2, 0.5, 1.0]]])
+    inv = np.ones((1, 3))
+    out = shrunk_correlation_cpu(s.copy(), inv, np.ones((1, 3), bool), np.zeros(1), gamma=cfg.shrinkage.gamma,
+                                 threshold=cfg.knn.threshold, bits=cfg.knn.grid_bits)[0]
+    assert out[0, 1] == pytest.approx(0.25, abs=1e-9) and out[0, 1] >= 0.25  # 0.9 * 0.2777.. is 0.25 on the grid
+    assert out[0, 2] == -np.inf  # 0.9 * 0.2 < 0.25
+    assert out[1, 2] == pytest.approx(0.45, abs=1e-9)
+
+
+def test_coverage_rule_and_zero_variance() -> None:
+    cfg = graph_config("features.enabled=false", "knn.threshold=-1")
+    need = cfg.min_observations
+    assert need == 16  # ceil(0.8 * 20)
+    r, _ = factor_returns(30, 6, seed=1, missing=0.0)
+    t = 29
+    window = np.arange(t - cfg.window + 1, t + 1)
+    r[window[: cfg.window - need], 0] = np.nan  # exactly `need` returns: a node
+    r[window[: cfg.window - need + 1], 1] = np.nan  # one fewer: not a node
+    r[:, 2] = 0.003  # constant: zero variance, not a node
+    r[1:, 3] = 0.7  # constant too, and its EWM mean carries rounding noise (S_33 ~ 1e-31): still not a node
+    cand, valid = shrunk_correlations(cpu_backend(), pad_returns(np, r, cfg.window), np.array([t]), cfg)
+    np.testing.assert_array_equal(valid[0], [True, False, False, False, True, True])
+    assert np.all(cand[0, 1] == -np.inf) and np.all(cand[0, :, 2] == -np.inf)
+
+
+def test_kernel_twin_equals_plain_formula() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 30, 70))
+    s = np.matmul(x.transpose(0, 2, 1), x)
+    s[:, 3, 10] += 1e-3  # make the input asymmetric: the kernel averages the two halves
+    inv = 1.0 / np.sqrt(np.diagonal(s, axis1=1, axis2=2))
+    valid = rng.random((3, 70)) > 0.1
+    target = np.array([0.0, 0.1, -0.05])
+    got = shrunk_correlation_cpu(s.copy(), inv, valid, target, gamma=0.2, threshold=0.05, bits=32)
+    h = 0.5 * (s + s.transpose(0, 2, 1))
+    rho = h * inv[:, :, None] * inv[:, None, :]
+    q = np.rint((0.8 * rho + 0.2 * target[:, None, None]) * 2.0**32) / 2.0**32
+    keep = valid[:, :, None] & valid[:, None, :] & ~np.eye(70, dtype=bool) & (q >= 0.05)
+    want = np.where(keep, q, -np.inf)
+    np.testing.assert_allclose(got, want, rtol=0, atol=2.0**-32)
+    np.testing.assert_array_equal(got, got.transpose(0, 2, 1))
+
+
+def test_config_rules() -> None:
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_graph_config(overrides=["knn.kk=3"])
+    with pytest.raises(ConfigError, match=r"knn\.k: must be in \[1, 64\]"):
+        load_graph_config(overrides=["knn.k=65"])
+    with pytest.raises(ConfigError, match="threshold: must be > 0 when features are enabled"):
+        load_graph_config(overrides=["knn.threshold=-0.1"])
+    with pytest.raises(ConfigError, match="warmup_days"):
+        load_graph_config(overrides=["window=120"])
+    with pytest.raises(ConfigError, match="is not one of"):
+        load_graph_config(overrides=["shrinkage.target=ledoit"])
+    cfg = load_graph_config()
+    assert (cfg.window, cfg.halflife, cfg.knn.k, cfg.knn.threshold, cfg.shrinkage.gamma) == (60, 30.0, 15, 0.25, 0.1)

@@ -1,0 +1,190 @@
+"""Graph features: PageRank vs networkx and a plain power iteration, degrees exact, Louvain vs networkx by
+partition and modularity, canonical labels, neighbour-averaged returns vs a pandas reference."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from gpuetl.graphs.build import GraphOutput, build_graphs
+from gpuetl.graphs.returns import Returns
+from gpuetl.kernels.graph_analytics import canonical_labels, union_louvain_cpu, union_pagerank_cpu
+from tests.test_graphs_correlation import cpu_backend, factor_returns, graph_config
+
+SIZES = [30, 1, 0, 25, 40]  # a singleton and an empty segment on purpose
+
+
+def random_union(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    offsets = np.concatenate([[0], np.cumsum(SIZES)])
+    src, dst = [], []
+    for g, n in enumerate(SIZES):
+        if n < 2:
+            continue
+        pairs = {(int(a), int(b)) for a, b in rng.integers(0, n - 3, size=(3 * n, 2)) if a < b}  # last 3 isolated
+        src += [offsets[g] + a for a, _ in sorted(pairs)]
+        dst += [offsets[g] + b for _, b in sorted(pairs)]
+    weight = rng.uniform(0.25, 1.0, len(src))
+    return np.array(src), np.array(dst), weight, offsets
+
+
+def segment_graph(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, lo: int, hi: int) -> nx.Graph:
+    graph = nx.Graph()
+    graph.add_nodes_from(range(hi - lo))
+    inside = (src >= lo) & (src < hi)
+    graph.add_weighted_edges_from(zip(src[inside] - lo, dst[inside] - lo, weight[inside], strict=True))
+    return graph
+
+
+def plain_pagerank(graph: nx.Graph, damping: float, iterations: int = 3000) -> np.ndarray:
+    """Dense power iteration: follow an edge with probability w / out-weight, dangling mass spread evenly."""
+    n = graph.number_of_nodes()
+    a = nx.to_numpy_array(graph, nodelist=range(n), weight="weight")
+    out = a.sum(axis=1)
+    x = np.full(n, 1.0 / n)
+    for _ in range(iterations):
+        flow = np.zeros(n)
+        for u in range(n):
+            if out[u] > 0:
+                flow += x[u] * a[u] / out[u]
+        x = damping * flow + (damping * x[out == 0].sum() + 1 - damping) / n
+    return x
+
+
+def test_pagerank_equals_networkx_and_a_plain_power_iteration() -> None:
+    src, dst, weight, offsets = random_union()
+    pr = union_pagerank_cpu(src, dst, weight, offsets, damping=0.85, tol=1e-12, max_iter=1000)
+    for g in range(len(SIZES)):
+        lo, hi = offsets[g], offsets[g + 1]
+        if hi == lo:
+            continue
+        graph = segment_graph(src, dst, weight, lo, hi)
+        want = nx.pagerank(graph, alpha=0.85, tol=1e-15, max_iter=10_000, weight="weight")
+        np.testing.assert_allclose(pr[lo:hi], [want[v] for v in range(hi - lo)], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(pr[lo:hi], plain_pagerank(graph, 0.85), rtol=0, atol=1e-9)
+        assert pr[lo:hi].sum() == pytest.approx(1.0, abs=1e-12)
+        alone = union_pagerank_cpu(src[(src >= lo) & (src < hi)] - lo, dst[(src >= lo) & (src < hi)] - lo,
+                                   weight[(src >= lo) & (src < hi)], np.array([0, hi - lo]), damping=0.85,
+                                   tol=1e-12, max_iter=1000)
+        np.testing.assert_array_equal(pr[lo:hi], alone)  # a day's PageRank does not depend on the other days
+
+
+def test_louvain_equals_networkx_per_day_and_labels_are_canonical() -> None:
+    src, dst, weight, offsets = random_union(seed=4)
+    labels = union_louvain_cpu(src, dst, weight, offsets, resolution=1.0, threshold=1e-7, max_level=100, seed=9)
+    for g in range(len(SIZES)):
+        lo, hi = offsets[g], offsets[g + 1]
+        if hi == lo:
+            continue
+        graph = segment_graph(src, dst, weight, lo, hi)
+        if graph.number_of_edges() == 0:
+            assert labels[lo:hi].tolist() == list(range(hi - lo))  # isolated vertices are singletons
+            continue
+        want = nx.community.louvain_communities(graph, weight="weight", resolution=1.0, threshold=1e-7, seed=9)
+        got = [set(np.flatnonzero(labels[lo:hi] == c).tolist()) for c in range(labels[lo:hi].max() + 1)]
+        assert sorted(map(sorted, got)) == sorted(map(sorted, want))
+        assert nx.community.modularity(graph, got) == pytest.approx(nx.community.modularity(graph, want))
+        first_seen = [int(c) for c in pd.unique(labels[lo:hi])]
+        assert first_seen == list(range(len(first_seen)))  # numbered in the order of their smallest vertex
+
+
+def test_louvain_finds_planted_communities() -> None:
+    a, b = [0, 0, 1, 3, 3, 4], [1, 2, 2, 4, 5, 5]
+    src, dst = np.array([*a, 2]), np.array([*b, 3])
+    weight = np.array([1.0] * 6 + [0.05])
+    labels = union_louvain_cpu(src, dst, weight, np.array([0, 6]), resolution=1.0, threshold=1e-7, max_level=10,
+                               seed=0)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_canonical_labels_and_union_checks() -> None:
+    offsets = np.array([0, 4, 4, 7])
+    raw = np.array([9, 3, 9, 5, 2, 2, 8])
+    assert canonical_labels(np, raw, offsets).tolist() == [0, 1, 0, 2, 0, 0, 1]
+    ok = dict(damping=0.85, tol=1e-10, max_iter=100)
+    with pytest.raises(ValueError, match="joins two segments"):
+        union_pagerank_cpu(np.array([0]), np.array([5]), np.array([1.0]), offsets, **ok)
+    with pytest.raises(ValueError, match="self loops"):
+        union_pagerank_cpu(np.array([1]), np.array([1]), np.array([1.0]), offsets, **ok)
+    with pytest.raises(ValueError, match="positive"):
+        union_pagerank_cpu(np.array([0]), np.array([1]), np.array([-0.5]), offsets, **ok)
+
+
+def graphs_of(every_n_days: int = 1) -> tuple[np.ndarray, np.ndarray, GraphOutput]:
+    cfg = graph_config("knn.k=3", f"every_n_days={every_n_days}")
+    r1, _ = factor_returns(70, 24, seed=8)
+    r5, _ = factor_returns(70, 24, seed=9)
+    out = build_graphs(cpu_backend(), Returns(np.arange(70) + 18_000, r1, r5), cfg, start=4)
+    return r1, r5, out
+
+
+def edges_frame(out: GraphOutput) -> pd.DataFrame:
+    return pd.DataFrame({k: np.asarray(v) for k, v in out.edges.items()})
+
+
+@pytest.mark.parametrize("every_n_days", [1, 3])
+def test_degrees_exact_and_neighbour_returns_equal_pandas(every_n_days: int) -> None:
+    r1, r5, out = graphs_of(every_n_days)
+    edges = edges_frame(out)
+    n_dates, n_codes = r1.shape
+    both = pd.concat([edges, edges.rename(columns={"src": "dst", "dst": "src"})], ignore_index=True)
+    graph_days = out.graph_days[out.graph_days >= 16]  # days with a full-enough window
+    assert set(edges["day"]) <= set(graph_days.tolist()) and len(edges) > 0
+    for day in graph_days:
+        nodes = np.isfinite(out.features["graph_degree"][day])
+        day_edges = both[both["day"] == day]
+        degree = day_edges.groupby("src").size().reindex(range(n_codes), fill_value=0).to_numpy()
+        wdegree = day_edges.groupby("src")["weight"].sum().reindex(range(n_codes), fill_value=0.0).to_numpy()
+        np.testing.assert_array_equal(out.features["graph_degree"][day][nodes], degree[nodes])
+        np.testing.assert_allclose(out.features["graph_wdegree"][day][nodes], wdegree[nodes], rtol=1e-13)
+        assert not day_edges["src"].isin(np.flatnonzero(~nodes)).any()
+    # the pandas reference: each served date takes the last graph at or before it and that date's returns
+    rows = []
+    for day in graph_days:
+        for k in range(every_n_days):
+            if day + k < n_dates:
+                rows.append(both[both["day"] == day].assign(date=day + k))
+    served = pd.concat(rows, ignore_index=True)
+    for name, r in (("graph_peer_ret_1d", r1), ("graph_peer_ret_5d", r5)):
+        ret = served["dst"].to_numpy()
+        served["r"] = r[served["date"].to_numpy(), ret]
+        seen = served[np.isfinite(served["r"])]
+        ref = (seen.assign(wr=seen["weight"] * seen["r"]).groupby(["date", "src"])[["wr", "weight"]].sum())
+        ref = ref["wr"] / ref["weight"]
+        got = out.features[name][ref.index.get_level_values(0), ref.index.get_level_values(1)]
+        np.testing.assert_allclose(got, ref.to_numpy(), rtol=1e-12, atol=1e-15)
+        dense = out.features[name]
+        expected = np.full_like(dense, np.nan)
+        expected[ref.index.get_level_values(0), ref.index.get_level_values(1)] = ref.to_numpy()
+        np.testing.assert_array_equal(np.isnan(dense), np.isnan(expected))  # NaN exactly where pandas has none
+    # the graph's own features are carried to the dates it serves, and dates before the first graph are NaN
+    for day in graph_days:
+        for k in range(1, every_n_days):
+            if day + k < n_dates:
+                np.testing.assert_array_equal(out.features["graph_pagerank"][day + k], out.features["graph_pagerank"][day])
+    assert np.isnan(out.features["graph_degree"][:16]).all()
+
+
+def test_pagerank_and_communities_per_day_match_networkx() -> None:
+    _, _, out = graphs_of()
+    edges = edges_frame(out)
+    for day in out.graph_days[out.graph_days >= 16][::7]:
+        nodes = np.flatnonzero(np.isfinite(out.features["graph_degree"][day]))
+        graph = nx.Graph()
+        graph.add_nodes_from(nodes.tolist())
+        e = edges[edges["day"] == day]
+        graph.add_weighted_edges_from(zip(e["src"], e["dst"], e["weight"], strict=True))
+        want = nx.pagerank(graph, alpha=0.85, tol=1e-15, max_iter=10_000, weight="weight")
+        np.testing.assert_allclose(out.features["graph_pagerank"][day][nodes], [want[v] for v in nodes], atol=1e-6)
+        comm = out.features["graph_community"][day][nodes]
+        size = out.features["graph_community_size"][day][nodes]
+        for c in np.unique(comm):
+            assert (size[comm == c] == (comm == c).sum()).all()
+        parts = [set(nodes[comm == c].tolist()) for c in np.unique(comm)]
+        nx_parts = nx.community.louvain_communities(nx.relabel_nodes(graph, {v: i for i, v in enumerate(nodes)}),
+                                                    weight="weight", resolution=1.0, threshold=1e-7, seed=42)
+        q = nx.community.modularity(graph, parts)
+        assert q == pytest.approx(nx.community.modularity(
+            nx.relabel_nodes(graph, {v: i for i, v in enumerate(nodes)}), nx_parts), abs=1e-12)
