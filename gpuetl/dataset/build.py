@@ -13,9 +13,6 @@ import dataclasses
 import datetime as dt
 import json
 import shutil
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,7 @@ from gpuetl.features.panel import Panel
 from gpuetl.features.targets import targets
 from gpuetl.lake.manifest import Manifest
 from gpuetl.lake.reader import manifest_hash
+from gpuetl.stages import StageTimer
 
 BAR_COLUMNS = ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"]
 UNIVERSES = {"prime": ("0111", "0101"), "prime_standard": ("0111", "0112", "0101", "0102")}
@@ -56,26 +54,10 @@ class BuildResult:
     peak_device_bytes: int | None
 
 
-class Stages:
-    """Per-stage wall time (device synchronised, so GPU work is counted where it happens)."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.timings: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        self.backend.synchronize()
-        t0 = time.perf_counter()
-        yield
-        self.backend.synchronize()
-        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 4)
-
-
 def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: str | Path,
                   progress: bool = True) -> BuildResult:
     lake, out = Path(lake), Path(out)
-    stage = Stages(backend)
+    stage = StageTimer(backend)
     ops = cfg.feature_params()
     enrich_groups, enrich_status = plan(cfg.enrich.switches(), lake)
     with Progress(disable=not progress, transient=True) as bar:

@@ -9,9 +9,6 @@ one day at a time).
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -23,6 +20,7 @@ from gpuetl.graphs.config import GraphConfig
 from gpuetl.graphs.daily import batch_graphs, bytes_per_day, pad_returns
 from gpuetl.graphs.features import PEER_FEATURES, feature_names, graph_features, peer_returns
 from gpuetl.graphs.returns import Returns
+from gpuetl.stages import StageTimer
 
 
 @dataclasses.dataclass
@@ -37,22 +35,6 @@ class GraphOutput:
     @property
     def n_edges(self) -> int:
         return len(self.edges["src"])
-
-
-class Timer:
-    """Wall time per step, device synchronised so GPU work is counted where it happens."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.timings: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        self.backend.synchronize()
-        t0 = time.perf_counter()
-        yield
-        self.backend.synchronize()
-        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 4)
 
 
 def graph_day_indices(n_dates: int, start: int, every_n_days: int) -> np.ndarray:
@@ -79,7 +61,7 @@ def build_graphs(backend: Backend, returns: Returns, cfg: GraphConfig, start: in
     universe selection carries over to the graphs); returns of other codes are never used.
     """
     xp = backend.xp
-    timer = Timer(backend)
+    timer = StageTimer(backend)
     n_dates, n_codes = returns.shape
     days = graph_day_indices(n_dates, start, cfg.every_n_days)
     # a date index t has at most t returns in its window (row 0 has none): earlier days cannot have nodes
