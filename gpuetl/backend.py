@@ -98,12 +98,12 @@ class Backend:
             return self.xdf.read_parquet(files, columns=columns)
         import pyarrow.dataset as pads
 
-        return pads.dataset(files, format="parquet").to_table(columns=columns).to_pandas(date_as_object=False)
+        return pads.dataset(files, format="parquet").to_table(columns=columns).to_pandas(date_as_object=False)  # host-ok: the CPU backend reads into pandas
 
     def days(self, series: Any) -> Any:
         """A date/datetime Series -> int64 days since 1970-01-01 as an array of this backend."""
         ns = series.astype("datetime64[ns]").astype("int64")
-        return (ns.to_cupy() if self.is_gpu else ns.to_numpy()) // 86_400_000_000_000
+        return (ns.to_cupy() if self.is_gpu else ns.to_numpy()) // 86_400_000_000_000  # host-ok: to_numpy only on the CPU backend
 
     def synchronize(self) -> None:
         """Wait for queued device work (before reading a clock); a no-op on the CPU."""

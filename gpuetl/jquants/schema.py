@@ -45,7 +45,7 @@ def to_table(ds: Dataset, df: pd.DataFrame, extra: tuple[pa.Field, ...] = ()) ->
         if pa.types.is_date32(field.type):
             arrays.append(pa.array(pd.to_datetime(col).dt.date.where(col.notna(), None), type=field.type))
         elif pa.types.is_floating(field.type):
-            arrays.append(pa.array(col.astype("float64").to_numpy(), type=field.type, from_pandas=True))
+            arrays.append(pa.array(col.astype("float64").to_numpy(), type=field.type, from_pandas=True))  # host-ok: canonical pandas -> Arrow for the lake (host I/O)
         elif pa.types.is_boolean(field.type):
             arrays.append(pa.array(col.astype("boolean"), type=field.type))
         elif field.name in json_fields:

@@ -102,7 +102,7 @@ def build_calendar(first_year: int, last_year: int) -> Calendar:
     holdiv = open_.astype(np.int8)
     holiday_trading = hol & (weekday < 5) & ~np.asarray(year_end) & (dates >= np.datetime64(HOLIDAY_TRADING_FROM))
     holdiv[holiday_trading] = 3
-    years = month_day.year.to_numpy()
+    years = month_day.year.to_numpy()  # host-ok: the synthetic market is NumPy/pandas by design
     for y in range(first_year, min(last_year, 2008) + 1):  # half-day first/last sessions, up to 2008
         idx = np.flatnonzero(open_ & (years == y))
         if idx.size:

@@ -66,7 +66,7 @@ def _yymm(months: np.ndarray) -> np.ndarray:
 def _underlying(m: SyntheticMarket) -> dict[str, np.ndarray]:
     """The published TOPIX (built once and kept by the market's lazy tables)."""
     t = m.table("topix")
-    return {k: t[k].to_numpy() for k in "OHLC"}
+    return {k: t[k].to_numpy() for k in "OHLC"}  # host-ok: the synthetic market is NumPy/pandas by design
 
 
 def _sessions(rng: np.random.Generator, o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray,
@@ -136,7 +136,7 @@ def _options(m: SyntheticMarket, name: str, scale: float, spacing: float, strike
     und = _underlying(m)
     spot = und["C"] * scale
     ret = np.diff(np.log(und["C"]), prepend=np.log(und["C"][0]))
-    realised = pd.Series(ret).rolling(20, min_periods=1).std().to_numpy() * np.sqrt(245.0)
+    realised = pd.Series(ret).rolling(20, min_periods=1).std().to_numpy() * np.sqrt(245.0)  # host-ok: the synthetic market is NumPy/pandas by design
     base_vol = np.clip(1.1 * np.nan_to_num(realised, nan=0.15), 0.10, 0.6)
     r, cm, sq = _contracts(m, 1, 2)
     atm = np.round(spot[r] / spacing) * spacing

@@ -81,7 +81,7 @@ def _in_range(market: SyntheticMarket, name: str, df: pd.DataFrame) -> pd.DataFr
     lo = max(pd.Timestamp(market.config.start), pd.Timestamp(ds.since))
     col = df[ds.date_field]
     keep = (col >= lo) & (col <= pd.Timestamp(market.config.end))
-    return df if bool(keep.all()) else df.loc[keep.to_numpy()].reset_index(drop=True)
+    return df if bool(keep.all()) else df.loc[keep.to_numpy()].reset_index(drop=True)  # host-ok: the synthetic market is NumPy/pandas by design
 
 
 class SyntheticMarket:

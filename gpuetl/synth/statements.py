@@ -270,5 +270,5 @@ def fins_details(m: SyntheticMarket) -> pd.DataFrame:
     text = text + pd.Series(np.where(ordinary != "", ', "Ordinary profit (loss)": "' + ordinary + '"', ""),
                             dtype=object) + "}"
     cols = {"DiscDate": s.date[keep], "DiscTime": s.time[keep], "Code": u.code[c],
-            "DiscNo": _disc_no(s.date)[keep], "DocType": _doc_types(m)[keep], "FS": text.to_numpy()}
+            "DiscNo": _disc_no(s.date)[keep], "DocType": _doc_types(m)[keep], "FS": text.to_numpy()}  # host-ok: the synthetic market is NumPy/pandas by design
     return canonical("fins_details", cols, keep.size)

