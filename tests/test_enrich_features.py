@@ -93,7 +93,7 @@ def synthetic_tables(codes: int = 12, start: str = "2023-10-02", end: str = "202
 
 def context(backend: Backend, lake: Path) -> tuple[Context, pd.DataFrame]:
     """The build's own panel over the lake, an enrichment context, and the panel as a pandas frame."""
-    from gpuetl.dataset.build import _read
+    from gpuetl.dataset.raw import read_raw as _read
 
     bars = _read(backend, lake, "bars_daily", ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"])
     topix = _read(backend, lake, "topix", ["Date", "C"]).sort_values("Date")

@@ -22,6 +22,7 @@ from gpuetl import __version__
 from gpuetl.backend import Backend
 from gpuetl.config import to_dict
 from gpuetl.dataset.config import DatasetConfig
+from gpuetl.dataset.raw import read_raw
 from gpuetl.enrich import GROUPS, enrich, plan
 from gpuetl.features import registry
 from gpuetl.features.adjust import add_adjusted
@@ -29,7 +30,6 @@ from gpuetl.features.calendar import civil_from_days
 from gpuetl.features.cross_section import normalize
 from gpuetl.features.panel import Panel
 from gpuetl.features.targets import targets
-from gpuetl.lake.manifest import Manifest
 from gpuetl.lake.reader import manifest_hash
 from gpuetl.stages import StageTimer
 
@@ -111,25 +111,10 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
 # ----------------------------------------------------------------------------- stages
 
 
-def _read(backend: Backend, lake: Path, dataset: str, columns: list[str]) -> Any:
-    """A raw dataset straight into the backend's frame library (the same rows as gpuetl.lake.read)."""
-    manifest = Manifest.load(lake)
-    files = manifest.files(dataset)
-    if not files:
-        raise BuildError(f"the lake at {lake} has no {dataset!r} data; fetch it first "
-                         f"(gpuetl fetch --datasets {dataset} ..., or gpuetl fetch --demo)")
-    paths = [str(lake / f) for f in files]
-    if not any(r.spills for r in manifest.units(dataset).values()):
-        return backend.read_parquet(paths, columns)
-    # a unit that recorded rows dated outside itself may share them with a neighbour: as the lake reader
-    # does, drop exact duplicates (whole raw rows, so corrections survive) before selecting columns
-    return backend.read_parquet(paths).drop_duplicates()[columns]
-
-
 def _load(backend: Backend, lake: Path, cfg: DatasetConfig) -> tuple[Any, Any, Any]:
-    bars = _read(backend, lake, "bars_daily", BAR_COLUMNS)
-    topix = _read(backend, lake, "topix", ["Date", "C"])
-    master = _read(backend, lake, "master", ["Date", "Code", "S33", "Mkt"])
+    bars = read_raw(backend, lake, "bars_daily", BAR_COLUMNS, BuildError)
+    topix = read_raw(backend, lake, "topix", ["Date", "C"], BuildError)
+    master = read_raw(backend, lake, "master", ["Date", "Code", "S33", "Mkt"], BuildError)
     lo = _day(cfg.start, -cfg.warmup_days) if cfg.start else None
     hi = _day(cfg.end, 0) if cfg.end else None
     if lo is not None or hi is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuetl.backend import Backend
+from gpuetl.dataset.raw import read_raw
 from gpuetl.enrich.asof import asof_join
 from gpuetl.enrich.effective import BusinessCalendar, day_numbers, to_days
 from gpuetl.features.panel import Panel
@@ -25,9 +26,7 @@ class EnrichError(RuntimeError):
 
 def read(backend: Backend, lake: Path, dataset: str, columns: list[str]) -> Any:
     """A raw dataset as a frame of the backend (the dataset build's reader: same files, same dedupe)."""
-    from gpuetl.dataset.build import _read  # the build imports this package: import at call time
-
-    return _read(backend, lake, dataset, columns)
+    return read_raw(backend, lake, dataset, columns, EnrichError)
 
 
 def has_data(lake: Path, dataset: str) -> bool:

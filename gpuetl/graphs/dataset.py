@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from gpuetl.backend import Backend
+from gpuetl.dataset.raw import read_raw
 from gpuetl.features.calendar import civil_from_days
 from gpuetl.features.panel import Panel
 from gpuetl.graphs.build import GraphOutput, build_graphs, panel_features
 from gpuetl.graphs.config import GraphConfig
 from gpuetl.graphs.io import dates_from_days, write_graphs
 from gpuetl.graphs.returns import returns_from_panel
-from gpuetl.lake.manifest import Manifest
 
 BAR_COLUMNS = ["Code", "Date", "C", "AdjFactor"]
 
@@ -54,16 +54,7 @@ def dataset_rows(backend: Backend, dataset: Path) -> Any:
 
 def load_bars(backend: Backend, lake: Path, first_day: int, last_day: int) -> Any:
     """Daily bars (Code, Date, C, AdjFactor) dated in [first_day, last_day], sorted by (Code, Date)."""
-    manifest = Manifest.load(lake)
-    files = manifest.files("bars_daily")
-    if not files:
-        raise GraphInputError(f"the lake at {lake} has no 'bars_daily' data; fetch it first "
-                              "(gpuetl fetch --datasets bars_daily ..., or gpuetl fetch --demo)")
-    paths = [str(lake / f) for f in files]
-    if any(r.spills for r in manifest.units("bars_daily").values()):
-        bars = backend.read_parquet(paths).drop_duplicates()[BAR_COLUMNS]  # as the dataset build reads them
-    else:
-        bars = backend.read_parquet(paths, BAR_COLUMNS)
+    bars = read_raw(backend, lake, "bars_daily", BAR_COLUMNS, GraphInputError)
     days = backend.days(bars["Date"])
     bars = bars.iloc[backend.xp.flatnonzero((days >= first_day) & (days <= last_day))]
     if len(bars) == 0:
