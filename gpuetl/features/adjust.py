@@ -9,16 +9,22 @@ are scale-free) are the same as on fully restated prices.
 
 from __future__ import annotations
 
+from typing import Any
+
 from gpuetl.features.panel import Panel
 
 PRICE_COLUMNS = ("O", "H", "L", "C")
 
 
+def cumulative_factor(panel: Panel) -> Any:
+    """Each row's product of its code's AdjustmentFactors up to and including that row (missing = 1)."""
+    xp = panel.xp
+    return panel.cumprod(xp.where(xp.isnan(panel["AdjFactor"]), 1.0, panel["AdjFactor"]))
+
+
 def add_adjusted(panel: Panel) -> None:
     """Add `open, high, low, close, volume` (adjusted) and `turnover` (Va, never adjusted) to the panel."""
-    xp = panel.xp
-    factor = xp.where(xp.isnan(panel["AdjFactor"]), 1.0, panel["AdjFactor"])
-    cum = panel.cumprod(factor)
+    cum = cumulative_factor(panel)
     for raw, name in zip(PRICE_COLUMNS, ("open", "high", "low", "close"), strict=True):
         panel.columns[name] = panel[raw] / cum
     panel.columns["volume"] = panel["Vo"] * cum

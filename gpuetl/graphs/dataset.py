@@ -16,6 +16,7 @@ from typing import Any
 
 from gpuetl.backend import Backend
 from gpuetl.dataset.raw import read_raw
+from gpuetl.features.adjust import cumulative_factor
 from gpuetl.features.calendar import civil_from_days
 from gpuetl.features.panel import Panel
 from gpuetl.graphs.build import GraphOutput, build_graphs, panel_features
@@ -68,8 +69,7 @@ def adjusted_panel(backend: Backend, bars: Any) -> tuple[Panel, Any]:
     code_id, codes = bars["Code"].factorize()  # rows are sorted by Code, so ids follow the sorted codes
     panel = Panel(backend, xp.asarray(code_id), backend.days(bars["Date"]),
                   {"C": backend.to_array(bars["C"]), "AdjFactor": backend.to_array(bars["AdjFactor"])})
-    factor = xp.where(xp.isnan(panel["AdjFactor"]), 1.0, panel["AdjFactor"])
-    panel.columns["close"] = panel["C"] / panel.cumprod(factor)
+    panel.columns["close"] = panel["C"] / cumulative_factor(panel)
     return panel, codes
 
 
