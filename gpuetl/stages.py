@@ -1,11 +1,15 @@
-"""Per-stage wall time for the pipelines, device synchronised so GPU work is counted where it happens."""
+"""Pipeline bookkeeping: per-stage wall time (device synchronised, so GPU work is counted where it
+happens) and the provenance every output's metadata starts with."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+from gpuetl import __version__
 from gpuetl.backend import Backend
 
 
@@ -23,3 +27,14 @@ class StageTimer:
         yield
         self.backend.synchronize()
         self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - t0, 4)
+
+
+def provenance(backend: Backend, name: str) -> dict[str, Any]:
+    """Name, gpuetl version, creation time, backend and device: the head of a metadata file."""
+    return {
+        "name": name,
+        "gpuetl": __version__,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "backend": backend.name,
+        "device": backend.device.name if backend.device else None,
+    }

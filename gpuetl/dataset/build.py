@@ -12,13 +12,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from rich.progress import Progress
 
-from gpuetl import __version__
 from gpuetl.backend import Backend
 from gpuetl.config import to_dict
 from gpuetl.dataset.config import DatasetConfig
@@ -30,8 +28,9 @@ from gpuetl.features.calendar import civil_from_days
 from gpuetl.features.cross_section import normalize
 from gpuetl.features.panel import Panel
 from gpuetl.features.targets import targets
+from gpuetl.lake.atomic import replaced_dir
 from gpuetl.lake.reader import manifest_hash
-from gpuetl.stages import StageTimer
+from gpuetl.stages import StageTimer, provenance
 
 BAR_COLUMNS = ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"]
 UNIVERSES = {"prime": ("0111", "0101"), "prime_standard": ("0111", "0112", "0101", "0102")}
@@ -184,25 +183,15 @@ def _write(backend: Backend, frame: Any, rows: Any, sub: Panel, feature_cols: li
         data[col] = values.astype(xp.float32)
     year, _, _ = civil_from_days(xp, sub.dates)
     data["year"] = year.astype(xp.int16)
-    table = backend.xdf.DataFrame(data)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    table.to_parquet(str(tmp / "data"), partition_cols=["year"], index=False)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with replaced_dir(out) as tmp:
+        backend.xdf.DataFrame(data).to_parquet(str(tmp / "data"), partition_cols=["year"], index=False)
 
 
 def _write_metadata(backend: Backend, cfg: DatasetConfig, lake: Path, result: BuildResult,
                     groups: dict[str, list[str]], normed: list[str], enrich_status: dict[str, str]) -> None:
     enriched = [d for g, status in enrich_status.items() if status == "on" for d in GROUPS[g].datasets]
     meta = {
-        "name": cfg.name,
-        "gpuetl": __version__,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "backend": backend.name,
-        "device": backend.device.name if backend.device else None,
+        **provenance(backend, cfg.name),
         "rows": result.rows, "codes": result.codes, "dates": result.dates,
         "feature_count": len(result.features),
         "features_by_group": groups,

@@ -10,18 +10,17 @@ Layout of a graph output folder (by default `<dataset>/graphs/`), written to a t
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
-from gpuetl import __version__
 from gpuetl.backend import Backend
 from gpuetl.config import to_dict
 from gpuetl.features.calendar import civil_from_days
 from gpuetl.graphs.build import GraphOutput
 from gpuetl.graphs.config import GraphConfig
+from gpuetl.lake.atomic import replaced_dir
+from gpuetl.stages import provenance
 
 _MS_PER_DAY = 86_400_000
 
@@ -52,26 +51,12 @@ def write_partitioned(frame: Any, path: Path) -> None:
 def write_graphs(backend: Backend, out: str | Path, codes: Any, output: GraphOutput, cfg: GraphConfig,
                  features: Any = None, extra: dict[str, Any] | None = None) -> Path:
     """Write codes, edges, optional features frame (Code, Date, graph_*, year) and graphs.json to `out`."""
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     xp = backend.xp
     codes = backend.xdf.Series(codes).reset_index(drop=True)
-    backend.xdf.DataFrame({"index": xp.arange(len(codes), dtype=xp.int32),
-                           "Code": codes}).to_parquet(str(tmp / "codes.parquet"), index=False)
-    write_partitioned(edges_frame(backend, output), tmp / "edges")
-    if features is not None:
-        write_partitioned(features, tmp / "features")
-    graph_days = output.graph_days
     meta = {
-        "name": cfg.name,
-        "gpuetl": __version__,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "backend": backend.name,
-        "device": backend.device.name if backend.device else None,
+        **provenance(backend, cfg.name),
         "codes": len(codes),
-        "graph_days": len(graph_days),
+        "graph_days": len(output.graph_days),
         "edges": output.n_edges,
         "features": list(output.features),
         "batch_days": output.batch_days,
@@ -80,8 +65,11 @@ def write_graphs(backend: Backend, out: str | Path, codes: Any, output: GraphOut
         "definitions": "gpuetl/graphs/__init__.py",
         **(extra or {}),
     }
-    (tmp / "graphs.json").write_text(json.dumps(meta, indent=2, default=str))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    with replaced_dir(out) as tmp:
+        backend.xdf.DataFrame({"index": xp.arange(len(codes), dtype=xp.int32),
+                               "Code": codes}).to_parquet(str(tmp / "codes.parquet"), index=False)
+        write_partitioned(edges_frame(backend, output), tmp / "edges")
+        if features is not None:
+            write_partitioned(features, tmp / "features")
+        (tmp / "graphs.json").write_text(json.dumps(meta, indent=2, default=str))
+    return Path(out)

@@ -1,12 +1,14 @@
 """Atomic file writes: a temp file in the same directory, fsync, `os.replace`, fsync the directory.
 
 A reader (or a crashed writer's successor) sees either the old file or the new one, never half of one.
+Whole output folders (a dataset, its graphs) are written beside their place and swapped in at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,3 +62,16 @@ def write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
 
 def write_parquet(path: str | Path, table: pa.Table) -> None:
     write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+
+@contextlib.contextmanager
+def replaced_dir(out: str | Path) -> Iterator[Path]:
+    """Fill the yielded empty folder beside `out`; on success it replaces `out` (an error leaves `out` as it was)."""
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    yield tmp
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
