@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from rich.table import Table
+
 from gpuetl import __version__
 from gpuetl.backend import Backend
 
@@ -38,3 +40,17 @@ def provenance(backend: Backend, name: str) -> dict[str, Any]:
         "backend": backend.name,
         "device": backend.device.name if backend.device else None,
     }
+
+
+def timings_table(title: str, timings: dict[str, float], label: str = "stage") -> Table:
+    """The per-stage seconds as a rich table, with the total."""
+    table = Table(label, "seconds", title=title)
+    for name, secs in timings.items():
+        table.add_row(name, f"{secs:.3f}")
+    table.add_row("[bold]total", f"[bold]{sum(timings.values()):.3f}")
+    return table
+
+
+def peak_memory_text(peak_bytes: int | None) -> str:
+    """", peak device memory N GiB" on the GPU; nothing on the CPU."""
+    return f", peak device memory {peak_bytes / 2**30:.2f} GiB" if peak_bytes else ""

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from gpuetl.config import Settings
+from gpuetl.stages import peak_memory_text, timings_table
 
 DEFAULT_CONFIG = "configs/dataset/default.yaml"
 
@@ -34,12 +34,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out) if args.out else Path(settings.paths.datasets) / cfg.name
     result = build_dataset(b, cfg, args.lake or settings.paths.lake, out, progress=not args.no_progress)
     console = Console()
-    table = Table("stage", "seconds", title=f"built {out} on {b.name}")
-    for name, secs in result.timings.items():
-        table.add_row(name, f"{secs:.3f}")
-    table.add_row("[bold]total", f"[bold]{sum(result.timings.values()):.3f}")
-    console.print(table)
-    peak = f", peak device memory {result.peak_device_bytes / 2**30:.2f} GiB" if result.peak_device_bytes else ""
+    console.print(timings_table(f"built {out} on {b.name}", result.timings, "stage"))
+    peak = peak_memory_text(result.peak_device_bytes)
     console.print(f"{result.rows:,} rows, {result.codes:,} codes, {result.dates:,} dates, "
                   f"{len(result.features)} features, {len(result.targets)} targets{peak}")
     return 0

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from gpuetl.config import ConfigError, Settings
+from gpuetl.stages import peak_memory_text, timings_table
 
 DEFAULT_CONFIG = "configs/graph/default.yaml"
 
@@ -49,12 +49,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"gpuetl graph: {err}", file=sys.stderr)
         return 1
     console = Console()
-    table = Table("step", "seconds", title=f"graphs of {dataset} -> {result.out} on {b.name}")
-    for name, secs in result.timings.items():
-        table.add_row(name, f"{secs:.3f}")
-    table.add_row("[bold]total", f"[bold]{sum(result.timings.values()):.3f}")
-    console.print(table)
-    peak = f", peak device memory {result.peak_device_bytes / 2**30:.2f} GiB" if result.peak_device_bytes else ""
+    console.print(timings_table(f"graphs of {dataset} -> {result.out} on {b.name}", result.timings, "step"))
+    peak = peak_memory_text(result.peak_device_bytes)
     console.print(f"{result.graph_days:,} graph days, {result.codes:,} codes, {result.edges:,} edges, "
                   f"{result.batch_days} days per batch, {len(result.features)} features on {result.rows:,} rows{peak}")
     return 0
