@@ -25,6 +25,7 @@ from gpuetl.jquants import schema, spec
 from gpuetl.kernels import KernelSet
 from gpuetl.lake import Lake, Unit
 from gpuetl.lake.canonical import SNAPSHOT_COLUMN
+from gpuetl.lake.manifest import Manifest
 from gpuetl.synth import MarketConfig, build_market
 from gpuetl.synth.calendar import build_calendar
 from tests.test_dataset_build import full_frame
@@ -95,11 +96,12 @@ def context(backend: Backend, lake: Path) -> tuple[Context, pd.DataFrame]:
     """The build's own panel over the lake, an enrichment context, and the panel as a pandas frame."""
     from gpuetl.dataset.raw import read_raw as _read
 
-    bars = _read(backend, lake, "bars_daily", ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"])
-    topix = _read(backend, lake, "topix", ["Date", "C"]).sort_values("Date")
-    master = _read(backend, lake, "master", ["Date", "Code", "S33", "Mkt"])
+    manifest = Manifest.load(lake)
+    bars = _read(backend, manifest, "bars_daily", ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"])
+    topix = _read(backend, manifest, "topix", ["Date", "C"]).sort_values("Date")
+    master = _read(backend, manifest, "master", ["Date", "Code", "S33", "Mkt"])
     frame, panel = _panel(backend, bars, topix, master)
-    ctx = Context.create(backend, lake, panel, frame)
+    ctx = Context.create(backend, manifest, panel, frame)
     host = lambda a: backend.xp.asnumpy(a) if backend.is_gpu else np.asarray(a)  # noqa: E731
     df = pd.DataFrame({"Code": frame["Code"].to_numpy() if not backend.is_gpu else frame["Code"].to_pandas(),
                        "t": host(panel.dates), "C": host(panel["C"]), "volume": host(panel["volume"]),
@@ -117,7 +119,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
     root = tmp_path_factory.mktemp("synth_lake")
     write_tables(root, tables)
     ctx, df = context(CPU, root)
-    got = {name: cols for name, cols in enrich(CPU, root, ctx.panel, ctx.frame, list(GROUPS)).items()}
+    got = {name: cols for name, cols in enrich(CPU, Manifest.load(root), ctx.panel, ctx.frame, list(GROUPS)).items()}
     yield tables, df, got
 
 
@@ -399,7 +401,7 @@ def test_corrections_replace_values_only_from_their_own_effective_day(tmp_path: 
     tables = hand_market() | {"fins_summary": fins}
     write_tables(tmp_path, tables)
     ctx, df = context(CPU, tmp_path)
-    st = enrich(CPU, tmp_path, ctx.panel, ctx.frame, ["statements"])["statements"]
+    st = enrich(CPU, Manifest.load(tmp_path), ctx.panel, ctx.frame, ["statements"])["statements"]
     yoy, since, rev, q = st["st_np_yoy"], st["st_days_since_disclosure"], st["st_rev_op"], st["st_quarter"]
     assert math.isnan(at(df, yoy, c, "2024-08-09")) and at(df, q, c, "2024-08-09") == 4
     assert at(df, q, c, "2024-08-13") == 1 and at(df, since, c, "2024-08-13") == 0
@@ -428,7 +430,7 @@ def test_weekly_rows_cover_the_days_until_the_next_publication(tmp_path: Path) -
     tables = hand_market() | {"investor_types": it}
     write_tables(tmp_path, tables)
     ctx, df = context(CPU, tmp_path)
-    net = enrich(CPU, tmp_path, ctx.panel, ctx.frame, ["investor_types"])["investor_types"]["it_frgn_net"]
+    net = enrich(CPU, Manifest.load(tmp_path), ctx.panel, ctx.frame, ["investor_types"])["investor_types"]["it_frgn_net"]
     got = [at(df, net, "13010", d) for d in ("2024-10-31", "2024-11-01", "2024-11-05", "2024-11-06", "2024-11-07",
                                               "2024-11-08", "2024-12-20")]
     np.testing.assert_array_equal(got, [np.nan, 0.01, 0.02, 0.02, 0.02, 0.04, 0.04])
@@ -437,9 +439,9 @@ def test_weekly_rows_cover_the_days_until_the_next_publication(tmp_path: Path) -
 def test_switches_auto_skips_true_fails_naming_what_to_fetch(tmp_path: Path) -> None:
     write_tables(tmp_path, hand_market())
     switches = {f: "auto" for f in GROUPS} | {"listing": True, "dividends": False}
-    run, status = plan(switches, tmp_path)
+    run, status = plan(switches, Manifest.load(tmp_path))
     assert run == ["listing"] and status["dividends"] == "off"
     assert status["statements"] == "skipped: the lake has no fins_summary"
     with pytest.raises(EnrichError, match=r"enrich.statements needs fins_summary.*gpuetl fetch --datasets fins_summary"):
-        plan(switches | {"statements": True}, tmp_path)
+        plan(switches | {"statements": True}, Manifest.load(tmp_path))
     assert set(EnrichSettings.__dataclass_fields__) == set(GROUPS)

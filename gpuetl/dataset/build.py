@@ -29,7 +29,7 @@ from gpuetl.features.cross_section import normalize
 from gpuetl.features.panel import Panel
 from gpuetl.features.targets import targets
 from gpuetl.lake.atomic import replaced_dir
-from gpuetl.lake.reader import manifest_hash
+from gpuetl.lake.manifest import Manifest
 from gpuetl.stages import StageTimer, provenance
 
 BAR_COLUMNS = ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"]
@@ -58,11 +58,12 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
     lake, out = Path(lake), Path(out)
     stage = StageTimer(backend)
     ops = cfg.feature_params()
-    enrich_groups, enrich_status = plan(cfg.enrich.switches(), lake)
+    manifest = Manifest.load(lake)  # once: every reader below and the metadata hash use this one
+    enrich_groups, enrich_status = plan(cfg.enrich.switches(), manifest)
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("build", total=len(ops) + 6)
         with stage("load"):
-            bars, topix, master = _load(backend, lake, cfg)
+            bars, topix, master = _load(backend, manifest, cfg)
         bar.advance(task)
         with stage("panel"):
             frame, panel = _panel(backend, bars, topix, master)
@@ -70,7 +71,7 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
         groups: dict[str, list[str]] = {}
         feature_cols: list[str] = []  # in config order
         bar.update(task, description="enrich")
-        for name, cols in enrich(backend, lake, panel, frame, enrich_groups, stage).items():
+        for name, cols in enrich(backend, manifest, panel, frame, enrich_groups, stage).items():
             panel.columns.update(cols)
             groups[name] = list(cols)
             feature_cols.extend(cols)
@@ -103,17 +104,17 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
     stats = backend.memory_stats()
     result = BuildResult(out, int(sub.n), int(len(sub.offsets) - 1), len(sub.unique_dates), feature_cols,
                          list(target_cols), stage.timings, stats["peak_bytes"] if stats else None)
-    _write_metadata(backend, cfg, lake, result, groups, list(normed), enrich_status)
+    _write_metadata(backend, cfg, manifest, result, groups, list(normed), enrich_status)
     return result
 
 
 # ----------------------------------------------------------------------------- stages
 
 
-def _load(backend: Backend, lake: Path, cfg: DatasetConfig) -> tuple[Any, Any, Any]:
-    bars = read_raw(backend, lake, "bars_daily", BAR_COLUMNS, BuildError)
-    topix = read_raw(backend, lake, "topix", ["Date", "C"], BuildError)
-    master = read_raw(backend, lake, "master", ["Date", "Code", "S33", "Mkt"], BuildError)
+def _load(backend: Backend, manifest: Manifest, cfg: DatasetConfig) -> tuple[Any, Any, Any]:
+    bars = read_raw(backend, manifest, "bars_daily", BAR_COLUMNS, BuildError)
+    topix = read_raw(backend, manifest, "topix", ["Date", "C"], BuildError)
+    master = read_raw(backend, manifest, "master", ["Date", "Code", "S33", "Mkt"], BuildError)
     lo = _day(cfg.start, -cfg.warmup_days) if cfg.start else None
     hi = _day(cfg.end, 0) if cfg.end else None
     if lo is not None or hi is not None:
@@ -187,7 +188,7 @@ def _write(backend: Backend, frame: Any, rows: Any, sub: Panel, feature_cols: li
         backend.xdf.DataFrame(data).to_parquet(str(tmp / "data"), partition_cols=["year"], index=False)
 
 
-def _write_metadata(backend: Backend, cfg: DatasetConfig, lake: Path, result: BuildResult,
+def _write_metadata(backend: Backend, cfg: DatasetConfig, manifest: Manifest, result: BuildResult,
                     groups: dict[str, list[str]], normed: list[str], enrich_status: dict[str, str]) -> None:
     enriched = [d for g, status in enrich_status.items() if status == "on" for d in GROUPS[g].datasets]
     meta = {
@@ -198,7 +199,7 @@ def _write_metadata(backend: Backend, cfg: DatasetConfig, lake: Path, result: Bu
         "normalized": normed,
         "targets": result.targets,
         "enrich": enrich_status,
-        "raw_manifest_hash": manifest_hash(lake, sorted(set(RAW_DATASETS) | set(enriched))),
+        "raw_manifest_hash": manifest.digest(sorted(set(RAW_DATASETS) | set(enriched))),
         "timings_s": result.timings,
         "peak_device_bytes": result.peak_device_bytes,
         "config": to_dict(cfg),

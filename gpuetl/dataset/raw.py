@@ -6,22 +6,21 @@ manifest claims, and the lake reader's dedupe rule for units that recorded rows 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from gpuetl.backend import Backend
 from gpuetl.lake.manifest import Manifest
 
 
-def read_raw(backend: Backend, lake: Path, dataset: str, columns: list[str],
+def read_raw(backend: Backend, manifest: Manifest, dataset: str, columns: list[str],
              error: type[Exception] = RuntimeError) -> Any:
-    """`columns` of raw `dataset`; a lake without it raises `error` (the caller's type) saying what to fetch."""
-    manifest = Manifest.load(lake)
+    """`columns` of raw `dataset` in the lake of `manifest` (load it once per run: it can be megabytes);
+    a lake without the dataset raises `error` (the caller's type) saying what to fetch."""
     files = manifest.files(dataset)
     if not files:
-        raise error(f"the lake at {lake} has no {dataset!r} data; fetch it first "
+        raise error(f"the lake at {manifest.root} has no {dataset!r} data; fetch it first "
                     f"(gpuetl fetch --datasets {dataset} ..., or gpuetl fetch --demo)")
-    paths = [str(lake / f) for f in files]
+    paths = [str(manifest.root / f) for f in files]
     if not any(r.spills for r in manifest.units(dataset).values()):
         return backend.read_parquet(paths, columns)
     # a unit that recorded rows dated outside itself may share them with a neighbour: as the lake reader

@@ -16,13 +16,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from gpuetl.backend import Backend
 from gpuetl.enrich import events, flows, listing, statements
 from gpuetl.enrich.context import Context, EnrichError, has_data
 from gpuetl.features.panel import Panel
+from gpuetl.lake.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ GROUPS: dict[str, Group] = {g.name: g for g in (
 )}
 
 
-def plan(switches: Mapping[str, bool | str], lake: Path) -> tuple[list[str], dict[str, str]]:
+def plan(switches: Mapping[str, bool | str], manifest: Manifest) -> tuple[list[str], dict[str, str]]:
     """Which groups run on this lake: (groups to run, status of every group). Raises for a group switched
     on whose data is missing."""
     run: list[str] = []
@@ -68,26 +68,26 @@ def plan(switches: Mapping[str, bool | str], lake: Path) -> tuple[list[str], dic
         if switch is False:
             status[name] = "off"
             continue
-        missing = [d for d in group.datasets if not has_data(lake, d)]
+        missing = [d for d in group.datasets if not has_data(manifest, d)]
         if not missing:
             run.append(name)
             status[name] = "on"
         elif switch == "auto":
             status[name] = f"skipped: the lake has no {', '.join(missing)}"
-            log.info("enrich %s skipped (auto): the lake at %s has no %s", name, lake, ", ".join(missing))
+            log.info("enrich %s skipped (auto): the lake at %s has no %s", name, manifest.root, ", ".join(missing))
         else:
-            raise EnrichError(f"enrich.{name} needs {', '.join(missing)}, which the lake at {lake} does not hold; "
+            raise EnrichError(f"enrich.{name} needs {', '.join(missing)}, which the lake at {manifest.root} does not hold; "
                               f"fetch it (gpuetl fetch --datasets {' '.join(missing)} ...) or set "
                               f"enrich.{name}=auto|false")
     return run, status
 
 
-def enrich(backend: Backend, lake: Path, panel: Panel, frame: Any, groups: list[str],
+def enrich(backend: Backend, manifest: Manifest, panel: Panel, frame: Any, groups: list[str],
            stage: Callable[[str], Any] | None = None) -> dict[str, dict[str, Any]]:
     """Run `groups` (names from GROUPS) and return their columns, each float64 aligned with the panel rows."""
     if not groups:
         return {}
-    ctx = Context.create(backend, lake, panel, frame)
+    ctx = Context.create(backend, manifest, panel, frame)
     out: dict[str, dict[str, Any]] = {}
     for name in groups:
         group = GROUPS[name]

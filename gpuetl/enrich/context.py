@@ -9,7 +9,6 @@ and a raw dataset exactly when the strings are.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 from gpuetl.backend import Backend
@@ -24,13 +23,8 @@ class EnrichError(RuntimeError):
     """An enrichment group cannot run on this lake; the message says what to fetch."""
 
 
-def read(backend: Backend, lake: Path, dataset: str, columns: list[str]) -> Any:
-    """A raw dataset as a frame of the backend (the dataset build's reader: same files, same dedupe)."""
-    return read_raw(backend, lake, dataset, columns, EnrichError)
-
-
-def has_data(lake: Path, dataset: str) -> bool:
-    return bool(Manifest.load(lake).files(dataset))
+def has_data(manifest: Manifest, dataset: str) -> bool:
+    return bool(manifest.files(dataset))
 
 
 def joint_ids(backend: Backend, head: Any, tail: Any) -> tuple[Any, Any]:
@@ -48,7 +42,7 @@ def joint_ids(backend: Backend, head: Any, tail: Any) -> tuple[Any, Any]:
 @dataclasses.dataclass
 class Context:
     backend: Backend
-    lake: Path
+    manifest: Manifest  # the lake, loaded once by the build
     panel: Panel
     frame: Any  # the build's (Code, Date)-sorted frame, aligned with the panel rows
     calendar: BusinessCalendar
@@ -56,9 +50,9 @@ class Context:
     _code_uniques: Any = None
 
     @classmethod
-    def create(cls, backend: Backend, lake: Path, panel: Panel, frame: Any) -> Context:
-        cal = read(backend, lake, "calendar", ["Date", "HolDiv"])
-        ctx = cls(backend, lake, panel, frame, BusinessCalendar.from_frame(backend, cal))
+    def create(cls, backend: Backend, manifest: Manifest, panel: Panel, frame: Any) -> Context:
+        cal = read_raw(backend, manifest, "calendar", ["Date", "HolDiv"], EnrichError)
+        ctx = cls(backend, manifest, panel, frame, BusinessCalendar.from_frame(backend, cal))
         ids, uniques = frame["Code"].factorize()
         ctx._code_ids = backend.xp.asarray(ids).astype(backend.xp.int64)
         ctx._code_uniques = uniques.to_series().reset_index(drop=True)
@@ -69,7 +63,7 @@ class Context:
         return self.backend.xp
 
     def read(self, dataset: str, columns: list[str]) -> Any:
-        return read(self.backend, self.lake, dataset, columns)
+        return read_raw(self.backend, self.manifest, dataset, columns, EnrichError)
 
     def days(self, series: Any, missing: int) -> Any:
         """A date column -> int64 days, `missing` where null."""

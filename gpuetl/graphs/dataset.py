@@ -23,6 +23,7 @@ from gpuetl.graphs.build import GraphOutput, build_graphs, panel_features
 from gpuetl.graphs.config import GraphConfig
 from gpuetl.graphs.io import dates_from_days, write_graphs
 from gpuetl.graphs.returns import returns_from_panel
+from gpuetl.lake.manifest import Manifest
 
 BAR_COLUMNS = ["Code", "Date", "C", "AdjFactor"]
 
@@ -55,7 +56,7 @@ def dataset_rows(backend: Backend, dataset: Path) -> Any:
 
 def load_bars(backend: Backend, lake: Path, first_day: int, last_day: int) -> Any:
     """Daily bars (Code, Date, C, AdjFactor) dated in [first_day, last_day], sorted by (Code, Date)."""
-    bars = read_raw(backend, lake, "bars_daily", BAR_COLUMNS, GraphInputError)
+    bars = read_raw(backend, Manifest.load(lake), "bars_daily", BAR_COLUMNS, GraphInputError)
     days = backend.days(bars["Date"])
     bars = bars.iloc[backend.xp.flatnonzero((days >= first_day) & (days <= last_day))]
     if len(bars) == 0:
