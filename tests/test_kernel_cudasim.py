@@ -1,0 +1,156 @@
+"""The CUDA kernels (kernels/*.cu) and their wrappers, run on the host by tests/cudasim, equal the CPU twins.
+
+These run in CI without a GPU: the same `.cu` text and the same wrapper code as on the device, compiled by
+g++ with a host model of threads, blocks, __syncthreads and warp shuffles. They hold the kernels' indexing,
+tie rules, launch geometry and argument types to the CPU twins bit for bit; the `gpu`-marked tests hold
+the device itself to the same results. Where nvcc is installed, each source also compiles for sm_90.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import zlib
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from gpuetl.kernels.asof import asof_cpu
+from gpuetl.kernels.ewm import ewm_cpu
+from gpuetl.kernels.knn import MAX_K, row_topk_cpu, shrunk_correlation_cpu
+from gpuetl.resources import resource_dir
+from tests import cudasim
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="cudasim needs g++ (C++20)")
+
+
+@pytest.fixture(scope="module")
+def ewm_cuda() -> ModuleType:
+    return cudasim.load_wrapper("ewm_cuda")
+
+
+@pytest.fixture(scope="module")
+def asof_cuda() -> ModuleType:
+    return cudasim.load_wrapper("asof_cuda")
+
+
+@pytest.fixture(scope="module")
+def knn_cuda() -> ModuleType:
+    return cudasim.load_wrapper("knn_cuda")
+
+
+def ragged(rng: np.random.Generator, segments: int, max_len: int, nan_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Segments of 0..max_len rows (empty ones included), NaN runs and a constant stretch."""
+    lengths = rng.integers(0, max_len + 1, size=segments)
+    values = rng.standard_normal(int(lengths.sum())) * 10.0 ** rng.integers(-3, 4)
+    values[rng.random(len(values)) < nan_share] = np.nan
+    if len(values) > 8:
+        values[3:9] = 2.5
+    return values, np.concatenate([[0], np.cumsum(lengths)])
+
+
+@pytest.mark.parametrize("stat", ["mean", "var", "std"])
+@pytest.mark.parametrize(("adjust", "ignore_na"), [(True, False), (False, False), (True, True), (False, True)])
+@pytest.mark.parametrize("com", [0.0, 1.0, 4.0, 29.0])
+def test_ewm_kernel_equals_cpu_twin(ewm_cuda: ModuleType, stat: str, adjust: bool, ignore_na: bool,
+                                    com: float) -> None:
+    rng = np.random.default_rng(int(com * 10) + 2 * adjust + ignore_na)
+    for nan_share, min_periods, bias in [(0.0, 0, False), (0.2, 3, False), (0.6, 1, True)]:
+        values, offsets = ragged(rng, 300, 60, nan_share)
+        kw = dict(com=com, adjust=adjust, ignore_na=ignore_na, min_periods=min_periods, stat=stat, bias=bias)
+        np.testing.assert_array_equal(ewm_cuda.ewm_gpu(values, offsets, **kw), ewm_cpu(values, offsets, **kw))
+
+
+def test_ewm_kernel_on_no_segments_and_no_rows(ewm_cuda: ModuleType) -> None:
+    assert len(ewm_cuda.ewm_gpu(np.zeros(0), np.array([0]), com=1.0)) == 0
+    assert len(ewm_cuda.ewm_gpu(np.zeros(0), np.array([0, 0, 0]), com=1.0)) == 0
+
+
+def asof_sides(rng: np.random.Generator, n: int, m: int, floats: bool, span: int) -> tuple[np.ndarray, ...]:
+    """Keys 0..4 (some on one side only), times with many ties; right sorted by (key, time) as required."""
+    lby, rby = rng.integers(0, 4, n), rng.integers(1, 5, m)
+    lon, ron = rng.integers(0, span, n), rng.integers(0, span, m)
+    if floats:
+        lon, ron = lon + rng.choice([0.0, 0.25, 0.5], n), ron + rng.choice([0.0, 0.25, 0.5], m)
+    order = np.lexsort((ron, rby))
+    return lby, lon, rby[order], ron[order]
+
+
+@pytest.mark.parametrize("direction", ["backward", "forward"])
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("floats", [False, True])
+@pytest.mark.parametrize("tolerance", [None, 0, 3])
+def test_asof_kernel_equals_cpu_twin(asof_cuda: ModuleType, direction: str, exact: bool, floats: bool,
+                                     tolerance: int | None) -> None:
+    rng = np.random.default_rng(zlib.crc32(repr((direction, exact, floats, tolerance)).encode()))
+    for n, m, span in [(1, 1, 3), (700, 500, 40), (3000, 50, 1000)]:
+        sides = asof_sides(rng, n, m, floats, span)
+        kw = dict(direction=direction, allow_exact_matches=exact, tolerance=tolerance)
+        np.testing.assert_array_equal(asof_cuda.asof_gpu(*sides, **kw), asof_cpu(*sides, **kw))
+
+
+def test_asof_kernel_grid_stride_covers_more_rows_than_the_grid(asof_cuda: ModuleType, monkeypatch) -> None:
+    monkeypatch.setattr(asof_cuda, "_MAX_BLOCKS", 2)  # 512 threads for 5,000 rows: each thread loops
+    sides = asof_sides(np.random.default_rng(5), 5000, 300, False, 200)
+    np.testing.assert_array_equal(asof_cuda.asof_gpu(*sides), asof_cpu(*sides))
+
+
+def test_asof_kernel_with_an_empty_side(asof_cuda: ModuleType) -> None:
+    one = np.array([1]), np.array([5])
+    empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    assert asof_cuda.asof_gpu(*one, *empty).tolist() == [-1]
+    assert len(asof_cuda.asof_gpu(*empty, *one)) == 0
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 70])
+def test_shrunk_correlation_kernel_equals_cpu_twin(knn_cuda: ModuleType, n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((3, 40, n))
+    s = np.matmul(x.transpose(0, 2, 1), x)
+    s[:, :, 0] += 1e-9  # asymmetric on purpose: each pair is averaged once and mirrored
+    inv = 1.0 / np.sqrt(np.abs(np.diagonal(s, axis1=1, axis2=2)))
+    valid = rng.random((3, n)) > 0.2
+    target = np.array([0.0, 0.15, -0.1])
+    kw = dict(gamma=0.1, threshold=0.05, bits=32)
+    got = knn_cuda.shrunk_correlation_gpu(s.copy(), inv, valid, target, **kw)
+    want = shrunk_correlation_cpu(s.copy(), inv, valid, target, **kw)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, got.transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("k", [1, 15, MAX_K])
+@pytest.mark.parametrize("cols", [5, 50, 200])
+def test_row_topk_kernel_equals_cpu_twin(knn_cuda: ModuleType, k: int, cols: int) -> None:
+    rng = np.random.default_rng(k * 1000 + cols)
+    x = rng.choice([0.1, 0.2, 0.3, -np.inf, np.nan], size=(43, cols), p=[0.3, 0.2, 0.2, 0.2, 0.1])
+    x[0] = -np.inf  # no candidate at all
+    x[1] = 0.5  # every column tied: the smallest indices win
+    x[2] = rng.standard_normal(cols)  # no ties
+    got_i, got_v = knn_cuda.row_topk_gpu(x, k)
+    want_i, want_v = row_topk_cpu(x, k)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_array_equal(got_v, want_v)
+
+
+def test_launch_rejects_arguments_the_device_would_misread(knn_cuda: ModuleType) -> None:
+    fn = cudasim.load_host_module("knn.cu", ("-std=c++17", "--fmad=false", "-DTOPK_K=3")).get_function("row_topk")
+    x, idx, val = np.zeros((4, 6)), np.zeros((4, 3), np.int32), np.zeros((4, 3))
+    fn((1,), (128,), (x, np.int64(4), np.int64(6), idx, val))  # the right types run
+    with pytest.raises(cudasim.KernelArgumentError, match="rows"):
+        fn((1,), (128,), (x, np.int32(4), np.int64(6), idx, val))
+    with pytest.raises(cudasim.KernelArgumentError, match="out_idx"):
+        fn((1,), (128,), (x, np.int64(4), np.int64(6), idx.astype(np.int64), val))
+    with pytest.raises(cudasim.KernelArgumentError, match="C-contiguous"):
+        fn((1,), (128,), (np.zeros((6, 4)).T, np.int64(4), np.int64(6), idx, val))
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc (CUDA toolkit)")
+@pytest.mark.parametrize("source", sorted(p.name for p in resource_dir("kernels").glob("*.cu")))
+def test_every_cuda_source_compiles_for_the_h100(source: str, tmp_path: Path) -> None:
+    defines = [f"-DTOPK_K={MAX_K}"] if source == "knn.cu" else []  # the largest per-lane list
+    done = subprocess.run(["nvcc", "--cubin", f"-arch={cudasim.NVCC_ARCH}", "-std=c++17", "--fmad=false",
+                           "-Werror=all-warnings", *defines, "-o", str(tmp_path / "k.cubin"),
+                           str(resource_dir("kernels") / source)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
