@@ -54,3 +54,17 @@ def test_process_entry_keeps_exit_codes_and_output() -> None:
     assert ok.returncode == 0 and ok.stdout.startswith("gpuetl ")
     bad = run("no-such-command")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_build_errors_are_one_line_with_nothing_written(tmp_path) -> None:
+    out = tmp_path / "ds"
+    no_lake = run("build", "--backend", "cpu", "--lake", str(tmp_path / "nolake"), "--out", str(out))
+    assert no_lake.returncode == 1
+    assert no_lake.stderr.startswith("gpuetl build: the lake at") and "fetch it first" in no_lake.stderr
+    assert "Traceback" not in no_lake.stderr and not out.exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("features: {bogus: 1}\n")
+    for config in (str(bad), str(tmp_path / "missing.yaml")):
+        proc = run("build", "--backend", "cpu", "--config", config, "--out", str(out))
+        assert proc.returncode == 2 and proc.stderr.startswith("gpuetl build: config error:"), proc.stderr
+        assert "Traceback" not in proc.stderr and not out.exists()

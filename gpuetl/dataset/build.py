@@ -98,13 +98,14 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
             normed = _normalize(sub, feature_cols, cfg)
         bar.advance(task)
         bar.update(task, description="write")
-        with stage("write"):
-            _write(backend, frame, rows, sub, feature_cols, normed, list(target_cols), out)
+        with replaced_dir(out) as tmp:  # data and metadata.json appear together, or not at all
+            with stage("write"):
+                _write(backend, frame, rows, sub, feature_cols, normed, list(target_cols), tmp)
+            stats = backend.memory_stats()
+            result = BuildResult(out, int(sub.n), int(len(sub.offsets) - 1), len(sub.unique_dates), feature_cols,
+                                 list(target_cols), stage.timings, stats["peak_bytes"] if stats else None)
+            _write_metadata(backend, cfg, manifest, result, groups, list(normed), enrich_status, tmp)
         bar.advance(task)
-    stats = backend.memory_stats()
-    result = BuildResult(out, int(sub.n), int(len(sub.offsets) - 1), len(sub.unique_dates), feature_cols,
-                         list(target_cols), stage.timings, stats["peak_bytes"] if stats else None)
-    _write_metadata(backend, cfg, manifest, result, groups, list(normed), enrich_status)
     return result
 
 
@@ -174,7 +175,7 @@ def _normalize(sub: Panel, feature_cols: list[str], cfg: DatasetConfig) -> dict[
 
 
 def _write(backend: Backend, frame: Any, rows: Any, sub: Panel, feature_cols: list[str], normed: dict[str, Any],
-           target_cols: list[str], out: Path) -> None:
+           target_cols: list[str], folder: Path) -> None:
     xp = backend.xp
     data: dict[str, Any] = {"Code": frame["Code"].iloc[rows].reset_index(drop=True),
                             "Date": frame["Date"].iloc[rows].reset_index(drop=True).astype("datetime64[ms]")}
@@ -184,12 +185,12 @@ def _write(backend: Backend, frame: Any, rows: Any, sub: Panel, feature_cols: li
         data[col] = values.astype(xp.float32)
     year, _, _ = civil_from_days(xp, sub.dates)
     data["year"] = year.astype(xp.int16)
-    with replaced_dir(out) as tmp:
-        backend.xdf.DataFrame(data).to_parquet(str(tmp / "data"), partition_cols=["year"], index=False)
+    backend.xdf.DataFrame(data).to_parquet(str(folder / "data"), partition_cols=["year"], index=False)
 
 
 def _write_metadata(backend: Backend, cfg: DatasetConfig, manifest: Manifest, result: BuildResult,
-                    groups: dict[str, list[str]], normed: list[str], enrich_status: dict[str, str]) -> None:
+                    groups: dict[str, list[str]], normed: list[str], enrich_status: dict[str, str],
+                    folder: Path) -> None:
     enriched = [d for g, status in enrich_status.items() if status == "on" for d in GROUPS[g].datasets]
     meta = {
         **provenance(backend, cfg.name),
@@ -204,7 +205,7 @@ def _write_metadata(backend: Backend, cfg: DatasetConfig, manifest: Manifest, re
         "peak_device_bytes": result.peak_device_bytes,
         "config": to_dict(cfg),
     }
-    (result.out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
+    (folder / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))
 
 
 def _day(date: str, shift_days: int) -> int:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from gpuetl.config import Settings
+from gpuetl.config import ConfigError, Settings
 from gpuetl.stages import peak_memory_text, timings_table
 
 DEFAULT_CONFIG = "configs/dataset/default.yaml"
@@ -26,13 +27,21 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from gpuetl import backend
-    from gpuetl.dataset.build import build_dataset
+    from gpuetl.dataset.build import BuildError, build_dataset
     from gpuetl.dataset.config import load_dataset_config
 
-    cfg = load_dataset_config(args.config, args.config_overrides)
+    try:
+        cfg = load_dataset_config(args.config, args.config_overrides)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"gpuetl build: config error: {err}", file=sys.stderr)
+        return 2
     b = backend.init(settings)
     out = Path(args.out) if args.out else Path(settings.paths.datasets) / cfg.name
-    result = build_dataset(b, cfg, args.lake or settings.paths.lake, out, progress=not args.no_progress)
+    try:
+        result = build_dataset(b, cfg, args.lake or settings.paths.lake, out, progress=not args.no_progress)
+    except BuildError as err:  # nothing was written: the dataset folder is swapped in only at the end
+        print(f"gpuetl build: {err}", file=sys.stderr)
+        return 1
     console = Console()
     console.print(timings_table(f"built {out} on {b.name}", result.timings, "stage"))
     peak = peak_memory_text(result.peak_device_bytes)
