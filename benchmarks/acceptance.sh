@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The GPU acceptance checks, in steps that each end well inside ten minutes on one H100:
+#
+#   benchmarks/acceptance.sh STEP [OUT]      (from the repository root, in the GPU env)
+#
+#   doctor     nvidia-smi, `gpuetl doctor --backend gpu` (text + JSON)
+#   tests      pytest -m gpu: every GPU == CPU parity test (JUnit XML + log)
+#   kernels    EWM and as-of join benchmarks at 4,000 codes x 10 years, GPU
+#   build      the default dataset build of 4,000 codes x 10 years, GPU: timings, rows, features, peak memory
+#   graphs     all daily graphs of 4,000 codes x 10 years, GPU: edges only, + basic features, + cuGraph
+#   cpu-build  the same build on the CPU (all cores), for the comparison
+#
+# Each step writes at most four files to OUT (default benchmarks/results/acceptance) and prints a summary.
+# PYTHON picks the interpreter (default python3); STEP_TIMEOUT (seconds, default 540) bounds each command.
+set -uo pipefail
+
+step=${1:?usage: benchmarks/acceptance.sh doctor|tests|kernels|build|graphs|cpu-build [OUT]}
+out=${2:-benchmarks/results/acceptance}
+py=${PYTHON:-python3}
+limit=${STEP_TIMEOUT:-540}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+run() { timeout --kill-after=10 "$limit" "$@"; }
+
+case "$step" in
+  doctor)
+    nvidia-smi > "$out/nvidia-smi.txt" 2>&1
+    run "$py" -m gpuetl doctor --backend gpu --json > "$out/doctor.json"
+    run "$py" -m gpuetl doctor --backend gpu
+    ;;
+  tests)
+    run "$py" -m pytest -m gpu -q -rfEs -p no:cacheprovider --junitxml="$out/gpu-tests.xml" 2>&1 \
+      | tee "$out/gpu-tests.log"
+    ;;
+  kernels)
+    for suite in ewm asof; do
+      run "$py" -m benchmarks.bench_"$suite" --backend gpu --out "$out/bench-$suite-gpu.json" || exit
+    done
+    ;;
+  build|cpu-build)
+    backend=gpu; warmup=1; repeat=3  # the first GPU build also compiles the kernels
+    [ "$step" = cpu-build ] && backend=cpu && warmup=0 && repeat=1
+    run "$py" -m benchmarks.bench_build --backend "$backend" --sizes 4000x10y --warmup "$warmup" --repeat "$repeat" \
+      --out "$out/bench-build-$backend.json" || exit
+    cp benchmarks/results/datasets/4000-2015-01-05-2024-12-30/metadata.json "$out/build-$backend-metadata.json"
+    "$py" - "$out/build-$backend-metadata.json" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+peak = m["peak_device_bytes"]
+print(f"{m['backend']}: {m['rows']:,} rows, {m['codes']:,} codes, {m['dates']:,} dates, {m['feature_count']} features, "
+      f"peak device memory {'-' if peak is None else f'{peak / 2**30:.2f} GiB'}")
+for stage, s in m["timings_s"].items():
+    print(f"  {stage:32s} {s:8.3f} s")
+print(f"  {'total':32s} {sum(m['timings_s'].values()):8.3f} s")
+EOF
+    ;;
+  graphs)
+    run "$py" -m benchmarks.bench_graphs --backend gpu --sizes 4000x2450d-edges,4000x2450d,4000x2450d-dense \
+      --warmup 0 --repeat 1 --out "$out/bench-graphs-gpu.json"
+    ;;
+  *)
+    echo "unknown step: $step" >&2
+    exit 2
+    ;;
+esac
