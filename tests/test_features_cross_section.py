@@ -9,7 +9,7 @@ from scipy.stats import norm
 
 from gpuetl.backend import Backend
 from gpuetl.features import registry
-from gpuetl.features.cross_section import cs_rank, cs_rankgauss, cs_zscore, normalize
+from gpuetl.features.cross_section import cs_rank, cs_rankgauss, cs_zscore, normalize, zero_when_constant
 from gpuetl.features.panel import Panel
 from gpuetl.features.targets import targets
 from tests.test_features_price import host, make_panel, random_walk_frame
@@ -147,3 +147,27 @@ def test_normalize_fills_missing_and_flags_it(backend: Backend, method: str) -> 
     value, missing = normalize(panel, panel["close"], method, 3.0)  # type: ignore[arg-type]
     assert np.isfinite(host(backend, value)).all()
     np.testing.assert_array_equal(host(backend, missing) == 1.0, np.isnan(host(backend, panel["close"])))
+
+
+def day_constant(backend: Backend, panel: Panel) -> object:
+    """A market-wide value per day (the same for every code), mostly not a multiple of a power of two."""
+    per_day = np.random.default_rng(3).standard_normal(len(panel.unique_dates)) * 0.01 + 1.0 / 3.0
+    return panel.broadcast_dates(backend.xp.asarray(per_day))
+
+
+def test_a_day_constant_feature_is_missing_after_zscore(backend: Backend) -> None:
+    panel = build(backend, day_frame())
+    value, missing = normalize(panel, day_constant(backend, panel), "zscore", 3.0)
+    assert host(backend, missing).all() and not host(backend, value).any()
+
+
+def test_zero_when_constant_repairs_a_std_that_missed_zero(backend: Backend) -> None:
+    # what libcudf can return for a day of equal values: a tiny positive std instead of 0
+    panel = build(backend, day_frame())
+    xp = backend.xp
+    x = xp.where(panel.date_id % 2 == 0, day_constant(backend, panel), panel.pct_change(panel["close"], 1))
+    g = panel.by_date(x)
+    std = backend.to_array(g.transform("std").reset_index(drop=True))
+    assert (host(backend, std) == 0).any()
+    rounded = xp.where(std == 0, 1e-18, std)
+    np.testing.assert_array_equal(host(backend, zero_when_constant(panel, g, rounded)), host(backend, std))

@@ -3,6 +3,8 @@ hand-built cases (crosses, close location), and the leakage rule for split adjus
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -158,3 +160,41 @@ def test_registry_rules() -> None:
     with pytest.raises(KeyError, match=r"unknown feature 'rsi2'; registered: .*returns"):
         registry.get("rsi2")
     assert registry.get("sma").lookback({"windows": (5, 200), "slope_days": 5, "crosses": ()}) == 205
+
+
+def flat_stretches(backend: Backend, panel: Panel) -> object:
+    """Noise with, in every code, a run of 12 equal values that no power-of-two fraction represents."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(int(panel.n))
+    offsets = host(backend, panel.offsets)
+    for s, e in itertools.pairwise(offsets):
+        x[s + 3 : min(s + 15, e)] = 1234.1 / 3.0
+    x[offsets[0] + 20] = np.nan
+    return backend.xp.asarray(x)
+
+
+@pytest.mark.parametrize("stat", ["mean", "var", "std"])
+def test_rolling_over_equal_values_is_exact(backend: Backend, stat: str) -> None:
+    panel = make_panel(backend, random_walk_frame())
+    x = flat_stretches(backend, panel)
+    got = host(backend, panel.rolling(x, 5, stat))
+    want = pd.Series(host(backend, x)).groupby(host(backend, panel.group)).rolling(5).agg(stat)
+    np.testing.assert_array_equal(got, want.reset_index(level=0, drop=True).sort_index().to_numpy())
+    flat = host(backend, panel.rolling(x, 5, "max")) == host(backend, panel.rolling(x, 5, "min"))
+    assert flat.sum() > 20
+    assert np.all(got[flat] == (1234.1 / 3.0 if stat == "mean" else 0.0))
+
+
+@pytest.mark.parametrize("stat", ["mean", "var", "std"])
+def test_exact_when_flat_repairs_a_rounded_window_result(backend: Backend, stat: str) -> None:
+    # what libcudf can return for a window of equal values: the mean a rounding step off, a tiny variance
+    panel = make_panel(backend, random_walk_frame())
+    x = flat_stretches(backend, panel)
+    b = backend
+    windows = b.series(x).groupby(b.series(panel.group), sort=True).rolling(5, min_periods=5)
+    exact = b.to_array(getattr(windows, stat)().reset_index(drop=True))
+    xp = b.xp
+    flat = panel.rolling(x, 5, "max") == panel.rolling(x, 5, "min")
+    rounded = xp.where(flat, xp.nextafter(exact, xp.inf) if stat == "mean" else 1e-20, exact)
+    assert bool((rounded != exact).any())
+    np.testing.assert_array_equal(host(b, panel._exact_when_flat(windows, rounded, stat)), host(b, exact))

@@ -27,8 +27,23 @@ def cs_zscore(panel: Panel, x: Any, clip: float) -> Any:
     b = panel.backend
     mean = b.to_array(g.transform("mean").reset_index(drop=True))
     std = b.to_array(g.transform("std").reset_index(drop=True))
+    if b.is_gpu:
+        std = zero_when_constant(panel, g, std)
     z = xp.where(std > 0, (x - mean) / xp.where(std > 0, std, 1.0), xp.nan)
     return xp.clip(z, -clip, clip)
+
+
+def zero_when_constant(panel: Panel, g: Any, std: Any) -> Any:
+    """The day's std, exactly 0 where all its values are equal.
+
+    pandas gives exactly 0 there; libcudf's variance (sum / n as the mean, then squared deviations) can
+    give a tiny positive number, which would turn a day-constant feature (market returns, market-wide
+    flows) into z-scores of about +-1 instead of missing.
+    """
+    b = panel.backend
+    lo = b.to_array(g.transform("min").reset_index(drop=True))
+    hi = b.to_array(g.transform("max").reset_index(drop=True))
+    return panel.xp.where(hi > lo, std, 0.0)
 
 
 def cs_rankgauss(panel: Panel, x: Any) -> Any:
