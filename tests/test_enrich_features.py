@@ -445,3 +445,22 @@ def test_switches_auto_skips_true_fails_naming_what_to_fetch(tmp_path: Path) -> 
     with pytest.raises(EnrichError, match=r"enrich.statements needs fins_summary.*gpuetl fetch --datasets fins_summary"):
         plan(switches | {"statements": True}, Manifest.load(tmp_path))
     assert set(EnrichSettings.__dataclass_fields__) == set(GROUPS)
+
+
+def test_missing_margin_flag_is_nan_not_zero(backend: Backend, tmp_path: Path) -> None:
+    # Mrgn absent (null, as the V1 light plan's master has it) or empty: loanable and margin are unknown
+    tables = hand_market()
+    master = tables["master"]
+    master["Mrgn"] = master["Mrgn"].astype(object)
+    master.loc[master["Code"] == "13020", "Mrgn"] = None
+    master.loc[(master["Code"] == "13010") & (master["Date"] < "2024-01-04"), "Mrgn"] = ""
+    write_tables(tmp_path, tables)
+    ctx, df = context(backend, tmp_path)
+    got = enrich(backend, Manifest.load(tmp_path), ctx.panel, ctx.frame, ["listing"])["listing"]
+    host = (lambda a: backend.xp.asnumpy(a)) if backend.is_gpu else np.asarray
+    loanable, margin = host(got["lst_loanable"]), host(got["lst_margin"])
+    missing = (df["Code"] == "13020") | ((df["Code"] == "13010") & (df["t"] < days(["2024-01-04"])[0]))
+    assert missing.any() and (~missing).any()
+    np.testing.assert_array_equal(np.isnan(loanable), missing.to_numpy())
+    np.testing.assert_array_equal(np.isnan(margin), missing.to_numpy())
+    assert np.all(loanable[~missing.to_numpy()] == 1.0) and np.all(margin[~missing.to_numpy()] == 1.0)

@@ -55,9 +55,10 @@ def listing_features(ctx: Context) -> Mapping[str, Any]:
     tier = xp.full(len(raw), xp.nan)
     for mkt, level in TIERS.items():
         tier = xp.where(_is(ctx, raw["Mkt"] == mkt) == 1.0, float(level), tier)
-    mrgn_missing = _is(ctx, raw["Mrgn"].isna() | (raw["Mrgn"] == "")) == 1.0
-    loanable = xp.where(mrgn_missing, xp.nan, _is(ctx, raw["Mrgn"] == "2"))
-    margin = xp.where(mrgn_missing, xp.nan, _is(ctx, raw["Mrgn"].isin(["1", "2"])))
+    mrgn = raw["Mrgn"].fillna("")  # a null compares as null on cuDF (False on pandas): fill it first
+    mrgn_missing = _is(ctx, mrgn == "") == 1.0
+    loanable = xp.where(mrgn_missing, xp.nan, _is(ctx, mrgn == "2"))
+    margin = xp.where(mrgn_missing, xp.nan, _is(ctx, mrgn.isin(["1", "2"])))
     # listing day: the code's first master row; censored (NaN) when that is the master's first day
     first = asof_join(b, pkey, xp.full(panel.n, -(2**40), dtype=xp.int64), code, day, direction="forward")
     first_day = take(xp, day.astype(xp.float64), first)
