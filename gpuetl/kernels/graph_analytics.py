@@ -27,6 +27,8 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
+from gpuetl.kernels.ewm import segment_ids
+
 
 class PageRankNotConverged(RuntimeError):
     """PageRank did not reach `tol` within `max_iter` iterations for some segment."""
@@ -48,17 +50,12 @@ def check_union(xp: Any, src: Any, dst: Any, weight: Any, offsets: Any) -> tuple
             raise ValueError(f"edge ends must be vertices in [0, {n_vertices})")
         if bool(xp.any(src == dst)):
             raise ValueError("self loops are not allowed")
-        seg = segment_of(xp, offsets)
+        seg = segment_ids(xp, offsets)
         if bool(xp.any(seg[src] != seg[dst])):
             raise ValueError("an edge joins two segments: every edge must lie inside one segment (one day)")
         if not bool(xp.all(weight > 0)):
             raise ValueError("edge weights must be positive and finite")
     return n_vertices, n_segments
-
-
-def segment_of(xp: Any, offsets: Any) -> Any:
-    """Segment id of every vertex."""
-    return xp.repeat(xp.arange(len(offsets) - 1), xp.diff(offsets))
 
 
 def canonical_labels(xp: Any, labels: Any, offsets: Any) -> Any:
@@ -67,7 +64,7 @@ def canonical_labels(xp: Any, labels: Any, offsets: Any) -> Any:
     if n == 0:
         return xp.zeros(0, dtype=xp.int64)
     _, dense = xp.unique(labels, return_inverse=True)
-    seg = segment_of(xp, offsets)
+    seg = segment_ids(xp, offsets)
     key = seg.astype(xp.int64) * n + dense.reshape(-1).astype(xp.int64)
     # unique's return_index is the first (= smallest) vertex of each (segment, community)
     _, first, inverse = xp.unique(key, return_index=True, return_inverse=True)
@@ -86,7 +83,7 @@ def union_pagerank_cpu(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, off
     n_vertices, n_segments = check_union(np, src, dst, weight, offsets)
     if not 0.0 < damping < 1.0:
         raise ValueError(f"damping must be in (0, 1), got {damping}")
-    seg = segment_of(np, offsets)
+    seg = segment_ids(np, offsets)
     size = np.diff(offsets).astype(np.float64)
     s = np.concatenate([src, dst]).astype(np.int64)
     d = np.concatenate([dst, src]).astype(np.int64)
@@ -118,7 +115,7 @@ def union_louvain_cpu(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, offs
     """Louvain communities per segment (networkx, one call per segment), canonical int64 labels per vertex."""
     n_vertices, n_segments = check_union(np, src, dst, weight, offsets)
     labels = np.arange(n_vertices, dtype=np.int64)
-    seg = segment_of(np, offsets)
+    seg = segment_ids(np, offsets)
     edge_seg = seg[src] if len(src) else np.zeros(0, dtype=np.int64)
     order = np.argsort(edge_seg, kind="stable")
     bounds = np.searchsorted(edge_seg[order], np.arange(n_segments + 1))

@@ -24,7 +24,8 @@ from typing import Any
 
 import cupy
 
-from gpuetl.kernels.graph_analytics import PageRankNotConverged, canonical_labels, check_union, segment_of
+from gpuetl.kernels.ewm import segment_ids
+from gpuetl.kernels.graph_analytics import PageRankNotConverged, canonical_labels, check_union
 
 
 def _graph(plc: Any, handle: Any, src: Any, dst: Any, weight: Any, n_vertices: int, transposed: bool) -> Any:
@@ -49,7 +50,7 @@ def union_pagerank_gpu(src: Any, dst: Any, weight: Any, offsets: Any, *, damping
     n_vertices, _ = check_union(cupy, src, dst, weight, offsets)
     if not 0.0 < damping < 1.0:
         raise ValueError(f"damping must be in (0, 1), got {damping}")
-    seg = segment_of(cupy, offsets)
+    seg = segment_ids(cupy, offsets)
     size = cupy.diff(offsets)
     if n_vertices == 0:
         return cupy.zeros(0, dtype=cupy.float64)
@@ -77,7 +78,7 @@ def union_louvain_gpu(src: Any, dst: Any, weight: Any, offsets: Any, *, resoluti
     n_vertices, n_segments = check_union(cupy, src, dst, weight, offsets)
     if n_vertices == 0 or len(src) == 0:
         return canonical_labels(cupy, cupy.arange(n_vertices, dtype=cupy.int64), offsets)
-    seg = segment_of(cupy, offsets)
+    seg = segment_ids(cupy, offsets)
     edge_seg = seg[src]
     day_weight = cupy.bincount(edge_seg, weights=weight, minlength=n_segments)
     with_edges = int(cupy.count_nonzero(day_weight > 0))  # host-ok: one scalar scales resolution and threshold
