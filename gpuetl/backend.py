@@ -94,8 +94,8 @@ class Backend:
 
     def read_parquet(self, files: list[str], columns: list[str] | None = None) -> Any:
         """Parquet files -> one frame of this backend (cuDF reads straight to the device)."""
-        if self.is_gpu:
-            return self.xdf.read_parquet(files, columns=columns)
+        if self.is_gpu:  # dataset_kwargs={}: no year=/month= columns from the folder names, as on the CPU
+            return self.xdf.read_parquet(files, columns=columns, dataset_kwargs={})
         import pyarrow.dataset as pads
 
         return pads.dataset(files, format="parquet").to_table(columns=columns).to_pandas(date_as_object=False)  # host-ok: the CPU backend reads into pandas
