@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
@@ -99,6 +101,19 @@ class Backend:
         import pyarrow.dataset as pads
 
         return pads.dataset(files, format="parquet").to_table(columns=columns).to_pandas(date_as_object=False)  # host-ok: the CPU backend reads into pandas
+
+    def write_parquet(self, columns: Mapping[str, Any], path: str | Path) -> None:
+        """Equal-length columns (arrays or Series of this backend, default index) -> one Parquet file.
+
+        cuDF encodes on the device; on the CPU the arrays go to Arrow without the copy a pandas frame makes.
+        """
+        if self.is_gpu:
+            self.xdf.DataFrame(dict(columns)).to_parquet(str(path), index=False)
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table(dict(columns)), str(path))
 
     def days(self, series: Any) -> Any:
         """A date/datetime Series -> int64 days since 1970-01-01 as an array of this backend."""

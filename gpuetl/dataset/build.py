@@ -3,8 +3,9 @@
 Stages: load (Parquet straight into the frame library: cuDF on the GPU), panel (sort by Code/Date, split
 adjustment, sector and market columns), enrich (statements, flows, margin, short selling, listing and
 event data as of each day's close: gpuetl.enrich), features (the config's ops, in order; each op may read the
-columns of the ops before it), targets, selection (dates and universe), normalisation (per day, on the
-selected rows), write (Parquet by year, written to a temporary folder and renamed, + metadata.json).
+columns of the ops before it), targets, selection (dates and universe; the selected columns move out of
+the panel), then normalisation (per day) and write one year at a time (Parquet in year=YYYY folders, written
+to a temporary folder that is renamed, with metadata.json, once complete).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
         bar.advance(task)
         with stage("panel"):
             frame, panel = _panel(backend, bars, topix, master)
+            del bars, master  # the merged, sorted frame replaces them
         bar.advance(task)
         groups: dict[str, list[str]] = {}
         feature_cols: list[str] = []  # in config order
@@ -91,20 +93,20 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
         with stage("select"):
             keep = _selection(backend, panel, frame, cfg)
             rows = backend.xp.flatnonzero(keep)
-            sub = panel.subset(rows)
+            keys = _keys(frame, rows)
+            sub = panel.extract(rows, feature_cols + list(target_cols))
+        del panel, frame  # all the dataset needs is in `keys` and `sub`: free the inputs before writing
         if int(sub.n) == 0:
             raise BuildError(f"no rows between {cfg.start} and {cfg.end} in universe {cfg.universe!r}")
-        with stage("normalize"):
-            normed = _normalize(sub, feature_cols, cfg)
         bar.advance(task)
-        bar.update(task, description="write")
+        bar.update(task, description="normalize + write")
         with replaced_dir(out) as tmp:  # data and metadata.json appear together, or not at all
-            with stage("write"):
-                _write(backend, frame, rows, sub, feature_cols, normed, list(target_cols), tmp)
+            _write_years(backend, stage, keys, sub, feature_cols, list(target_cols), cfg, tmp / "data")
             stats = backend.memory_stats()
             result = BuildResult(out, int(sub.n), int(len(sub.offsets) - 1), len(sub.unique_dates), feature_cols,
                                  list(target_cols), stage.timings, stats["peak_bytes"] if stats else None)
-            _write_metadata(backend, cfg, manifest, result, groups, list(normed), enrich_status, tmp)
+            _write_metadata(backend, cfg, manifest, result, groups, _normalized_names(feature_cols, cfg),
+                            enrich_status, tmp)
         bar.advance(task)
     return result
 
@@ -163,29 +165,49 @@ def _selection(backend: Backend, panel: Panel, frame: Any, cfg: DatasetConfig) -
     return keep
 
 
-def _normalize(sub: Panel, feature_cols: list[str], cfg: DatasetConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _keys(frame: Any, rows: Any) -> Any:
+    """Code and Date (datetime64[ms]) of the selected rows, as a frame of the backend."""
+    keys = frame[["Code", "Date"]].iloc[rows].reset_index(drop=True)
+    keys["Date"] = keys["Date"].astype("datetime64[ms]")
+    return keys
+
+
+def _normalized_names(feature_cols: list[str], cfg: DatasetConfig) -> list[str]:
     if cfg.normalize.method == "none":
-        return out
-    for col in feature_cols:
-        value, missing = normalize(sub, sub[col], cfg.normalize.method, cfg.normalize.clip)
-        out[f"{col}{cfg.normalize.suffix}"] = value
-        out[f"{col}_missing"] = missing
-    return out
+        return []
+    return [name for col in feature_cols for name in (f"{col}{cfg.normalize.suffix}", f"{col}_missing")]
 
 
-def _write(backend: Backend, frame: Any, rows: Any, sub: Panel, feature_cols: list[str], normed: dict[str, Any],
-           target_cols: list[str], folder: Path) -> None:
+def _write_years(backend: Backend, stage: StageTimer, keys: Any, sub: Panel, feature_cols: list[str],
+                 target_cols: list[str], cfg: DatasetConfig, folder: Path) -> None:
+    """Normalise and write one year at a time, into `folder/year=YYYY/part-0.parquet` (hive layout).
+
+    A day never spans two years, so normalising a year's rows per day is normalising the whole, while only
+    one year's output columns exist at once; each value is cast to float32 as soon as it is final.
+    """
     xp = backend.xp
-    data: dict[str, Any] = {"Code": frame["Code"].iloc[rows].reset_index(drop=True),
-                            "Date": frame["Date"].iloc[rows].reset_index(drop=True).astype("datetime64[ms]")}
-    for col in feature_cols + target_cols:
-        data[col] = sub[col].astype(xp.float32)
-    for col, values in normed.items():
-        data[col] = values.astype(xp.float32)
+    norm = cfg.normalize
     year, _, _ = civil_from_days(xp, sub.dates)
-    data["year"] = year.astype(xp.int16)
-    backend.xdf.DataFrame(data).to_parquet(str(folder / "data"), partition_cols=["year"], index=False)
+    for y in sorted(int(v) for v in xp.unique(year)):  # host-ok: the few year numbers, for the loop
+        with stage("write"):
+            idx = xp.flatnonzero(year == y)
+            part = sub.subset(idx)
+            data: dict[str, Any] = {"Code": keys["Code"].iloc[idx].reset_index(drop=True),
+                                    "Date": keys["Date"].iloc[idx].reset_index(drop=True)}
+        normed: dict[str, Any] = {}
+        for col in feature_cols:
+            x = part.columns.pop(col)
+            if norm.method != "none":
+                with stage("normalize"):
+                    value, missing = normalize(part, x, norm.method, norm.clip)
+                    normed[f"{col}{norm.suffix}"] = value.astype(xp.float32)
+                    normed[f"{col}_missing"] = missing.astype(xp.float32)
+            data[col] = x.astype(xp.float32)
+        with stage("write"):
+            for col in target_cols:
+                data[col] = part.columns.pop(col).astype(xp.float32)
+            (folder / f"year={y}").mkdir(parents=True)
+            backend.write_parquet(data | normed, folder / f"year={y}" / "part-0.parquet")
 
 
 def _write_metadata(backend: Backend, cfg: DatasetConfig, manifest: Manifest, result: BuildResult,

@@ -42,9 +42,23 @@ class Panel:
 
     def subset(self, rows: Any) -> Panel:
         """A new panel of the selected rows (a boolean mask or sorted indices), keeping their order."""
-        xp = self.xp
-        idx = xp.flatnonzero(rows) if rows.dtype == bool else rows
-        sub = Panel(self.backend, self.codes[idx], self.dates[idx], {k: v[idx] for k, v in self.columns.items()})
+        idx = self._indices(rows)
+        return self._with_rows(idx, {k: v[idx] for k, v in self.columns.items()})
+
+    def extract(self, rows: Any, columns: list[str]) -> Panel:
+        """The selected rows of `columns` as a new panel, moved out of this one.
+
+        Each column leaves this panel as soon as its rows are copied, so a build holds one extra column at
+        a time rather than two panels (at 4,000 codes x 10 years a panel of features is ~20 GB).
+        """
+        idx = self._indices(rows)
+        return self._with_rows(idx, {name: self.columns.pop(name)[idx] for name in columns})
+
+    def _indices(self, rows: Any) -> Any:
+        return self.xp.flatnonzero(rows) if rows.dtype == bool else rows
+
+    def _with_rows(self, idx: Any, columns: dict[str, Any]) -> Panel:
+        sub = Panel(self.backend, self.codes[idx], self.dates[idx], columns)
         for name, values in self.date_columns.items():
             sub.date_columns[name] = sub.align_dates(self.unique_dates, values)
         return sub
