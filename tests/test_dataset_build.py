@@ -51,8 +51,8 @@ def write_lake(root: Path, bars: pd.DataFrame, topix: pd.DataFrame, master: pd.D
     lake.flush()
 
 
-def raw_market(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    walk = random_walk_frame(seed=seed, lengths=(160, 160, 160, 160, 120), gaps=0.03, splits=True)
+def raw_market(seed: int = 0, days: int = 160) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    walk = random_walk_frame(seed=seed, lengths=(days, days, days, days, days * 3 // 4), gaps=0.03, splits=True)
     walk["Code"] = walk["code"].map(lambda c: f"{1300 + c}0" if c != 4 else "130A0")
     walk["Date"] = walk["date"]
     walk["UL"] = pd.array(np.zeros(len(walk), dtype=bool), dtype="boolean")
@@ -86,6 +86,23 @@ def test_build_writes_features_targets_and_metadata(backend: Backend, tmp_path: 
     last5 = table.sort_values(["Code", "Date"]).groupby("Code").tail(5)
     assert last5["target_ret_5d"].isna().all()
     assert table["target_ret_1d"].notna().mean() > 0.8
+
+
+def test_rows_spanning_years_are_normalised_per_day_and_written_per_year(backend: Backend, tmp_path: Path) -> None:
+    bars, topix, master = raw_market(days=330)  # 2020-01-01 .. 2021-04
+    write_lake(tmp_path / "lake", bars, topix, master)
+    res = build_dataset(backend, load_dataset_config(CONFIG, SMALL), tmp_path / "lake", tmp_path / "ds", progress=False)
+    assert sorted(p.name for p in (tmp_path / "ds" / "data").iterdir()) == ["year=2020", "year=2021"]
+    table = pads.dataset(tmp_path / "ds" / "data", format="parquet", partitioning="hive").to_table().to_pandas()
+    assert len(table) == res.rows and (table["year"].astype(int) == table["Date"].dt.year).all()
+    for col in res.features:  # a plain pandas z-score per day over the stored values, across both years
+        x = table[col].astype(np.float64)
+        g = x.groupby(table["Date"])
+        want = ((x - g.transform("mean")) / g.transform("std")).clip(-3.0, 3.0)
+        missing = want.isna().to_numpy()
+        np.testing.assert_allclose(table[f"{col}_z"].to_numpy()[~missing], want.to_numpy()[~missing],
+                                   rtol=1e-4, atol=1e-4, err_msg=col)
+        assert (table[f"{col}_z"].to_numpy()[missing] == 0).all(), col
 
 
 def test_universe_selection(backend: Backend, tmp_path: Path) -> None:

@@ -198,3 +198,18 @@ def test_exact_when_flat_repairs_a_rounded_window_result(backend: Backend, stat:
     rounded = xp.where(flat, xp.nextafter(exact, xp.inf) if stat == "mean" else 1e-20, exact)
     assert bool((rounded != exact).any())
     np.testing.assert_array_equal(host(b, panel._exact_when_flat(windows, rounded, stat)), host(b, exact))
+
+
+def test_extract_moves_the_selected_rows_of_some_columns_out(backend: Backend) -> None:
+    panel = make_panel(backend, random_walk_frame())
+    xp = backend.xp
+    rows = xp.flatnonzero(panel.position % 3 == 0)
+    close, volume = host(backend, panel["close"]), host(backend, panel["volume"])
+    copied = panel.subset(rows)
+    moved = panel.extract(rows, ["close", "volume"])
+    assert "close" not in panel.columns and "volume" not in panel.columns and "C" in panel.columns
+    assert sorted(moved.columns) == ["close", "volume"]
+    np.testing.assert_array_equal(host(backend, moved["close"]), close[host(backend, rows)])
+    np.testing.assert_array_equal(host(backend, moved["volume"]), volume[host(backend, rows)])
+    np.testing.assert_array_equal(host(backend, moved.offsets), host(backend, copied.offsets))
+    np.testing.assert_array_equal(host(backend, moved.dates), host(backend, copied.dates))
