@@ -102,10 +102,12 @@ class Backend:
 
         return pads.dataset(files, format="parquet").to_table(columns=columns).to_pandas(date_as_object=False)  # host-ok: the CPU backend reads into pandas
 
-    def write_parquet(self, columns: Mapping[str, Any], path: str | Path) -> None:
+    def write_parquet(self, columns: Mapping[str, Any], path: str | Path, dictionary: list[str] | None = None) -> None:
         """Equal-length columns (arrays or Series of this backend, default index) -> one Parquet file.
 
-        cuDF encodes on the device; on the CPU the arrays go to Arrow without the copy a pandas frame makes.
+        cuDF encodes on the device (choosing encodings itself); on the CPU the arrays go to Arrow without the
+        copy a pandas frame makes, and only the `dictionary` columns are dictionary-encoded when given:
+        trying it on every float column makes Arrow's writer ~3x slower for no smaller a file.
         """
         if self.is_gpu:
             self.xdf.DataFrame(dict(columns)).to_parquet(str(path), index=False)
@@ -113,7 +115,7 @@ class Backend:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.table(dict(columns)), str(path))
+        pq.write_table(pa.table(dict(columns)), str(path), use_dictionary=True if dictionary is None else dictionary)
 
     def days(self, series: Any) -> Any:
         """A date/datetime Series -> int64 days since 1970-01-01 as an array of this backend."""

@@ -207,7 +207,8 @@ def _write_years(backend: Backend, stage: StageTimer, keys: Any, sub: Panel, fea
             for col in target_cols:
                 data[col] = part.columns.pop(col).astype(xp.float32)
             (folder / f"year={y}").mkdir(parents=True)
-            backend.write_parquet(data | normed, folder / f"year={y}" / "part-0.parquet")
+            backend.write_parquet(data | normed, folder / f"year={y}" / "part-0.parquet",
+                                  dictionary=["Code", *(c for c in normed if c.endswith("_missing"))])
 
 
 def _write_metadata(backend: Backend, cfg: DatasetConfig, manifest: Manifest, result: BuildResult,
