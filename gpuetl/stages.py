@@ -4,6 +4,8 @@ happens) and the provenance every output's metadata starts with."""
 from __future__ import annotations
 
 import datetime as dt
+import resource
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +53,13 @@ def timings_table(title: str, timings: dict[str, float], label: str = "stage") -
     return table
 
 
-def peak_memory_text(peak_bytes: int | None) -> str:
-    """", peak device memory N GiB" on the GPU; nothing on the CPU."""
-    return f", peak device memory {peak_bytes / 2**30:.2f} GiB" if peak_bytes else ""
+def peak_host_bytes() -> int:
+    """The peak resident memory of this process so far (the kernel's high-water mark, not a sample)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
+
+
+def peak_memory_text(device_bytes: int | None, host_bytes: int | None = None) -> str:
+    """", peak memory: host N GiB, device M GiB" (device only on the GPU)."""
+    parts = [f"{name} {b / 2**30:.2f} GiB" for name, b in (("host", host_bytes), ("device", device_bytes)) if b]
+    return f", peak memory: {', '.join(parts)}" if parts else ""

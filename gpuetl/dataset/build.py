@@ -31,7 +31,7 @@ from gpuetl.features.panel import Panel
 from gpuetl.features.targets import targets
 from gpuetl.lake.atomic import replaced_dir
 from gpuetl.lake.manifest import Manifest
-from gpuetl.stages import StageTimer, provenance
+from gpuetl.stages import StageTimer, peak_host_bytes, provenance
 
 BAR_COLUMNS = ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"]
 UNIVERSES = {"prime": ("0111", "0101"), "prime_standard": ("0111", "0112", "0101", "0102")}
@@ -52,6 +52,7 @@ class BuildResult:
     targets: list[str]
     timings: dict[str, float]
     peak_device_bytes: int | None
+    peak_host_bytes: int
 
 
 def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: str | Path,
@@ -104,7 +105,8 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
             _write_years(backend, stage, keys, sub, feature_cols, list(target_cols), cfg, tmp / "data")
             stats = backend.memory_stats()
             result = BuildResult(out, int(sub.n), int(len(sub.offsets) - 1), len(sub.unique_dates), feature_cols,
-                                 list(target_cols), stage.timings, stats["peak_bytes"] if stats else None)
+                                 list(target_cols), stage.timings, stats["peak_bytes"] if stats else None,
+                                 peak_host_bytes())
             _write_metadata(backend, cfg, manifest, result, groups, _normalized_names(feature_cols, cfg),
                             enrich_status, tmp)
         bar.advance(task)
@@ -226,6 +228,7 @@ def _write_metadata(backend: Backend, cfg: DatasetConfig, manifest: Manifest, re
         "raw_manifest_hash": manifest.digest(sorted(set(RAW_DATASETS) | set(enriched))),
         "timings_s": result.timings,
         "peak_device_bytes": result.peak_device_bytes,
+        "peak_host_bytes": result.peak_host_bytes,
         "config": to_dict(cfg),
     }
     (folder / "metadata.json").write_text(json.dumps(meta, indent=2, default=str))

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     console = Console()
     console.print(timings_table(f"built {out} on {b.name}", result.timings, "stage"))
-    peak = peak_memory_text(result.peak_device_bytes)
+    peak = peak_memory_text(result.peak_device_bytes, result.peak_host_bytes)
     console.print(f"{result.rows:,} rows, {result.codes:,} codes, {result.dates:,} dates, "
                   f"{len(result.features)} features, {len(result.targets)} targets{peak}")
     return 0

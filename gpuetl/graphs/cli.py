@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     console = Console()
     console.print(timings_table(f"graphs of {dataset} -> {result.out} on {b.name}", result.timings, "step"))
-    peak = peak_memory_text(result.peak_device_bytes)
+    peak = peak_memory_text(result.peak_device_bytes, result.peak_host_bytes)
     console.print(f"{result.graph_days:,} graph days, {result.codes:,} codes, {result.edges:,} edges, "
                   f"{result.batch_days} days per batch, {len(result.features)} features on {result.rows:,} rows{peak}")
     return 0

@@ -24,6 +24,7 @@ from gpuetl.graphs.config import GraphConfig
 from gpuetl.graphs.io import dates_from_days, write_graphs
 from gpuetl.graphs.returns import returns_from_panel
 from gpuetl.lake.manifest import Manifest
+from gpuetl.stages import peak_host_bytes
 
 BAR_COLUMNS = ["Code", "Date", "C", "AdjFactor"]
 
@@ -43,6 +44,7 @@ class GraphRunResult:
     batch_days: int
     timings: dict[str, float]
     peak_device_bytes: int | None
+    peak_host_bytes: int
 
 
 def dataset_rows(backend: Backend, dataset: Path) -> Any:
@@ -138,4 +140,5 @@ def graph_dataset(backend: Backend, cfg: GraphConfig, dataset: str | Path, lake:
                  {"dataset": str(dataset), "lake": str(lake), "dataset_rows": len(rows)})
     stats = backend.memory_stats()
     return GraphRunResult(out, len(rows), len(codes), len(output.graph_days), output.n_edges, list(output.features),
-                          output.batch_days, output.timings, stats["peak_bytes"] if stats else None)
+                          output.batch_days, output.timings, stats["peak_bytes"] if stats else None,
+                          peak_host_bytes())
