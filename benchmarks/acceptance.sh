@@ -32,6 +32,8 @@ case "$step" in
     run "$py" -m gpuetl doctor --backend gpu
     ;;
   tests)
+    # pyproject's --strict-config needs pytest-asyncio, and four test modules import TA-Lib at the top
+    "$py" -c 'import pytest_asyncio, talib' || { echo "tests: needs the dev extra (pytest-asyncio, ta-lib)" >&2; exit 2; }
     run "$py" -m pytest -m gpu -q -rfEs -p no:cacheprovider --junitxml="$out/gpu-tests.xml" 2>&1 \
       | tee "$out/gpu-tests.log"
     ;;
