@@ -20,6 +20,10 @@ def gpu_probe() -> backend_mod.GpuProbe:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     probe = gpu_probe()
     if probe.usable:
+        if any("gpu" in item.keywords for item in items):
+            # before any test runs: the backend points torch's allocator at its RMM pool, which torch allows
+            # only until its CUDA is initialised (a test doing torch CUDA work first would block every GPU test)
+            _backend("gpu")
         return
     skip = pytest.mark.skip(reason=f"needs a usable GPU: {probe.reason}")
     for item in items:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from gpuetl import backend as backend_mod
-from gpuetl.backend import BackendUnavailable, GpuProbe, create, pool_size_bytes, resolve
+from gpuetl.backend import Backend, BackendUnavailable, GpuProbe, create, pool_size_bytes, resolve
 from gpuetl.config import load_settings
 from gpuetl.kernels import KernelSet
 
@@ -74,13 +74,19 @@ def test_init_is_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.gpu
-def test_cupy_and_torch_allocate_from_the_one_rmm_pool() -> None:
-    """After start-up, a CuPy array and a torch tensor are both carved out of the backend's RMM pool."""
+def test_cupy_and_torch_allocate_from_the_one_rmm_pool(gpu_backend: Backend,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """After start-up, a CuPy array and a torch tensor are both carved out of the backend's RMM pool.
+
+    It uses the session's GPU backend (made before any torch CUDA work, see conftest), as the process's
+    active one for this test only: a second backend would find torch's CUDA initialised and refuse.
+    """
     torch = pytest.importorskip("torch")
     import cupy
 
+    monkeypatch.setattr(backend_mod, "_ACTIVE", gpu_backend)
     b = backend_mod.init(load_settings(overrides=["backend=gpu", "gpu.rmm_pool=25%"]))
-    assert b.is_gpu and b.memory_stats() is not None
+    assert b is gpu_backend and b.is_gpu and b.memory_stats() is not None
     nbytes = 64 * 2**20
     before = b.memory_stats()["current_bytes"]
     arr = cupy.ones(nbytes // 4, dtype=cupy.float32)

@@ -135,9 +135,14 @@ def test_per_day_statistics_use_only_that_day(backend: Backend) -> None:
     day = panel.unique_dates[40]
     other = panel.dates != day
     y = xp.where(other, x * 7.0 + 1.0, x)
-    for fn in (cs_rank, cs_rankgauss, lambda p, v: cs_zscore(p, v, 3.0)):
+    for fn in (cs_rank, cs_rankgauss):
         np.testing.assert_array_equal(host(backend, fn(panel, x))[~host(backend, other)],
                                       host(backend, fn(panel, y))[~host(backend, other)])
+    z_x, z_y = (host(backend, cs_zscore(panel, v, 3.0))[~host(backend, other)] for v in (x, y))
+    if backend.is_gpu:  # libcudf's hash groupby adds in no fixed order: equal to the last bits only
+        np.testing.assert_allclose(z_x, z_y, rtol=1e-12, atol=1e-15)
+    else:
+        np.testing.assert_array_equal(z_x, z_y)
 
 
 @pytest.mark.parametrize("method", ["zscore", "rankgauss"])
@@ -168,6 +173,9 @@ def test_zero_when_constant_repairs_a_std_that_missed_zero(backend: Backend) -> 
     x = xp.where(panel.date_id % 2 == 0, day_constant(backend, panel), panel.pct_change(panel["close"], 1))
     g = panel.by_date(x)
     std = backend.to_array(g.transform("std").reset_index(drop=True))
-    assert (host(backend, std) == 0).any()
-    rounded = xp.where(std == 0, 1e-18, std)
-    np.testing.assert_array_equal(host(backend, zero_when_constant(panel, g, rounded)), host(backend, std))
+    s = pd.Series(host(backend, x)).groupby(host(backend, panel.date_id))
+    constant = (s.transform("max") == s.transform("min")).to_numpy()
+    assert constant.any() and not constant.all()
+    rounded = xp.where(xp.asarray(constant), 1e-18, std)
+    want = np.where(constant, 0.0, host(backend, std))
+    np.testing.assert_array_equal(host(backend, zero_when_constant(panel, g, rounded)), want)

@@ -86,10 +86,12 @@ def test_pipeline_gpu_equals_cpu(gpu_backend: Backend) -> None:
     c = cpu.features
     np.testing.assert_array_equal(g["graph_degree"], c["graph_degree"])
     np.testing.assert_array_equal(g["graph_community_size"] > 0, c["graph_community_size"] > 0)
-    np.testing.assert_allclose(g["graph_wdegree"], c["graph_wdegree"], rtol=1e-12, equal_nan=True)
+    # weighted degree sums up to 2k weights, each of which may sit one grid step (2^-32) apart
+    np.testing.assert_allclose(g["graph_wdegree"], c["graph_wdegree"], rtol=1e-12, atol=2 * cfg.knn.k * 2.0**-32,
+                               equal_nan=True)
     np.testing.assert_allclose(g["graph_pagerank"], c["graph_pagerank"], rtol=0, atol=1e-6, equal_nan=True)
     for name in ("graph_peer_ret_1d", "graph_peer_ret_5d"):
-        np.testing.assert_allclose(g[name], c[name], rtol=1e-10, atol=1e-15, equal_nan=True)
+        np.testing.assert_allclose(g[name], c[name], rtol=1e-8, atol=1e-15, equal_nan=True)
     edges = cpu.edges
     for day in cpu.graph_days[cpu.graph_days >= 16][::10]:
         nodes = np.flatnonzero(np.isfinite(c["graph_degree"][day]))
