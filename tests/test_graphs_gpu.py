@@ -51,6 +51,7 @@ def test_shrunk_correlation_gpu_equals_cpu(gpu_backend: Backend, n: int) -> None
     np.testing.assert_array_equal(xp.asnumpy(got), want)
 
 
+@pytest.mark.cugraph
 def test_union_pagerank_and_louvain_gpu_vs_cpu(gpu_backend: Backend) -> None:
     xp = gpu_backend.xp
     src, dst, weight, offsets = random_union(seed=2)
@@ -71,6 +72,7 @@ def test_union_pagerank_and_louvain_gpu_vs_cpu(gpu_backend: Backend) -> None:
         assert q[1] == pytest.approx(q[0], abs=0.02)
 
 
+@pytest.mark.cugraph
 def test_pipeline_gpu_equals_cpu(gpu_backend: Backend) -> None:
     xp = gpu_backend.xp
     r1, _ = factor_returns(120, 300, seed=4)

@@ -53,6 +53,7 @@ def test_batched_equals_one_day_at_a_time() -> None:
         np.testing.assert_array_equal(f1[k], f2[k])
 
 
+@pytest.mark.cugraph
 @pytest.mark.parametrize("every_n_days", [1, 4])
 def test_perturbing_returns_after_t_changes_nothing_up_to_t(backend: Backend, every_n_days: int) -> None:
     """DESIGN leakage rule: every graph and graph feature at or before t is bit-identical when every return after
@@ -159,6 +160,7 @@ def test_graph_command_reports_a_missing_dataset(tmp_path: Path, capsys: pytest.
     assert graph_cli(["--config-set", "knn.k=0"]) == 2
 
 
+@pytest.mark.cugraph
 def test_graph_stage_on_a_panel_gives_columns_aligned_with_its_rows(backend: Backend, tmp_path: Path) -> None:
     frame = random_walk_frame(seed=4, lengths=(90, 90, 60, 90, 90, 30), gaps=0.05, splits=True)
     panel = make_panel(backend, frame)
