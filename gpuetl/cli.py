@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -32,6 +32,29 @@ def common_options() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("auto", "gpu", "cpu"), help="shorthand for --set backend=...")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     return p
+
+
+class CommandError(Exception):
+    """A command's failure for the user: `gpuetl <command>: <message>` on stderr, exit `code`, no traceback."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def add_config_options(p: argparse.ArgumentParser, default: str, what: str, example: str) -> None:
+    """`--config YAML` and repeatable `--config-set KEY=VALUE` for a command's own config file."""
+    p.add_argument("--config", default=default, metavar="YAML", help=f"{what} config (default: %(default)s)")
+    p.add_argument("--config-set", dest="config_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a {what}-config key, e.g. --config-set {example} (repeatable)")
+
+
+def command_config(load: Callable[[str, list[str]], Any], args: argparse.Namespace) -> Any:
+    """The command's config from --config / --config-set; a bad or missing file is a CommandError (exit 2)."""
+    try:
+        return load(args.config, args.config_overrides)
+    except (ConfigError, FileNotFoundError) as err:
+        raise CommandError(f"config error: {err}", 2) from None
 
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
@@ -88,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackendUnavailable as err:
         print(f"gpuetl: {err}", file=sys.stderr)
         return 3
+    except CommandError as err:
+        print(f"gpuetl {args.command}: {err}", file=sys.stderr)
+        return err.code
 
 
 def entry(argv: Sequence[str] | None = None) -> NoReturn:

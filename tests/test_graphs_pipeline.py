@@ -3,7 +3,6 @@ market's sectors are recovered, and `gpuetl graph` on a built dataset + lake."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -13,12 +12,10 @@ import pyarrow.dataset as pads
 import pytest
 
 from gpuetl.backend import Backend
-from gpuetl.cli import common_options
-from gpuetl.config import load_settings
+from gpuetl.cli import main
 from gpuetl.dataset.build import build_dataset
 from gpuetl.dataset.config import load_dataset_config
 from gpuetl.graphs.build import GraphOutput, build_graphs
-from gpuetl.graphs.cli import add_parser
 from gpuetl.graphs.dataset import graph_stage
 from gpuetl.graphs.returns import Returns, horizon_returns
 from gpuetl.synth import MarketConfig, cached_market
@@ -103,10 +100,7 @@ def test_graphs_recover_the_synthetic_sectors() -> None:
 
 
 def graph_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="command", required=True), common_options())
-    args = parser.parse_args(["graph", *argv])
-    return int(args.run(args, load_settings(overrides=["backend=cpu"])))
+    return main(["graph", "--backend", "cpu", *argv])
 
 
 def read(path: Path) -> pd.DataFrame:

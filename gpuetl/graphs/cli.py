@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from gpuetl.config import ConfigError, Settings
+from gpuetl.cli import CommandError, add_config_options, command_config
+from gpuetl.config import Settings
 from gpuetl.stages import peak_memory_text, timings_table
 
 DEFAULT_CONFIG = "configs/graph/default.yaml"
@@ -19,9 +19,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                        help="build the daily correlation graphs and graph features of an existing dataset")
     p.add_argument("--dataset", default="default", metavar="DIR_OR_NAME",
                    help="dataset directory, or a name under settings paths.datasets (default: %(default)s)")
-    p.add_argument("--config", default=DEFAULT_CONFIG, metavar="YAML", help="graph config (default: %(default)s)")
-    p.add_argument("--config-set", dest="config_overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a graph-config key, e.g. --config-set knn.k=10 (repeatable)")
+    add_config_options(p, DEFAULT_CONFIG, "graph", "knn.k=10")
     p.add_argument("--lake", help="raw lake directory, for the returns (default: settings paths.lake)")
     p.add_argument("--out", help="output directory (default: <dataset>/graphs)")
     p.add_argument("--no-progress", action="store_true")
@@ -33,11 +31,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from gpuetl.graphs.config import load_graph_config
     from gpuetl.graphs.dataset import GraphInputError, graph_dataset
 
-    try:
-        cfg = load_graph_config(args.config, args.config_overrides)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"gpuetl graph: config error: {err}", file=sys.stderr)
-        return 2
+    cfg = command_config(load_graph_config, args)
     b = backend.init(settings)
     dataset = Path(args.dataset)
     if not dataset.is_dir():
@@ -46,8 +40,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         result = graph_dataset(b, cfg, dataset, args.lake or settings.paths.lake, args.out,
                                progress=not args.no_progress)
     except GraphInputError as err:
-        print(f"gpuetl graph: {err}", file=sys.stderr)
-        return 1
+        raise CommandError(str(err)) from None
     console = Console()
     console.print(timings_table(f"graphs of {dataset} -> {result.out} on {b.name}", result.timings, "step"))
     peak = peak_memory_text(result.peak_device_bytes, result.peak_host_bytes)
