@@ -217,3 +217,16 @@ def test_extract_moves_the_selected_rows_of_some_columns_out(backend: Backend) -
     np.testing.assert_array_equal(host(backend, moved["volume"]), volume[host(backend, rows)])
     np.testing.assert_array_equal(host(backend, moved.offsets), host(backend, copied.offsets))
     np.testing.assert_array_equal(host(backend, moved.dates), host(backend, copied.dates))
+
+
+def test_finalized_columns_are_float32_and_unreadable_by_later_ops(backend: Backend) -> None:
+    panel = make_panel(backend, random_walk_frame())
+    ret = registry.compute(panel, "returns", {"horizons": (1,)})["ret_1d"]
+    panel.columns["ret_1d"] = ret
+    panel.finalize(["ret_1d"])
+    assert panel.columns["ret_1d"].dtype == backend.xp.float32
+    np.testing.assert_array_equal(host(backend, panel.columns["ret_1d"]), host(backend, ret).astype(np.float32))
+    with pytest.raises(KeyError, match="after its last declared reader"):
+        registry.compute(panel, "cs_rank", {"columns": ("ret_1d",)})
+    moved = panel.extract(backend.xp.arange(10), ["ret_1d"])  # float32 stays float32 when moved
+    assert moved.columns["ret_1d"].dtype == backend.xp.float32

@@ -3,9 +3,10 @@
 Stages: load (Parquet straight into the frame library: cuDF on the GPU), panel (sort by Code/Date, split
 adjustment, sector and market columns), enrich (statements, flows, margin, short selling, listing and
 event data as of each day's close: gpuetl.enrich), features (the config's ops, in order; each op may read the
-columns of the ops before it), targets, selection (dates and universe; the selected columns move out of
-the panel), then normalisation (per day) and write one year at a time (Parquet in year=YYYY folders, written
-to a temporary folder that is renamed, with metadata.json, once complete).
+columns of the ops before it; a column no later op reads is stored as float32 at once, as the dataset stores
+it), targets, selection (dates and universe; the selected columns move out of the panel), then
+normalisation (per day, of the stored float32 values) and write one year at a time (Parquet in year=YYYY
+folders, written to a temporary folder that is renamed, with metadata.json, once complete).
 """
 
 from __future__ import annotations
@@ -73,23 +74,27 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
         bar.advance(task)
         groups: dict[str, list[str]] = {}
         feature_cols: list[str] = []  # in config order
+        later = _later_reads(ops)
         bar.update(task, description="enrich")
         for name, cols in enrich(backend, manifest, panel, frame, enrich_groups, stage).items():
             panel.columns.update(cols)
             groups[name] = list(cols)
             feature_cols.extend(cols)
+        waiting = _finalize_unread(panel, feature_cols, later[0])
         bar.advance(task)
-        for op, params in ops:
+        for i, (op, params) in enumerate(ops):
             bar.update(task, description=f"feature {op}")
             with stage(f"feature:{op}"):
                 cols = registry.compute(panel, op, params)
-            panel.columns.update(cols)
+                panel.columns.update(cols)
+                waiting = _finalize_unread(panel, waiting + list(cols), later[i + 1])
             groups.setdefault(registry.get(op).group, []).extend(cols)
             feature_cols.extend(cols)
             bar.advance(task)
         with stage("targets"):
             target_cols = targets(panel, cfg.targets.horizons, panel.unique_dates, panel.date_columns["mkt_close"])
             panel.columns.update(target_cols)
+            panel.finalize(target_cols)
         bar.advance(task)
         with stage("select"):
             keep = _selection(backend, panel, frame, cfg)
@@ -167,6 +172,20 @@ def _selection(backend: Backend, panel: Panel, frame: Any, cfg: DatasetConfig) -
     return keep
 
 
+def _later_reads(ops: list[tuple[str, dict[str, Any]]]) -> list[set[str]]:
+    """later[i]: the panel columns that ops[i:] read (their inputs and the `columns` they are given)."""
+    later: list[set[str]] = [set()]
+    for op, params in reversed(ops):
+        later.append(later[-1] | set(registry.get(op).inputs) | set(params.get("columns", ())))
+    return later[::-1]
+
+
+def _finalize_unread(panel: Panel, waiting: list[str], later: set[str]) -> list[str]:
+    """Store the finished columns that no later op reads as float32; return those still to be read."""
+    panel.finalize(c for c in waiting if c not in later)
+    return [c for c in waiting if c in later]
+
+
 def _keys(frame: Any, rows: Any) -> Any:
     """Code and Date (datetime64[ms]) of the selected rows, as a frame of the backend."""
     keys = frame[["Code", "Date"]].iloc[rows].reset_index(drop=True)
@@ -199,15 +218,15 @@ def _write_years(backend: Backend, stage: StageTimer, keys: Any, sub: Panel, fea
         normed: dict[str, Any] = {}
         for col in feature_cols:
             x = part.columns.pop(col)
-            if norm.method != "none":
+            if norm.method != "none":  # of the float32 value the dataset stores, so it can be recomputed
                 with stage("normalize"):
-                    value, missing = normalize(part, x, norm.method, norm.clip)
+                    value, missing = normalize(part, x.astype(xp.float64), norm.method, norm.clip)
                     normed[f"{col}{norm.suffix}"] = value.astype(xp.float32)
                     normed[f"{col}_missing"] = missing.astype(xp.float32)
-            data[col] = x.astype(xp.float32)
+            data[col] = x.astype(xp.float32, copy=False)
         with stage("write"):
             for col in target_cols:
-                data[col] = part.columns.pop(col).astype(xp.float32)
+                data[col] = part.columns.pop(col).astype(xp.float32, copy=False)
             (folder / f"year={y}").mkdir(parents=True)
             backend.write_parquet(data | normed, folder / f"year={y}" / "part-0.parquet",
                                   dictionary=["Code", *(c for c in normed if c.endswith("_missing"))])
