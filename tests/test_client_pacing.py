@@ -13,18 +13,9 @@ from aiohttp.test_utils import TestServer
 from gpuetl.jquants import spec
 from gpuetl.jquants.client import Client
 from gpuetl.jquants.env import Credentials
+from gpuetl.jquants.fake.request_log import max_in_window
 from gpuetl.jquants.ratelimit import HEADROOM, Limiter, ManualClock, ScaledClock
 from gpuetl.jquants.retry import Backoff, RateLimitStreak
-
-
-def max_in_window(times: list[float], window: float = 60.0) -> int:
-    times = sorted(times)
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while t - times[lo] >= window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 async def test_permits_are_evenly_spaced_not_bursty() -> None:

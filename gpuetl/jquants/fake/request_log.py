@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 
@@ -49,14 +49,9 @@ class RequestLog:
     def max_in_window(self, window_s: float = 60.0, *, data_only: bool = True,
                       statuses: Collection[int] | None = None) -> int:
         """The most requests that fall in any half-open window [t, t + window_s)."""
-        times = sorted(r.t for r in self.records
-                       if (r.is_data or not data_only) and (statuses is None or r.status in statuses))
-        best, lo = 0, 0
-        for hi, t in enumerate(times):
-            while t - times[lo] >= window_s:
-                lo += 1
-            best = max(best, hi - lo + 1)
-        return best
+        times = [r.t for r in self.records
+                 if (r.is_data or not data_only) and (statuses is None or r.status in statuses)]
+        return max_in_window(times, window_s)
 
     def stats(self) -> dict[str, Any]:
         data = [r for r in self.records if r.is_data]
@@ -68,3 +63,14 @@ class RequestLog:
             "by_dataset": dict(collections.Counter(r.dataset for r in data)),
             "faults": dict(collections.Counter(r.fault for r in self.records if r.fault)),
         }
+
+
+def max_in_window(times: Iterable[float], window_s: float = 60.0) -> int:
+    """The most of `times` that fall in any half-open window [t, t + window_s) (a rate limit's measure)."""
+    ordered = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(ordered):
+        while t - ordered[lo] >= window_s:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
