@@ -69,6 +69,33 @@ def test_targets_forward_returns_excess_and_labels(backend: Backend) -> None:
     assert np.isnan(host(backend, out["target_ret_5d"])[last]).all()
 
 
+def test_next_day_targets_start_at_the_next_close(backend: Backend) -> None:
+    """The tradeable family: close t+1 -> close t+1+k (qlib / JPX), against a pandas shift reference, with a
+    split inside the horizon (adjusted prices) and missing rows."""
+    df = random_walk_frame(seed=4, lengths=(80, 80, 60), gaps=0.05, splits=True)
+    panel = make_panel(backend, df)
+    dates = np.sort(df["date"].unique()).astype("datetime64[D]").astype(np.int64)
+    topix = 1000 * np.exp(np.cumsum(np.random.default_rng(6).standard_normal(len(dates)) * 0.01))
+    panel.add_date_series("mkt_close", backend.xp.asarray(dates), backend.xp.asarray(topix))
+    out = targets(panel, (1, 5), host(backend, panel.unique_dates), topix)
+    adj = df["C"] / df.groupby("code")["AdjFactor"].cumprod()  # forward-cumulated split adjustment
+    g = adj.groupby(df["code"])
+    day_ix = np.searchsorted(dates, df["date"].to_numpy().astype("datetime64[D]").astype(np.int64))
+    t = pd.Series(topix)
+    for k in (1, 5):
+        want = (g.shift(-(k + 1)) / g.shift(-1) - 1).to_numpy()
+        np.testing.assert_allclose(host(backend, out[f"target_next_ret_{k}d"]), want, rtol=1e-12, equal_nan=True)
+        tnext = (t.shift(-(k + 1)) / t.shift(-1) - 1).to_numpy()[day_ix]
+        np.testing.assert_allclose(host(backend, out[f"target_next_excess_{k}d"]), want - tnext, rtol=1e-12,
+                                   atol=1e-15, equal_nan=True)
+        # the last k + 1 rows of each code have no complete next-day horizon
+        last = df.groupby("code").tail(k + 1).index
+        assert np.isnan(host(backend, out[f"target_next_ret_{k}d"])[last]).all()
+        # and the family differs from close t -> t+k (it starts a day later)
+        assert not np.allclose(host(backend, out[f"target_next_ret_{k}d"]), host(backend, out[f"target_ret_{k}d"]),
+                               equal_nan=True)
+
+
 def test_market_and_beta_match_pandas(backend: Backend) -> None:
     df = day_frame(2)
     panel = build(backend, df)

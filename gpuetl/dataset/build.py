@@ -29,6 +29,7 @@ from gpuetl.features.adjust import add_adjusted
 from gpuetl.features.calendar import civil_from_days
 from gpuetl.features.cross_section import normalize
 from gpuetl.features.panel import Panel
+from gpuetl.features.targets import DESCRIPTIONS as TARGET_DESCRIPTIONS
 from gpuetl.features.targets import targets
 from gpuetl.lake.atomic import replaced_dir
 from gpuetl.lake.manifest import Manifest
@@ -243,6 +244,8 @@ def _write_metadata(backend: Backend, cfg: DatasetConfig, manifest: Manifest, re
         "features_by_group": groups,
         "normalized": normed,
         "targets": result.targets,
+        "target_descriptions": TARGET_DESCRIPTIONS,  # k: the horizon in business days (rows of the code)
+        "default_label": f"target_next_ret_{cfg.targets.horizons[0]}d",
         "enrich": enrich_status,
         "raw_manifest_hash": manifest.digest(sorted(set(RAW_DATASETS) | set(enriched))),
         "timings_s": result.timings,
