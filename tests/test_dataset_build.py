@@ -19,7 +19,7 @@ from gpuetl.lake import Lake, Unit
 from tests.test_features_price import random_walk_frame
 
 CONFIG = "configs/dataset/default.yaml"
-SMALL = ["warmup_days=60", "features=[{op: returns, params: {horizons: [1, 5]}}, {op: sma, params: {windows: [5, 20],"
+SMALL = ["features=[{op: returns, params: {horizons: [1, 5]}}, {op: sma, params: {windows: [5, 20],"
          " slope_days: 5, crosses: [[5, 20]]}}, {op: ema, params: {windows: [10], slope_days: 2, crosses: []}},"
          " {op: realized_vol, params: {windows: [5]}}, {op: market, params: {horizons: [1], vol_window: 5,"
          " trend_window: 10}}, {op: beta, params: {windows: [20]}}, {op: sector_relative, params: {horizons: [1]}},"
@@ -42,12 +42,20 @@ def full_frame(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index)[list(ds.columns)]
 
 
-def write_lake(root: Path, bars: pd.DataFrame, topix: pd.DataFrame, master: pd.DataFrame) -> None:
+def trading_calendar(lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
+    """Weekdays open (HolDiv "1"), weekends closed ("0"), published 90 days past `hi` as J-Quants' is."""
+    days = pd.date_range(lo, hi + pd.Timedelta(days=90))
+    return pd.DataFrame({"Date": days, "HolDiv": np.where(days.day_of_week < 5, "1", "0")})
+
+
+def write_lake(root: Path, bars: pd.DataFrame, topix: pd.DataFrame, master: pd.DataFrame,
+               calendar: pd.DataFrame | None = None) -> None:
     lake = Lake(root)
-    lo, hi = bars["Date"].min().date(), bars["Date"].max().date()
-    for name, df in (("bars_daily", bars), ("topix", topix), ("master", master)):
+    lo, hi = bars["Date"].min(), bars["Date"].max()
+    calendar = trading_calendar(lo, hi) if calendar is None else calendar
+    for name, df in (("bars_daily", bars), ("topix", topix), ("master", master), ("calendar", calendar)):
         ds = spec.get(name)
-        lake.write(ds, Unit.span(lo, hi), schema.to_table(ds, full_frame(name, df)))
+        lake.write(ds, Unit.span(df["Date"].min().date(), df["Date"].max().date()), schema.to_table(ds, full_frame(name, df)))
     lake.flush()
 
 
@@ -58,7 +66,8 @@ def raw_market(seed: int = 0, days: int = 160) -> tuple[pd.DataFrame, pd.DataFra
     walk["UL"] = pd.array(np.zeros(len(walk), dtype=bool), dtype="boolean")
     walk["LL"] = walk["UL"]
     dates = np.sort(walk["Date"].unique())
-    topix = pd.DataFrame({"Date": dates, "C": 2000 * np.exp(np.cumsum(np.full(len(dates), 0.001)))})
+    steps = np.random.default_rng(seed + 100).normal(0.0003, 0.01, len(dates))
+    topix = pd.DataFrame({"Date": dates, "C": 2000 * np.exp(np.cumsum(steps))})
     master = walk[["Date", "Code"]].copy()
     master["S33"] = master["Code"].map({"13000": "0050", "13010": "0050", "13020": "3050", "13030": "3050",
                                         "130A0": "3650"})
@@ -74,8 +83,10 @@ def test_build_writes_features_targets_and_metadata(backend: Backend, tmp_path: 
     table = pads.dataset(tmp_path / "ds" / "data", format="parquet", partitioning="hive").to_table().to_pandas()
     meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
     assert len(table) == res.rows == meta["rows"] == (bars["Date"] >= "2020-03-02").sum()
-    # returns 2 + sma 5 + ema 2 + rvol 1 + market 3 + beta 4 + sector 3 + calendar 6 + maturity 1 + range 2
-    assert meta["codes"] == 5 and meta["feature_count"] == len(res.features) == 29
+    # returns 2 + sma 5 + ema 2 + rvol 1 + market 3 + beta 4 + sector 3 + calendar 6 + maturity 1 + range 2, and
+    # the listing group (auto: the lake has the master and the calendar) 8
+    assert meta["codes"] == 5 and meta["feature_count"] == len(res.features) == 29 + 8
+    assert meta["enrich"]["listing"] == "on"
     assert set(res.features) <= set(table.columns) and set(res.targets) <= set(table.columns)
     assert all(table[c].dtype == np.float32 for c in res.features + res.targets)
     assert {f"{c}_z" for c in res.features} <= set(table.columns)
@@ -91,18 +102,33 @@ def test_build_writes_features_targets_and_metadata(backend: Backend, tmp_path: 
 def test_rows_spanning_years_are_normalised_per_day_and_written_per_year(backend: Backend, tmp_path: Path) -> None:
     bars, topix, master = raw_market(days=330)  # 2020-01-01 .. 2021-04
     write_lake(tmp_path / "lake", bars, topix, master)
-    res = build_dataset(backend, load_dataset_config(CONFIG, SMALL), tmp_path / "lake", tmp_path / "ds", progress=False)
+    cfg = load_dataset_config(CONFIG, [*SMALL, "start=2020-01-01"])  # every day written: references see it all
+    res = build_dataset(backend, cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
     assert sorted(p.name for p in (tmp_path / "ds" / "data").iterdir()) == ["year=2020", "year=2021"]
     table = pads.dataset(tmp_path / "ds" / "data", format="parquet", partitioning="hive").to_table().to_pandas()
     assert len(table) == res.rows and (table["year"].astype(int) == table["Date"].dt.year).all()
-    for col in res.features:  # a plain pandas z-score per day over the stored values, across both years
+    kinds = json.loads((tmp_path / "ds" / "metadata.json").read_text())["normalization"]["by_feature"]
+    assert set(kinds.values()) == {"cross_section", "time_series", "raw"}
+    for col in res.features:  # plain pandas references over the stored values, across both years
         x = table[col].astype(np.float64)
-        g = x.groupby(table["Date"])
-        want = ((x - g.transform("mean")) / g.transform("std")).clip(-3.0, 3.0)
-        missing = want.isna().to_numpy()
-        np.testing.assert_allclose(table[f"{col}_z"].to_numpy()[~missing], want.to_numpy()[~missing],
-                                   rtol=1e-4, atol=1e-4, err_msg=col)
-        assert (table[f"{col}_z"].to_numpy()[missing] == 0).all(), col
+        if kinds[col] == "cross_section":  # the day's z-score
+            g = x.groupby(table["Date"])
+            want = ((x - g.transform("mean")) / g.transform("std")).clip(-3.0, 3.0)
+        elif kinds[col] == "raw":
+            want = x
+        else:  # market-wide: the day's value against its trailing days
+            day = x.groupby(table["Date"]).max()
+            roll = day.rolling(250, min_periods=60)
+            z = ((day - roll.mean()) / roll.std()).clip(-3.0, 3.0)
+            want = table["Date"].map(z).where(x.notna())
+            assert want.notna().any(), col
+        ok = want.notna().to_numpy()
+        np.testing.assert_allclose(table[f"{col}_z"].to_numpy()[ok], want.to_numpy()[ok], rtol=1e-4, atol=1e-4,
+                                   err_msg=col)
+        assert (table[f"{col}_z"].to_numpy()[~ok] == 0).all(), col
+        # _missing means exactly "the raw value is NaN"
+        np.testing.assert_array_equal(table[f"{col}_missing"].to_numpy(), x.isna().to_numpy().astype(np.float32),
+                                      err_msg=col)
 
 
 def test_universe_selection(backend: Backend, tmp_path: Path) -> None:
@@ -143,6 +169,50 @@ def test_leakage_perturbing_everything_after_t_changes_nothing_up_to_t(backend: 
     assert not a.loc[~early, "ret_1d"].equals(b.loc[~early, "ret_1d"])  # the perturbation did change the future
 
 
+def test_warm_up_is_the_longest_declared_lookback_and_is_not_written(backend: Backend, tmp_path: Path) -> None:
+    """Without `start`, the first date written is the first with the warm-up before it; the warm-up is read
+    from the ops' declared lookbacks (and the time-series z-score's min_periods), never a fixed number."""
+    from gpuetl.dataset.build import warmup_days
+    from gpuetl.features import registry
+
+    bars, topix, master = raw_market(days=200)
+    write_lake(tmp_path / "lake", bars, topix, master)
+    cfg = load_dataset_config(CONFIG, [*SMALL, "enrich.listing=false"])  # this master has no listing fields
+    lookbacks = {op: registry.get(op).lookback(p) for op, p in cfg.feature_params()}
+    assert lookbacks["sma"] == 25 and lookbacks["market"] == 10
+    warm = warmup_days(cfg)
+    assert warm == max(max(lookbacks.values()), lookbacks["market"] + cfg.normalize.ts_min_periods - 1) == 69
+    res = build_dataset(backend, cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
+    meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
+    table = pads.dataset(tmp_path / "ds" / "data", format="parquet").to_table().to_pandas()
+    dates = np.sort(bars["Date"].unique())
+    assert table["Date"].min() == dates[warm] and meta["warmup_days"] == res.warmup_days == warm
+    # every feature has a value on the first date written (its window is full there)
+    first = table[table["Date"] == dates[warm]]
+    assert all(first[c].notna().any() for c in res.features), [c for c in res.features if first[c].isna().all()]
+    assert meta["coverage"]["sma20_gap"]["first_date"] == str(pd.Timestamp(dates[warm]).date())
+    with pytest.raises(BuildError, match="warm-up"):  # a lake shorter than the warm-up says what to do
+        build_dataset(backend, load_dataset_config(CONFIG), tmp_path / "lake", tmp_path / "ds2", progress=False)
+
+
+def test_non_positive_prices_are_missing_and_counted(backend: Backend, tmp_path: Path) -> None:
+    bars, topix, master = raw_market(days=120)
+    bad = bars.index[[10, 50, 51]]
+    bars.loc[bad[0], "C"] = 0.0
+    bars.loc[bad[1], ["O", "H", "L", "C"]] = -5.0
+    bars.loc[bad[2], "Vo"] = -1.0
+    write_lake(tmp_path / "lake", bars, topix, master)
+    res = build_dataset(backend, load_dataset_config(CONFIG, [*SMALL, "start=2020-01-01"]), tmp_path / "lake",
+                        tmp_path / "ds", progress=False)
+    assert res.invalid_prices == 3
+    meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
+    assert meta["invalid_price_rows"] == 3
+    table = pads.dataset(tmp_path / "ds" / "data", format="parquet").to_table().to_pandas()
+    assert np.isfinite(table[res.features].to_numpy(dtype=float)[~np.isnan(table[res.features].to_numpy(dtype=float))]).all()
+    row = table[(table["Code"] == bars.loc[bad[0], "Code"]) & (table["Date"] == bars.loc[bad[0], "Date"])]
+    assert row["ret_1d"].isna().all()
+
+
 def test_clear_errors(backend: Backend, tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="no 'bars_daily' data; fetch it first"):
         build_dataset(backend, load_dataset_config(CONFIG, SMALL), tmp_path / "empty", tmp_path / "ds",
@@ -156,7 +226,8 @@ def test_default_config_builds_every_feature(backend: Backend, tmp_path: Path) -
 
     bars, topix, master = raw_market(seed=11)
     write_lake(tmp_path / "lake", bars, topix, master)
-    cfg = load_dataset_config(CONFIG)
+    # a 160-day lake (shorter than the warm-up) whose master has no listing fields
+    cfg = load_dataset_config(CONFIG, ["start=2020-01-01", "enrich.listing=false"])
     res = build_dataset(backend, cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
     declared = [c for op, p in cfg.feature_params() for c in registry.get(op).outputs(p)]
     assert res.features == declared and len(declared) >= 130

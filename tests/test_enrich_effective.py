@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from gpuetl.backend import Backend
-from gpuetl.enrich.effective import NEVER, BusinessCalendar, time_seconds
+from gpuetl.dates import NEVER, BusinessCalendar
+from gpuetl.enrich.effective import time_seconds
 from gpuetl.kernels import KernelSet
 from gpuetl.synth.calendar import build_calendar
 

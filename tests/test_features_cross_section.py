@@ -8,8 +8,10 @@ import pytest
 from scipy.stats import norm
 
 from gpuetl.backend import Backend
+from gpuetl.dates import BusinessCalendar
 from gpuetl.features import registry
-from gpuetl.features.cross_section import cs_rank, cs_rankgauss, cs_zscore, normalize, zero_when_constant
+from gpuetl.features.cross_section import cs_rank, cs_rankgauss, cs_zscore, zero_when_constant
+from gpuetl.features.normalize import normalized, time_series_zscore
 from gpuetl.features.panel import Panel
 from gpuetl.features.targets import targets
 from tests.test_features_price import host, make_panel, random_walk_frame
@@ -43,9 +45,9 @@ def test_rank_zscore_rankgauss_match_pandas_per_day(backend: Backend) -> None:
     np.testing.assert_allclose(host(backend, cs_zscore(panel, x, 2.0)), z, rtol=1e-12, equal_nan=True)
     rg = norm.ppf((g.rank() - 0.5) / g.transform("count"))
     np.testing.assert_allclose(host(backend, cs_rankgauss(panel, x)), rg, rtol=1e-12, equal_nan=True)
-    value, missing = normalize(panel, x, "zscore", 3.0)
-    np.testing.assert_array_equal(host(backend, missing), z.isna().to_numpy().astype(float))
-    assert not np.isnan(host(backend, value)).any()
+    value, missing = normalized(panel, x, "cross_section", "zscore", 3.0)
+    np.testing.assert_array_equal(host(backend, missing), s.isna().to_numpy().astype(float))  # the raw value
+    np.testing.assert_allclose(host(backend, value), z.fillna(0.0), rtol=1e-12)
 
 
 def test_targets_forward_returns_excess_and_labels(backend: Backend) -> None:
@@ -137,20 +139,63 @@ def test_sector_relative_matches_pandas(backend: Backend) -> None:
     assert np.isnan(host(backend, out["sector_ret_1d"])[df["sector"].isna().to_numpy()]).all()
 
 
-def test_calendar_against_pandas_dates(backend: Backend) -> None:
-    dates = pd.bdate_range("1999-12-27", "2001-03-05")
-    df = pd.DataFrame({"code": 0, "date": dates, "O": 1.0, "H": 1.0, "L": 1.0, "C": 1.0, "Vo": 1.0, "Va": 1.0,
-                       "AdjFactor": 1.0})
+def jp_calendar(lo: str, hi: str, holidays: list[str]) -> pd.DataFrame:
+    days = pd.date_range(lo, hi)
+    open_ = (days.day_of_week < 5) & ~days.isin(pd.to_datetime(holidays))
+    return pd.DataFrame({"Date": days, "HolDiv": np.where(open_, "1", "0")})
+
+
+def calendar_of(backend: Backend, frame: pd.DataFrame) -> BusinessCalendar:
+    xdf = backend.xdf
+    return BusinessCalendar.from_frame(backend, xdf.DataFrame({"Date": frame["Date"], "HolDiv": frame["HolDiv"]}))
+
+
+HOLIDAYS = ["2000-01-03", "2000-01-10", "2000-03-20", "2000-12-29", "2001-01-01", "2001-01-02", "2001-03-20"]
+
+
+def test_calendar_comes_from_the_trading_calendar_not_from_the_rows(backend: Backend) -> None:
+    """Issue 10.1: a panel ending mid-month (2001-03-05) must not call its last day a month end; business days of
+    the month come from the lake's calendar (holidays included), published ahead of the data."""
+    cal_frame = jp_calendar("1999-12-01", "2001-06-30", HOLIDAYS)
+    open_days = cal_frame.loc[cal_frame["HolDiv"] == "1", "Date"]
+    dates = open_days[(open_days >= "1999-12-27") & (open_days <= "2001-03-05")]
+    dates = dates.drop(dates.index[[5, 40]])  # rows can be missing too: the calendar, not the rows, counts
+    df = pd.DataFrame({"code": 0, "date": dates.to_numpy(), "O": 1.0, "H": 1.0, "L": 1.0, "C": 1.0, "Vo": 1.0,
+                       "Va": 1.0, "AdjFactor": 1.0})
     panel = make_panel(backend, df)
+    panel.calendar = calendar_of(backend, cal_frame)
     cal = {k: host(backend, v) for k, v in registry.compute(panel, "calendar", {}).items()}
-    np.testing.assert_array_equal(cal["cal_dow"], dates.day_of_week)
-    np.testing.assert_array_equal(cal["cal_month"], dates.month)
-    np.testing.assert_array_equal(cal["cal_day"], dates.day)
-    month = pd.Series(dates.to_period("M"))
-    np.testing.assert_array_equal(cal["cal_bday_of_month"], month.groupby(month).cumcount())
-    np.testing.assert_array_equal(cal["cal_month_end"], (month != month.shift(-1)).astype(float))
+    d = pd.DatetimeIndex(df["date"])
+    np.testing.assert_array_equal(cal["cal_dow"], d.day_of_week)
+    np.testing.assert_array_equal(cal["cal_month"], d.month)
+    np.testing.assert_array_equal(cal["cal_day"], d.day)
+    # reference: count the calendar's open days of the month before and after each date
+    month = open_days.dt.to_period("M")
+    before = [int(((month == p) & (open_days < t)).sum()) for t, p in zip(d, d.to_period("M"), strict=True)]
+    after = [int(((month == p) & (open_days > t)).sum()) for t, p in zip(d, d.to_period("M"), strict=True)]
+    np.testing.assert_array_equal(cal["cal_bday_of_month"], before)
+    np.testing.assert_array_equal(cal["cal_bdays_to_month_end"], after)
+    np.testing.assert_array_equal(cal["cal_month_end"], np.array(after) == 0)
+    assert cal["cal_month_end"][-1] == 0 and cal["cal_bdays_to_month_end"][-1] == 18  # 2001-03-05: not a month end
+    assert cal["cal_month_end"][d == "2000-12-28"] == 1  # the 29th is a holiday: the 28th closes the year
     mat = host(backend, registry.compute(panel, "maturity", {"windows": (20,)})["mature_20d"])
     assert mat[:20].sum() == 0 and mat[20:].all()
+
+
+def test_calendar_features_need_a_calendar_that_covers_the_month(backend: Backend) -> None:
+    cal_frame = jp_calendar("2000-01-01", "2000-03-15", [])  # published to mid-March only
+    dates = cal_frame.loc[cal_frame["HolDiv"] == "1", "Date"]
+    df = pd.DataFrame({"code": 0, "date": dates.to_numpy(), "O": 1.0, "H": 1.0, "L": 1.0, "C": 1.0, "Vo": 1.0,
+                       "Va": 1.0, "AdjFactor": 1.0})
+    panel = make_panel(backend, df)
+    panel.calendar = calendar_of(backend, cal_frame)
+    cal = {k: host(backend, v) for k, v in registry.compute(panel, "calendar", {}).items()}
+    march = pd.DatetimeIndex(df["date"]).month == 3
+    for name in ("cal_bday_of_month", "cal_bdays_to_month_end", "cal_month_end"):
+        assert np.isnan(cal[name][march]).all() and not np.isnan(cal[name][~march]).any(), name
+    panel.calendar = None  # a lake without a calendar: those three are missing, the rest are still known
+    cal = {k: host(backend, v) for k, v in registry.compute(panel, "calendar", {}).items()}
+    assert np.isnan(cal["cal_month_end"]).all() and not np.isnan(cal["cal_dow"]).any()
 
 
 def test_per_day_statistics_use_only_that_day(backend: Backend) -> None:
@@ -176,7 +221,7 @@ def test_per_day_statistics_use_only_that_day(backend: Backend) -> None:
 def test_normalize_fills_missing_and_flags_it(backend: Backend, method: str) -> None:
     df = day_frame(5)
     panel = build(backend, df)
-    value, missing = normalize(panel, panel["close"], method, 3.0)  # type: ignore[arg-type]
+    value, missing = normalized(panel, panel["close"], "cross_section", method, 3.0)  # type: ignore[arg-type]
     assert np.isfinite(host(backend, value)).all()
     np.testing.assert_array_equal(host(backend, missing) == 1.0, np.isnan(host(backend, panel["close"])))
 
@@ -187,10 +232,24 @@ def day_constant(backend: Backend, panel: Panel) -> object:
     return panel.broadcast_dates(backend.xp.asarray(per_day))
 
 
-def test_a_day_constant_feature_is_missing_after_zscore(backend: Backend) -> None:
+def test_a_day_constant_feature_keeps_its_information_as_a_time_series(backend: Backend) -> None:
+    """Issue 10.3: across codes a market-wide value has no spread (its cross-sectional z-score is 0 on every row,
+    and it is not missing); its `time_series` z-score compares the day with its own trailing days (pandas
+    reference), so a model still sees the market regime."""
     panel = build(backend, day_frame())
-    value, missing = normalize(panel, day_constant(backend, panel), "zscore", 3.0)
-    assert host(backend, missing).all() and not host(backend, value).any()
+    x = day_constant(backend, panel)
+    value, missing = normalized(panel, x, "cross_section", "zscore", 3.0)
+    assert not host(backend, missing).any() and not host(backend, value).any()
+    z = time_series_zscore(panel, x, "mkt", 30, 10, 3.0)
+    per_day = pd.Series(host(backend, x)).groupby(host(backend, panel.date_id)).first()
+    roll = per_day.rolling(30, min_periods=10)
+    want = ((per_day - roll.mean()) / roll.std()).clip(-3.0, 3.0).to_numpy()[host(backend, panel.date_id)]
+    np.testing.assert_allclose(host(backend, z), want, rtol=1e-9, atol=1e-12, equal_nan=True)
+    assert np.isnan(host(backend, z)[host(backend, panel.date_id) < 9]).all()  # fewer than 10 days: not computable
+    value, missing = normalized(panel, x, "time_series", "zscore", 3.0, z)
+    assert np.unique(host(backend, value)).size > 50 and not host(backend, missing).any()
+    with pytest.raises(ValueError, match="declared `time_series`"):  # a per-stock column is no market series
+        time_series_zscore(panel, panel["close"], "close", 30, 10, 3.0)
 
 
 def test_zero_when_constant_repairs_a_std_that_missed_zero(backend: Backend) -> None:

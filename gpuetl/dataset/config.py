@@ -29,9 +29,13 @@ class TargetSettings:
 
 @dataclasses.dataclass(frozen=True)
 class NormalizeSettings:
-    method: Literal["zscore", "rankgauss", "none"]
+    """How `<feature><suffix>` is made; each feature declares its kind (gpuetl.features.normalize)."""
+
+    method: Literal["zscore", "rankgauss", "none"]  # for `cross_section` features (per day across codes)
     clip: float  # winsorise z-scores at +-clip
     suffix: str  # normalised columns are written beside the raw ones as <feature><suffix>
+    ts_window: int  # `time_series` features: trailing business days their z-score is fitted on
+    ts_min_periods: int  # ... and the fewest days it needs (part of the build's warm-up)
 
 
 Switch = bool | Literal["auto"]
@@ -57,9 +61,8 @@ class EnrichSettings:
 @dataclasses.dataclass(frozen=True)
 class DatasetConfig:
     name: str
-    start: str | None  # first date written (None: the lake's first)
+    start: str | None  # first date written (None: the first with a full warm-up before it)
     end: str | None
-    warmup_days: int  # calendar days read before `start` so windows are warm; not written
     universe: Literal["all", "prime", "prime_standard"]
     enrich: EnrichSettings  # as-of joined raw data (statements, flows, ...), before the feature ops
     features: tuple[FeatureOp, ...]

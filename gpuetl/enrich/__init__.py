@@ -22,6 +22,7 @@ from gpuetl.backend import Backend
 from gpuetl.enrich import events, flows, listing, statements
 from gpuetl.enrich.context import Context, EnrichError, has_data
 from gpuetl.features.panel import Panel
+from gpuetl.features.registry import Normalization, NormalizeRule, by_column, normalization_of
 from gpuetl.lake.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -36,25 +37,32 @@ class Group:
     outputs: tuple[str, ...]
     fn: GroupFn
     doc: str
+    normalize: NormalizeRule = "cross_section"  # as for feature ops (gpuetl.features.registry)
+
+    def normalization(self) -> dict[str, Normalization]:
+        return {col: normalization_of(self.normalize, col) for col in self.outputs}
 
 
 GROUPS: dict[str, Group] = {g.name: g for g in (
     Group("statements", ("fins_summary", "calendar"), statements.OUTPUTS, statements.statement_features,
-          "valuation, profitability, growth, progress and revisions from fins_summary"),
+          "valuation, profitability, growth, progress and revisions from fins_summary", by_column(raw=["st_quarter"])),
     Group("investor_types", ("investor_types", "calendar"), flows.IT_OUTPUTS, flows.investor_type_features,
-          "weekly trading by investor type in the code's market section"),
+          "weekly trading by investor type in the code's market section",
+          by_column(raw=["it_days_since"], time_series=["it_mkt_frgn_net", "it_mkt_ind_net"])),
     Group("margin_interest", ("margin_interest", "calendar"), flows.MI_OUTPUTS, flows.margin_interest_features,
-          "weekly outstanding margin positions per code"),
+          "weekly outstanding margin positions per code", by_column(raw=["mi_days_since"])),
     Group("margin_alert", ("margin_alert", "calendar"), flows.MA_OUTPUTS, flows.margin_alert_features,
-          "daily margin data of issues under TSE/JSF alert"),
+          "daily margin data of issues under TSE/JSF alert",
+          by_column(raw=["ma_active", "ma_restricted", "ma_daily_pub", "ma_jsf_precaution"])),
     Group("short_ratio", ("short_ratio", "calendar"), flows.SS_OUTPUTS, flows.short_ratio_features,
-          "short-selling share of turnover in the code's 33-sector"),
+          "short-selling share of turnover in the code's 33-sector", by_column(time_series=["ss_mkt_ratio"])),
     Group("listing", ("master", "calendar"), listing.OUTPUTS, listing.listing_features,
-          "sectors, scale, market tier, margin eligibility, business days since listing"),
+          "sectors, scale, market tier, margin eligibility, business days since listing",
+          by_column(raw=[c for c in listing.OUTPUTS if c != "lst_bdays_listed"])),
     Group("earnings", ("earnings_calendar", "calendar"), events.EARNINGS_OUTPUTS, events.earnings_features,
-          "days to the next scheduled earnings announcement"),
+          "days to the next scheduled earnings announcement", by_column(raw=["ev_announcement_soon"])),
     Group("dividends", ("dividend", "calendar"), events.DIVIDEND_OUTPUTS, events.dividend_features,
-          "next ex-dividend date and its yield"),
+          "next ex-dividend date and its yield", by_column(raw=["dv_special"])),
 )}
 
 

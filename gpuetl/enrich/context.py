@@ -13,8 +13,8 @@ from typing import Any
 
 from gpuetl.backend import Backend
 from gpuetl.dataset.raw import read_raw
+from gpuetl.dates import BusinessCalendar, day_numbers, to_days
 from gpuetl.enrich.asof import asof_join
-from gpuetl.enrich.effective import BusinessCalendar, day_numbers, to_days
 from gpuetl.features.panel import Panel
 from gpuetl.lake.manifest import Manifest
 
@@ -51,8 +51,12 @@ class Context:
 
     @classmethod
     def create(cls, backend: Backend, manifest: Manifest, panel: Panel, frame: Any) -> Context:
-        cal = read_raw(backend, manifest, "calendar", ["Date", "HolDiv"], EnrichError)
-        ctx = cls(backend, manifest, panel, frame, BusinessCalendar.from_frame(backend, cal))
+        """The context of one build; every group needs the lake's trading calendar (the build has put it on
+        the panel; otherwise it is read here and put there)."""
+        if panel.calendar is None:
+            cal = read_raw(backend, manifest, "calendar", ["Date", "HolDiv"], EnrichError)
+            panel.calendar = BusinessCalendar.from_frame(backend, cal)
+        ctx = cls(backend, manifest, panel, frame, panel.calendar)
         ids, uniques = frame["Code"].factorize()
         ctx._code_ids = backend.xp.asarray(ids).astype(backend.xp.int64)
         ctx._code_uniques = uniques.to_series().reset_index(drop=True)

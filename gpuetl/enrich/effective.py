@@ -31,33 +31,11 @@ Where the calendar has no business day after a date, the row never becomes effec
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 from typing import Any
 
 from gpuetl.backend import Backend
 
-NEVER = 2**40  # an effective day past any calendar: the row is never used
-CLOSE_1530_FROM = (dt.date(2024, 11, 5) - dt.date(1970, 1, 1)).days
-CLOSE_1500 = 15 * 3600
-CLOSE_1530 = 15 * 3600 + 30 * 60
-CLOSE_HALF_DAY = 11 * 3600
 _LATE = 99 * 3600  # an unreadable time: after any close
-
-
-def day_numbers(backend: Backend, series: Any) -> Any:
-    """A date/datetime Series -> float64 days since 1970-01-01 (whole days), NaN where missing."""
-    xp = backend.xp
-    seconds = series.astype("datetime64[s]")
-    missing = backend.to_array(seconds.isna().astype("float64")) == 1.0
-    # pandas turns NaT into the smallest int64, cuDF keeps a null (NaN after to_array): mask both
-    value = backend.to_array(seconds.astype("int64"))
-    return xp.where(missing, xp.nan, xp.floor(value / 86400.0))
-
-
-def to_days(xp: Any, days: Any, missing: int) -> Any:
-    """Float days (NaN for missing) -> int64 days, `missing` where NaN."""
-    return xp.where(xp.isnan(days), missing, xp.nan_to_num(days)).astype(xp.int64)
 
 
 def time_seconds(backend: Backend, series: Any) -> Any:
@@ -75,77 +53,3 @@ def time_seconds(backend: Backend, series: Any) -> Any:
     ok = backend.to_array(well_formed.astype("float64")) == 1.0
     h, m, s = fields
     return xp.where(ok, h * 3600.0 + m * 60.0 + s, float(_LATE))
-
-
-@dataclasses.dataclass(frozen=True)
-class BusinessCalendar:
-    """The TSE business days (sorted unique int64 days) and which of them were half-day sessions."""
-
-    xp: Any
-    days: Any  # int64, sorted, unique
-    half_day: Any  # bool, aligned with `days`
-
-    @classmethod
-    def from_frame(cls, backend: Backend, frame: Any) -> BusinessCalendar:
-        """From the lake's `calendar` dataset (Date, HolDiv): HolDiv "1" and "2" are TSE business days."""
-        xp = backend.xp
-        open_ = frame[frame["HolDiv"].isin(["1", "2"])]
-        days = to_days(xp, day_numbers(backend, open_["Date"]), -1)
-        half = backend.to_array((open_["HolDiv"] == "2").astype("float64")) == 1.0
-        return cls.from_days(xp, days, half)
-
-    @classmethod
-    def from_days(cls, xp: Any, days: Any, half_day: Any | None = None) -> BusinessCalendar:
-        days = xp.asarray(days, dtype=xp.int64)
-        half = xp.zeros(len(days), dtype=bool) if half_day is None else xp.asarray(half_day, dtype=bool)
-        ok = days >= 0
-        days, half = days[ok], half[ok]
-        order = xp.argsort(days, kind="stable")
-        days, half = days[order], half[order]
-        keep = xp.ones(len(days), dtype=bool)
-        if len(days) > 1:
-            keep[1:] = days[1:] != days[:-1]
-        return cls(xp, days[keep], half[keep])
-
-    def _at(self, day: Any, side: str) -> tuple[Any, Any]:
-        """(position of `day` in the calendar by searchsorted `side`, that position clipped to a valid row)."""
-        pos = self.xp.searchsorted(self.days, day, side=side)
-        return pos, self.xp.clip(pos, 0, max(len(self.days) - 1, 0))
-
-    def is_business_day(self, day: Any) -> Any:
-        if len(self.days) == 0:
-            return self.xp.zeros(day.shape, dtype=bool)
-        pos, safe = self._at(day, "left")
-        return (pos < len(self.days)) & (self.days[safe] == day)
-
-    def after(self, day: Any, n: int = 1) -> Any:
-        """The n-th business day strictly after each day (n >= 1); NEVER past the calendar's end."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        if len(self.days) == 0:
-            return self.xp.full(day.shape, NEVER, dtype=self.xp.int64)
-        pos = self.xp.searchsorted(self.days, day, side="right") + (n - 1)
-        safe = self.xp.clip(pos, 0, len(self.days) - 1)
-        return self.xp.where(pos < len(self.days), self.days[safe], NEVER)
-
-    def close_seconds(self, day: Any) -> Any:
-        """Each day's close in seconds after midnight: 15:00, 15:30 from 2024-11-05, 11:00 on half days."""
-        xp = self.xp
-        regular = xp.where(day >= CLOSE_1530_FROM, CLOSE_1530, CLOSE_1500)
-        if len(self.days) == 0:
-            return regular
-        _pos, safe = self._at(day, "left")
-        half = self.half_day[safe] & (self.days[safe] == day)
-        return xp.where(half, CLOSE_HALF_DAY, regular)
-
-    def effective_at(self, day: Any, seconds: Any) -> Any:
-        """Effective day of a disclosure at `seconds` after midnight on `day`: that day if it is a business
-        day and the time is strictly before its close, else the next business day."""
-        same = self.is_business_day(day) & (seconds < self.close_seconds(day))
-        return self.xp.where(same, day, self.after(day))
-
-    def count_between(self, first: Any, day: Any) -> Any:
-        """Business days in (first, day]: 0 when `day` is `first`'s own business day."""
-        xp = self.xp
-        return (xp.searchsorted(self.days, day, side="right")
-                - xp.searchsorted(self.days, first, side="right")).astype(xp.float64)

@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gpuetl.dates import NEVER
 from gpuetl.enrich.asof import Latest, asof_join, lexorder, take, through
 from gpuetl.enrich.context import Context
-from gpuetl.enrich.effective import NEVER, time_seconds
+from gpuetl.enrich.effective import time_seconds
 from gpuetl.enrich.statements import ratio
 
 EARNINGS_OUTPUTS = ("ev_days_to_announcement", "ev_announcement_soon")

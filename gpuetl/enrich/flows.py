@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gpuetl.dates import NEVER
 from gpuetl.enrich.asof import Latest, asof_join, lexorder, take
 from gpuetl.enrich.context import Context
-from gpuetl.enrich.effective import NEVER
 from gpuetl.enrich.statements import ratio
 
 # Investor-type sections of each market segment code (API-NOTES §2.24); other segments have none.
@@ -145,7 +145,8 @@ def margin_alert_features(ctx: Context) -> Mapping[str, Any]:
 def short_ratio_features(ctx: Context) -> Mapping[str, Any]:
     """The code's 33-sector short-selling share of selling turnover (published after the day's close,
     effective the next business day), the share without price restriction, its gap to the sector's
-    own mean over the last 20 publications, the market's ratio that day and the sector minus market."""
+    own mean over the last 20 publications, the market's latest ratio (the same for every code) and the sector
+    minus the market on the sector's publication day."""
     xp, b = ctx.xp, ctx.backend
     cols = ["Date", "S33", "SellExShortVa", "ShrtWithResVa", "ShrtNoResVa"]
     raw = _order(ctx.read("short_ratio", cols), ["Date", "S33"])
@@ -169,12 +170,17 @@ def short_ratio_features(ctx: Context) -> Mapping[str, Any]:
     mkt_total = b.to_array(b.series(xp.where(xp.isnan(total), 0.0, total)).groupby(b.series(day))
                            .transform("sum").reset_index(drop=True))
     mkt = ratio(xp, mkt_short, mkt_total, positive=True)
-    idx = Latest(b, sector, eff, [day.astype(xp.float64)]).lookup(pkey, ctx.panel.dates)
+    t = ctx.panel.dates
+    idx = Latest(b, sector, eff, [day.astype(xp.float64)]).lookup(pkey, t)
+    # the market's ratio: the latest publication day of any sector (every row of a day has the same value),
+    # the same for every code on a day, whether its own sector was published or is known at all
+    everywhere = xp.zeros(len(day), dtype=xp.int64)
+    latest = Latest(b, everywhere, eff, [day.astype(xp.float64)]).lookup(xp.zeros(ctx.panel.n, dtype=xp.int64), t)
     out = {
         "ss_ratio": take(xp, share, idx),
         "ss_nores_share": take(xp, ratio(xp, no_res, short, positive=True), idx),
         "ss_ratio_gap_20d": take(xp, share - baseline, idx),
-        "ss_mkt_ratio": take(xp, mkt, idx),
+        "ss_mkt_ratio": take(xp, mkt, latest),
         "ss_ratio_rel": take(xp, share - mkt, idx),
     }
     return out

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gpuetl.dates import NEVER
 from gpuetl.enrich.asof import Latest, asof_join, take
 from gpuetl.enrich.context import Context
-from gpuetl.enrich.effective import NEVER
 
 OUTPUTS = ("lst_s17", "lst_s33", "lst_scale", "lst_topix", "lst_tier", "lst_loanable", "lst_margin",
            "lst_bdays_listed")

@@ -34,10 +34,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gpuetl.dates import NEVER, civil_from_days, day_numbers
 from gpuetl.enrich.asof import Latest, asof_join, group_keys, lexorder, take
 from gpuetl.enrich.context import Context
-from gpuetl.enrich.effective import NEVER, day_numbers, time_seconds
-from gpuetl.features.calendar import civil_from_days
+from gpuetl.enrich.effective import time_seconds
 
 COLUMNS = ["DiscDate", "DiscTime", "Code", "DiscNo", "DocType", "CurPerType", "CurPerEn", "CurFYEn", "NxtFYEn",
            "Sales", "OP", "NP", "EPS", "BPS", "Eq", "TA", "EqAR", "ShOutFY", "TrShFY", "FSales", "FOP", "FNP",

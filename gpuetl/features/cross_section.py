@@ -56,16 +56,8 @@ def cs_rankgauss(panel: Panel, x: Any) -> Any:
     return b.kernels.ndtri(xp.where(xp.isnan(rank), xp.nan, (rank - 0.5) / count))
 
 
-def normalize(panel: Panel, x: Any, method: Method, clip: float) -> tuple[Any, Any]:
-    """(normalised value with missing filled by 0, missing indicator 0/1) for one feature column."""
-    xp = panel.xp
-    z = cs_zscore(panel, x, clip) if method == "zscore" else cs_rankgauss(panel, x)
-    missing = xp.isnan(z)
-    return xp.where(missing, 0.0, z), missing.astype(xp.float64)
-
-
 @feature("cs_rank", group="cross_section", inputs=(), outputs=lambda p: tuple(f"{c}_rank" for c in p["columns"]),
-         lookback=lambda p: 0)
+         lookback=lambda p: 0, normalize="raw")
 def cs_rank_feature(panel: Panel, columns: tuple[str, ...]) -> Mapping[str, Any]:
     """Percentile rank of earlier features within each day's cross-section (0..1, ties averaged)."""
     return {f"{c}_rank": cs_rank(panel, panel[c]) for c in columns}

@@ -21,7 +21,7 @@ def _series_pct_change(xp: Any, x: Any, k: int) -> Any:
 @feature("market", group="market", inputs=("mkt_close",),
          outputs=lambda p: (*(f"mkt_ret_{k}d" for k in p["horizons"]), f"mkt_vol_{p['vol_window']}d",
                             f"mkt_trend_{p['trend_window']}d"),
-         lookback=lambda p: max(*p["horizons"], p["vol_window"] + 1, p["trend_window"]))
+         lookback=lambda p: max(*p["horizons"], p["vol_window"] + 1, p["trend_window"]), normalize="time_series")
 def market(panel: Panel, horizons: tuple[int, ...], vol_window: int, trend_window: int) -> Mapping[str, Any]:
     """TOPIX returns, realized vol and trend (close over its SMA), the same for every stock that day."""
     xp = panel.xp

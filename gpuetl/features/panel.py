@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from gpuetl.backend import Backend
+from gpuetl.dates import BusinessCalendar
 from gpuetl.kernels.ewm import center_of_mass, segment_ids, segment_offsets
 
 RollingStat = Literal["sum", "mean", "std", "var", "min", "max", "count"]
@@ -35,6 +36,7 @@ class Panel:
         self.columns: dict[str, Any] = {k: _column(xp, v) for k, v in columns.items()}
         self.final: set[str] = set()  # stored as float32: no later op reads them (see `finalize`)
         self.date_columns: dict[str, Any] = {}  # per-date series (e.g. TOPIX), aligned with unique_dates
+        self.calendar: BusinessCalendar | None = None  # the lake's trading calendar, when it has one
 
     def add_date_series(self, name: str, dates: Any, values: Any) -> None:
         """Attach a date-indexed series: kept per date, and spread to the rows as column `name`."""
@@ -62,6 +64,7 @@ class Panel:
         sub = Panel(self.backend, self.codes[idx], self.dates[idx], columns)
         for name, values in self.date_columns.items():
             sub.date_columns[name] = sub.align_dates(self.unique_dates, values)
+        sub.calendar = self.calendar
         return sub
 
     def __getitem__(self, name: str) -> Any:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpuetl.features.panel import Panel
-from gpuetl.features.registry import feature
+from gpuetl.features.registry import Normalization, feature
 from gpuetl.features.smoothing import seeded_ewm
 
 TRADING_DAYS = 252
@@ -47,6 +47,11 @@ def range_location(panel: Panel) -> Mapping[str, Any]:
     return {"range_hl": hl / panel["close"], "close_location": loc}
 
 
+def _cross_is_raw(column: str) -> Normalization:
+    """Crosses are events (+1, -1, 0): kept as they are; gaps and slopes are compared across codes."""
+    return "raw" if column.endswith("_cross") else "cross_section"
+
+
 def _ma_outputs(kind: str) -> Any:
     def outputs(p: Mapping[str, Any]) -> tuple[str, ...]:
         names = [f"{kind}{n}_gap" for n in p["windows"]] + [f"{kind}{n}_slope" for n in p["windows"]]
@@ -72,7 +77,7 @@ def _ma_features(panel: Panel, ma: dict[int, Any], kind: str, windows: tuple[int
 
 
 @feature("sma", group="trend", inputs=("close",), outputs=_ma_outputs("sma"),
-         lookback=lambda p: max(p["windows"]) + p["slope_days"])
+         lookback=lambda p: max(p["windows"]) + p["slope_days"], normalize=_cross_is_raw)
 def sma(panel: Panel, windows: tuple[int, ...], slope_days: int, crosses: tuple[tuple[int, int], ...]) -> Mapping[str, Any]:
     """Gap of the close to its SMA, the SMA's slope over `slope_days`, and fast/slow SMA crosses."""
     ma = {n: panel.rolling(panel["close"], n, "mean") for n in sorted(set(windows) | {x for c in crosses for x in c})}
@@ -80,7 +85,7 @@ def sma(panel: Panel, windows: tuple[int, ...], slope_days: int, crosses: tuple[
 
 
 @feature("ema", group="trend", inputs=("close",), outputs=_ma_outputs("ema"),
-         lookback=lambda p: max(p["windows"]) + p["slope_days"])
+         lookback=lambda p: max(p["windows"]) + p["slope_days"], normalize=_cross_is_raw)
 def ema(panel: Panel, windows: tuple[int, ...], slope_days: int, crosses: tuple[tuple[int, int], ...]) -> Mapping[str, Any]:
     """Gap of the close to its EMA (TA-Lib seeding), the EMA's slope, and fast/slow EMA crosses."""
     ma = {n: ema_talib(panel, panel["close"], n) for n in sorted(set(windows) | {x for c in crosses for x in c})}

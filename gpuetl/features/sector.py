@@ -12,7 +12,8 @@ from gpuetl.features.registry import feature
 @feature("sector_relative", group="sector", inputs=("close", "sector"),
          outputs=lambda p: tuple(f"{s}_{k}d" for k in p["horizons"] for s in ("sector_ret", "ret_vs_sector",
                                                                                  "sector_rank")),
-         lookback=lambda p: max(p["horizons"]))
+         lookback=lambda p: max(p["horizons"]),
+         normalize=lambda col: "raw" if col.startswith("sector_rank") else "cross_section")
 def sector_relative(panel: Panel, horizons: tuple[int, ...]) -> Mapping[str, Any]:
     """Equal-weighted sector return (33 sectors) that day, the stock's excess over it, its rank within it."""
     xp = panel.xp

@@ -66,7 +66,7 @@ def _limit_outputs(p: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 @feature("limit_flags", group="volume", inputs=("UL", "LL"), outputs=_limit_outputs,
-         lookback=lambda p: max(p["windows"]) - 1)
+         lookback=lambda p: max(p["windows"]) - 1, normalize="raw")
 def limit_flags(panel: Panel, windows: Sequence[int]) -> Mapping[str, Any]:
     """Daily upper/lower price-limit hits (1/0, NaN where unknown) and their counts over each window."""
     xp = panel.xp

@@ -16,8 +16,8 @@ from typing import Any
 
 from gpuetl.backend import Backend
 from gpuetl.dataset.raw import read_raw
+from gpuetl.dates import civil_from_days
 from gpuetl.features.adjust import cumulative_factor
-from gpuetl.features.calendar import civil_from_days
 from gpuetl.features.panel import Panel
 from gpuetl.graphs.build import GraphOutput, build_graphs, panel_features
 from gpuetl.graphs.config import GraphConfig

@@ -16,7 +16,7 @@ from typing import Any
 
 from gpuetl.backend import Backend
 from gpuetl.config import to_dict
-from gpuetl.features.calendar import civil_from_days
+from gpuetl.dates import civil_from_days
 from gpuetl.graphs.build import GraphOutput
 from gpuetl.graphs.config import GraphConfig
 from gpuetl.lake.atomic import replaced_dir

@@ -1,0 +1,67 @@
+"""The normalised view written beside every feature: `<feature>_z` and `<feature>_missing`.
+
+Each output column declares how it is normalised (gpuetl.features.registry.NORMALIZATIONS):
+- `cross_section`: the day's winsorised z-score (or rank-gauss) across codes (gpuetl.features.cross_section);
+- `time_series`: for a value that is the same for every stock on a day (market regime, market-wide flows),
+  whose cross-sectional z-score would always be 0: the day's value against its own trailing window of
+  days, `(v_t - mean(v_{t-w+1..t})) / std(...)`, winsorised; only days up to t enter, so it needs history
+  (the build's warm-up) but never the future;
+- `raw`: the value itself (flags, counts, ranks, categories, bounded values).
+
+`<feature>_missing` is 1 exactly where the raw value is missing (NaN). A normalised value that cannot be
+computed although the raw value exists (a day with one value or all values equal, a trailing window not
+yet filled) is 0 with `_missing` 0: "not computable" is not "missing". `_z` is 0 wherever it is not a
+number, so a model can read it without NaN handling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpuetl.features.cross_section import Method, cs_rankgauss, cs_zscore
+from gpuetl.features.panel import Panel
+from gpuetl.features.registry import Normalization
+
+
+def day_values(panel: Panel, x: Any, name: str) -> Any:
+    """The one value per date of a column declared the same for every stock on a day (NaN rows ignored).
+
+    Raises if two codes disagree on a day: the declaration (`time_series`) would then be wrong.
+    """
+    b, xp = panel.backend, panel.xp
+    g = panel.by_date(x)
+    hi = b.to_array(g.max().reset_index(drop=True))
+    lo = b.to_array(g.min().reset_index(drop=True))
+    if bool((hi != lo)[~xp.isnan(hi)].any()):  # host-ok: one flag per column, a declaration check
+        raise ValueError(f"feature {name!r} is declared `time_series` (the same for every stock on a day) but "
+                         "differs across codes on some days; declare it `cross_section`")
+    return hi
+
+
+def time_series_zscore(panel: Panel, x: Any, name: str, window: int, min_periods: int, clip: float) -> Any:
+    """The day's value against its trailing `window` days (at least `min_periods` values), per row;
+    NaN where the raw value is missing or the window has no spread (exactly equal values)."""
+    b, xp = panel.backend, panel.xp
+    v = day_values(panel, x, name)
+    roll = b.series(v).rolling(window, min_periods=min_periods)
+    mean, std = b.to_array(roll.mean()), b.to_array(roll.std())
+    # a window of equal values has no spread: exactly, not by the rounding of a library's rolling sums
+    flat = b.to_array(roll.max()) == b.to_array(roll.min())
+    ok = (std > 0) & ~flat
+    z = xp.clip(xp.where(ok, (v - mean) / xp.where(ok, std, 1.0), xp.nan), -clip, clip)
+    return xp.where(xp.isnan(x), xp.nan, panel.broadcast_dates(z))
+
+
+def normalized(panel: Panel, x: Any, kind: Normalization, method: Method, clip: float,
+               series_z: Any = None) -> tuple[Any, Any]:
+    """(`_z` with non-numbers as 0, `_missing` 0/1) of one float64 column; `series_z` is the column's
+    `time_series` z-score, computed on the whole history by `time_series_zscore` before rows were selected."""
+    xp = panel.xp
+    if kind == "cross_section":
+        z = cs_zscore(panel, x, clip) if method == "zscore" else cs_rankgauss(panel, x)
+    elif kind == "time_series":
+        z = series_z
+    else:
+        z = x
+    missing = xp.isnan(x)
+    return xp.where(xp.isnan(z), 0.0, z), missing.astype(xp.float64)
