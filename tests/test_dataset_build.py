@@ -213,6 +213,23 @@ def test_non_positive_prices_are_missing_and_counted(backend: Backend, tmp_path:
     assert row["ret_1d"].isna().all()
 
 
+def test_a_lake_without_sector_codes_builds_the_default_dataset(backend: Backend, tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 10.4: a master without S33 (any attribute can be missing from a lake): the sector features are
+    missing, one INFO line says why, and the build goes on."""
+    bars, topix, master = raw_market(seed=12)
+    master["S33"] = None
+    write_lake(tmp_path / "lake", bars, topix, master)
+    cfg = load_dataset_config(CONFIG, ["start=2020-01-01"])
+    with caplog.at_level("INFO"):
+        res = build_dataset(backend, cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
+    assert sum("no code has a 33-sector" in r.getMessage() for r in caplog.records) == 1
+    table = pads.dataset(tmp_path / "ds" / "data", format="parquet").to_table().to_pandas()
+    sector_cols = [c for c in res.features if c.startswith(("sector_", "ret_vs_sector"))]
+    assert len(sector_cols) == 9 and table[sector_cols].isna().all().all()
+    assert table["ret_1d"].notna().mean() > 0.8  # the rest is built
+
+
 def test_clear_errors(backend: Backend, tmp_path: Path) -> None:
     with pytest.raises(BuildError, match="no 'bars_daily' data; fetch it first"):
         build_dataset(backend, load_dataset_config(CONFIG, SMALL), tmp_path / "empty", tmp_path / "ds",
@@ -236,7 +253,7 @@ def test_default_config_builds_every_feature(backend: Backend, tmp_path: Path) -
     # 160-row codes: the 250-day windows never fill; everything shorter has values somewhere
     never = set(finite[finite == 0].index)
     assert never <= {"sma200_gap", "sma200_slope", "sma60_200_cross", "ema200_gap", "ema200_slope",
-                     "dist_high_250d", "dist_low_250d", "days_since_high_250d", "days_since_low_250d",
+                     "dist_high_250d", "dist_low_250d", "days_since_last_high_250d", "days_since_last_low_250d",
                      "dist_high_250d_rank"}, never
 
 

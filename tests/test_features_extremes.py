@@ -40,10 +40,11 @@ def test_extremes_agree_with_talib(backend: Backend, splits: bool) -> None:
         for n in WINDOWS:
             refs[f"dist_high_{n}d"] = c / talib.MAX(h, n) - 1
             refs[f"dist_low_{n}d"] = c / talib.MIN(lo, n) - 1
-            # MAXINDEX / MININDEX give the absolute row (0 before the window fills); no ties in a random walk
+            # MAXINDEX / MININDEX give the absolute row (0 before the window fills); no ties in a continuous
+            # random walk, so the tie rules (see test_ties_on_a_price_grid) cannot differ here
             full = np.arange(len(rows)) >= n - 1
-            refs[f"days_since_high_{n}d"] = np.where(full, np.arange(len(rows)) - talib.MAXINDEX(h, n), np.nan)
-            refs[f"days_since_low_{n}d"] = np.where(full, np.arange(len(rows)) - talib.MININDEX(lo, n), np.nan)
+            refs[f"days_since_last_high_{n}d"] = np.where(full, np.arange(len(rows)) - talib.MAXINDEX(h, n), np.nan)
+            refs[f"days_since_last_low_{n}d"] = np.where(full, np.arange(len(rows)) - talib.MININDEX(lo, n), np.nan)
         refs["drawdown"] = c / np.maximum.accumulate(c) - 1
         compare(got, rows, refs, atol={"drawdown": 1e-15})
 
@@ -55,8 +56,8 @@ def pandas_extremes(f: pd.DataFrame) -> dict[str, pd.Series]:
     out |= {f"dist_low_{n}d": c / lo.rolling(n).min() - 1 for n in WINDOWS}
     out["drawdown"] = c / c.cummax() - 1
     # rows back to the latest occurrence of the window's extreme: argmax of the reversed window
-    out |= {f"days_since_high_{n}d": h.rolling(n).apply(lambda w: np.argmax(w[::-1]), raw=True) for n in WINDOWS}
-    out |= {f"days_since_low_{n}d": lo.rolling(n).apply(lambda w: np.argmin(w[::-1]), raw=True) for n in WINDOWS}
+    out |= {f"days_since_last_high_{n}d": h.rolling(n).apply(lambda w: np.argmax(w[::-1]), raw=True) for n in WINDOWS}
+    out |= {f"days_since_last_low_{n}d": lo.rolling(n).apply(lambda w: np.argmin(w[::-1]), raw=True) for n in WINDOWS}
     return out
 
 
@@ -78,8 +79,31 @@ def test_ties_count_from_the_latest_extreme_and_drawdown_hand_built(backend: Bac
                   {"drawdown": {}, "days_since_extreme": {"windows": (3,)}})
     np.testing.assert_allclose(got["drawdown"], [0, 0, -0.25, 0, 0, 0, 11 / 15 - 1, 13 / 15 - 1], rtol=1e-15)
     # windows of 3: [10 12 9] [12 9 12] [9 12 15] [12 15 15] [15 15 11] [15 11 13]
-    np.testing.assert_array_equal(got["days_since_high_3d"], [np.nan, np.nan, 1, 0, 0, 0, 1, 2])
-    np.testing.assert_array_equal(got["days_since_low_3d"], [np.nan, np.nan, 0, 1, 2, 2, 0, 1])
+    np.testing.assert_array_equal(got["days_since_last_high_3d"], [np.nan, np.nan, 1, 0, 0, 0, 1, 2])
+    np.testing.assert_array_equal(got["days_since_last_low_3d"], [np.nan, np.nan, 0, 1, 2, 2, 0, 1])
+
+
+def test_ties_on_a_price_grid(backend: Backend) -> None:
+    """Real prices sit on a tick grid, so the window's extreme is often reached on several days. The distances
+    (TA-Lib MAX/MIN) still match TA-Lib; "days since last" counts from the latest occurrence (pandas
+    reference), which is where TA-Lib's MAXINDEX, with its path-dependent tie rule, differs: the reason the
+    feature is not called a TA-Lib indicator."""
+    df = random_walk_frame(seed=44, lengths=(400, 300), tick=10.0)
+    got = compute(backend, make_panel(backend, df), PARAMS)
+    tied = differs = 0
+    for rows, f in per_code_frames(df):
+        h, lo, c = (f[col].to_numpy() for col in ("H", "L", "C"))
+        refs = pandas_extremes(f)
+        for n in WINDOWS:
+            refs[f"dist_high_{n}d"] = c / talib.MAX(h, n) - 1
+            refs[f"dist_low_{n}d"] = c / talib.MIN(lo, n) - 1
+            peak = pd.Series(h).rolling(n).max().to_numpy()
+            tied += sum(int((h[max(0, i - n + 1):i + 1] == peak[i]).sum() > 1) for i in range(n - 1, len(h)))
+            ta = np.arange(len(h)) - talib.MAXINDEX(h, n)
+            full = np.arange(len(h)) >= n - 1
+            differs += int((got[f"days_since_last_high_{n}d"][rows][full] != ta[full]).sum())
+        compare(got, rows, refs, atol={"drawdown": 1e-15})
+    assert tied > 100 and differs > 0  # the grid does tie extremes, and there the two rules part
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 9])
@@ -90,7 +114,7 @@ def test_rolling_argmax_any_window(backend: Backend, n: int) -> None:
     got = compute(backend, panel, {"days_since_extreme": {"windows": (n,)}})
     for rows, f in per_code_frames(df):
         want = f["H"].rolling(n).apply(lambda w: np.argmax(w[::-1]), raw=True)
-        np.testing.assert_array_equal(got[f"days_since_high_{n}d"][rows], want.to_numpy())
+        np.testing.assert_array_equal(got[f"days_since_last_high_{n}d"][rows], want.to_numpy())
 
 
 def test_extremes_lookbacks_are_declared_correctly(backend: Backend) -> None:

@@ -134,12 +134,13 @@ def talib_momentum(h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> dict[str, np
             "minus_di14": talib.MINUS_DI(h, lo, c, 14)}
 
 
-@pytest.mark.parametrize("splits", [False, True])
-def test_momentum_agrees_with_talib(backend: Backend, splits: bool) -> None:
+@pytest.mark.parametrize("walk", ["plain", "splits", "ticks"])
+def test_momentum_agrees_with_talib(backend: Backend, walk: str) -> None:
     """Same NaN pattern and values as TA-Lib from the first output; with splits, against TA-Lib on the
-    unsplit walk (forward-adjusted prices are continuous)."""
-    df = random_walk_frame(seed=5, splits=splits)
-    plain = random_walk_frame(seed=5)
+    unsplit walk (forward-adjusted prices are continuous); on a price grid (ties, flat stretches) too."""
+    tick = 10.0 if walk == "ticks" else None
+    df = random_walk_frame(seed=5, splits=walk == "splits", tick=tick)
+    plain = random_walk_frame(seed=5, tick=tick)
     got = compute(backend, make_panel(backend, df), PARAMS)
     for rows in per_code(df):
         h, lo, c = (plain[col].to_numpy()[rows] for col in ("H", "L", "C"))

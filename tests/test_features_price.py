@@ -18,7 +18,9 @@ from gpuetl.features.price import ema_talib
 
 
 def random_walk_frame(seed: int = 0, lengths: tuple[int, ...] = (300, 1, 45, 260), gaps: float = 0.0,
-                      splits: bool = False) -> pd.DataFrame:
+                      splits: bool = False, tick: float | None = None) -> pd.DataFrame:
+    """Random OHLCV walks per code; `tick` rounds prices to a price grid as exchanges do, so closes, highs and
+    lows repeat (tied extremes, flat windows), as real prices do."""
     rng = np.random.default_rng(seed)
     frames = []
     for code, n in enumerate(lengths):
@@ -26,6 +28,10 @@ def random_walk_frame(seed: int = 0, lengths: tuple[int, ...] = (300, 1, 45, 260
         open_ = close * np.exp(rng.standard_normal(n) * 0.005)
         high = np.maximum(open_, close) * (1 + rng.random(n) * 0.01)
         low = np.minimum(open_, close) * (1 - rng.random(n) * 0.01)
+        if tick:
+            close, open_ = np.round(close / tick) * tick, np.round(open_ / tick) * tick
+            high = np.maximum(np.ceil(high / tick) * tick, np.maximum(open_, close))
+            low = np.minimum(np.floor(low / tick) * tick, np.minimum(open_, close))
         factor = np.ones(n)
         if splits and n > 50:
             for at, ratio in ((n // 3, 0.5), (2 * n // 3, 0.2)):
@@ -60,9 +66,10 @@ def per_code(df: pd.DataFrame) -> list[np.ndarray]:
     return [g.index.to_numpy() for _, g in df.groupby("code", sort=True)]
 
 
+@pytest.mark.parametrize("tick", [None, 10.0])
 @pytest.mark.parametrize("n", [5, 20, 60])
-def test_sma_and_ema_agree_with_talib(backend: Backend, n: int) -> None:
-    df = random_walk_frame()
+def test_sma_and_ema_agree_with_talib(backend: Backend, n: int, tick: float | None) -> None:
+    df = random_walk_frame(tick=tick)
     panel = make_panel(backend, df)
     sma = host(backend, panel.rolling(panel["close"], n, "mean"))
     ema = host(backend, ema_talib(panel, panel["close"], n))

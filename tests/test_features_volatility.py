@@ -41,10 +41,11 @@ def bands_from(upper: np.ndarray, middle: np.ndarray, lower: np.ndarray, close: 
     return {"bb20_pctb": (close - lower) / (upper - lower), "bb20_width": (upper - lower) / middle}
 
 
-@pytest.mark.parametrize("splits", [False, True])
-def test_atr_natr_bbands_agree_with_talib(backend: Backend, splits: bool) -> None:
-    df = random_walk_frame(seed=21, splits=splits)
-    plain = random_walk_frame(seed=21)
+@pytest.mark.parametrize("walk", ["plain", "splits", "ticks"])
+def test_atr_natr_bbands_agree_with_talib(backend: Backend, walk: str) -> None:
+    tick = 10.0 if walk == "ticks" else None
+    df = random_walk_frame(seed=21, splits=walk == "splits", tick=tick)
+    plain = random_walk_frame(seed=21, tick=tick)
     panel = make_panel(backend, df)
     got = compute(backend, panel, PARAMS)
     got["atr14"] = host(backend, atr(panel, 14))  # in adjusted units, which are the unsplit walk's

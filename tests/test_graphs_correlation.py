@@ -14,7 +14,7 @@ from gpuetl.graphs.config import GraphConfig, load_graph_config
 from gpuetl.graphs.daily import pad_returns, shrunk_correlations
 from gpuetl.kernels.knn import shrunk_correlation_cpu
 
-SMALL = ["window=20", "halflife=8.0", "warmup_days=40", "min_coverage=0.8", "knn.k=3", "knn.threshold=0.2"]
+SMALL = ["window=20", "halflife=8.0", "min_coverage=0.8", "knn.k=3", "knn.threshold=0.2"]
 
 
 def graph_config(*overrides: str) -> GraphConfig:
@@ -136,8 +136,8 @@ def test_config_rules() -> None:
         load_graph_config(overrides=["knn.k=65"])
     with pytest.raises(ConfigError, match="threshold: must be > 0 when features are enabled"):
         load_graph_config(overrides=["knn.threshold=-0.1"])
-    with pytest.raises(ConfigError, match="warmup_days"):
-        load_graph_config(overrides=["window=120"])
+    with pytest.raises(ConfigError, match="unknown key"):  # the warm-up is the window now, not a setting
+        load_graph_config(overrides=["warmup_days=120"])
     with pytest.raises(ConfigError, match="is not one of"):
         load_graph_config(overrides=["shrinkage.target=ledoit"])
     cfg = load_graph_config()

@@ -88,7 +88,7 @@ def test_graphs_recover_the_synthetic_sectors() -> None:
         index="Date", columns="Code", values="close")
     r1 = horizon_returns(np, wide.to_numpy(), 1)
     out = build_graphs(cpu_backend(), Returns(np.arange(len(wide)), r1, horizon_returns(np, wide.to_numpy(), 5)),
-                       graph_config("window=60", "halflife=30.0", "warmup_days=120", "knn.k=3",
+                       graph_config("window=60", "halflife=30.0", "knn.k=3",
                                     "features.enabled=false", "every_n_days=20"))
     sector = market.truth["universe"].set_index("Code")["S33"].reindex(wide.columns).to_numpy()
     src, dst, weight = out.edges["src"], out.edges["dst"], out.edges["weight"]
@@ -121,7 +121,7 @@ def test_graph_command_on_a_built_dataset_and_the_lake_leakage_rule(tmp_path: Pa
         write_lake(tmp_path / f"lake{i}", b, topix, master)
         build_dataset(cpu_backend(), cfg, tmp_path / f"lake{i}", tmp_path / f"ds{i}", progress=False)
         assert graph_cli(["--dataset", str(tmp_path / f"ds{i}"), "--lake", str(tmp_path / f"lake{i}"),
-                          "--config-set", "window=20", "--config-set", "warmup_days=40", "--config-set", "knn.k=2",
+                          "--config-set", "window=20", "--config-set", "knn.k=2",
                           "--config-set", "knn.threshold=0.01", "--no-progress"]) == 0
         outs.append(tmp_path / f"ds{i}" / "graphs")
     out = outs[0]
@@ -135,6 +135,9 @@ def test_graph_command_on_a_built_dataset_and_the_lake_leakage_rule(tmp_path: Pa
     assert set(zip(feats["Code"], feats["Date"], strict=True)) == set(zip(rows["Code"], rows["Date"], strict=True))
     assert (edges["src"] < edges["dst"]).all() and edges["weight"].dtype == np.float32
     assert edges["Date"].min() >= pd.Timestamp("2020-04-01")  # graphs from the dataset's first date
+    # graphs.json reports the days that have edges, not only the graph days
+    assert meta["days_with_edges"] == edges["Date"].nunique() <= meta["graph_days"]
+    assert meta["first_day_with_edges"] == str(edges["Date"].min().date())
     assert feats["graph_degree"].notna().mean() > 0.8
     # leakage through the whole command: raw bars after t perturbed -> everything dated <= t identical
     edges2, feats2 = read(outs[1] / "edges"), read(outs[1] / "features")
@@ -178,7 +181,7 @@ def test_graph_command_limits_the_nodes_to_the_dataset_universe(tmp_path: Path) 
     cfg = load_dataset_config("configs/dataset/default.yaml", [*SMALL, "universe=prime"])
     build_dataset(cpu_backend(), cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
     assert graph_cli(["--dataset", str(tmp_path / "ds"), "--lake", str(tmp_path / "lake"), "--out",
-                      str(tmp_path / "g"), "--config-set", "window=20", "--config-set", "warmup_days=40",
+                      str(tmp_path / "g"), "--config-set", "window=20",
                       "--config-set", "knn.threshold=0.01", "--no-progress"]) == 0
     codes = pd.read_parquet(tmp_path / "g" / "codes.parquet").set_index("Code")["index"]
     edges = read(tmp_path / "g" / "edges")

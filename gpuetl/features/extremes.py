@@ -3,8 +3,13 @@
 Highs and lows are the adjusted daily highs and lows over the last n rows (today included; pandas'
 rolling max/min, NaN unless the window is full). The drawdown is from the running (expanding) maximum
 close of the code, so it depends on how much history the panel holds: build datasets with a warm-up.
-"Days since" finds the row of the window's extreme with a sparse table of power-of-two windows (one
-shift per doubling, about log2(n) passes over the panel), never a loop over rows.
+"Days since last high/low" counts back to the *latest* row where the window's extreme is reached (a tie
+counts from its most recent occurrence): the time since the price last stood at its high. This is not
+TA-Lib's MAXINDEX/MININDEX, whose tie rule depends on where its scan started (it rescans for the first
+occurrence when the old extreme leaves the window, but moves to a new row that only equals it), so the
+same day could get different values from different history lengths; the names say "last" to keep the
+two apart. It is found with a sparse table of power-of-two windows (one shift per doubling, about
+log2(n) passes over the panel), never a loop over rows.
 """
 
 from __future__ import annotations
@@ -64,17 +69,17 @@ def rolling_argmax(panel: Panel, x: Any, n: int) -> tuple[Any, Any]:
 
 
 def _days_since_outputs(p: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(f"days_since_{side}_{n}d" for side in ("high", "low") for n in p["windows"])
+    return tuple(f"days_since_last_{side}_{n}d" for side in ("high", "low") for n in p["windows"])
 
 
 @feature("days_since_extreme", group="range", inputs=("high", "low"), outputs=_days_since_outputs,
          lookback=lambda p: max(p["windows"]) - 1)
 def days_since_extreme(panel: Panel, windows: Sequence[int]) -> Mapping[str, Any]:
-    """Rows since the window's highest high and lowest low were last reached (0 = today)."""
+    """Rows since the window's highest high and lowest low were last reached (0 = today; ties: the latest)."""
     xp = panel.xp
     today = xp.arange(panel.n, dtype=xp.float64)
     out = {}
     for side, x in (("high", panel["high"]), ("low", -panel["low"])):
         for n in windows:
-            out[f"days_since_{side}_{n}d"] = today - rolling_argmax(panel, x, n)[1]
+            out[f"days_since_last_{side}_{n}d"] = today - rolling_argmax(panel, x, n)[1]
     return out

@@ -69,13 +69,17 @@ class GraphConfig:
     halflife: float
     min_coverage: float
     every_n_days: int
-    warmup_days: int
     shrinkage: ShrinkageSettings
     knn: KnnSettings
     batch: BatchSettings
     features: FeatureSettings
     pagerank: PageRankSettings
     louvain: LouvainSettings
+
+    @property
+    def lookback(self) -> int:
+        """Business days of closes read before the first graph day: its window of returns needs them."""
+        return self.window
 
     @property
     def min_observations(self) -> int:
@@ -96,8 +100,6 @@ def validate(cfg: GraphConfig) -> None:
         (cfg.halflife > 0, "halflife", "must be > 0"),
         (0 < cfg.min_coverage <= 1, "min_coverage", "must be in (0, 1]"),
         (cfg.every_n_days >= 1, "every_n_days", "must be >= 1"),
-        (cfg.warmup_days >= math.ceil(cfg.window * 1.5), "warmup_days",
-         f"must cover the window: >= {math.ceil(cfg.window * 1.5)} calendar days for {cfg.window} business days"),
         (0 <= cfg.shrinkage.gamma <= 1, "shrinkage.gamma", "must be in [0, 1]"),
         (1 <= cfg.knn.k <= MAX_K, "knn.k", f"must be in [1, {MAX_K}]"),
         (-1 <= cfg.knn.threshold <= 1, "knn.threshold", "must be in [-1, 1]"),

@@ -1,8 +1,8 @@
 """Graphs for an existing dataset: bars from the raw lake -> adjusted closes -> returns -> graphs, and the graph
 features of every dataset row, written beside the dataset (`<dataset>/graphs/`, see gpuetl/graphs/io.py).
 
-The lake is read from `warmup_days` calendar days before the dataset's first date to its last date, so the
-first graph day (the dataset's first date) has a full window. Adjusted closes are forward-cumulated exactly
+The lake is read from `window` business days (dates with bars) before the dataset's first date to its last
+date, so the first graph day (the dataset's first date) has a full window. Adjusted closes are forward-cumulated exactly
 as the dataset build does (gpuetl/features/adjust.py): raw close / product of the code's factors so far.
 The nodes of a day are the codes with a dataset row that day (so a universe selection carries over; other
 codes' returns are never used). The features join the dataset on (Code, Date); its own files are not rewritten.
@@ -11,12 +11,13 @@ codes' returns are never used). The features join the dataset on (Code, Date); i
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 from gpuetl.backend import Backend
 from gpuetl.dataset.raw import read_raw
-from gpuetl.dates import civil_from_days
+from gpuetl.dates import EPOCH, civil_from_days
 from gpuetl.features.adjust import cumulative_factor
 from gpuetl.features.panel import Panel
 from gpuetl.graphs.build import GraphOutput, build_graphs, panel_features
@@ -56,11 +57,15 @@ def dataset_rows(backend: Backend, dataset: Path) -> Any:
     return backend.read_parquet([str(f) for f in files], columns=["Code", "Date"])
 
 
-def load_bars(backend: Backend, lake: Path, first_day: int, last_day: int) -> Any:
-    """Daily bars (Code, Date, C, AdjFactor) dated in [first_day, last_day], sorted by (Code, Date)."""
+def load_bars(backend: Backend, lake: Path, first_day: int, last_day: int, lookback: int) -> Any:
+    """Daily bars (Code, Date, C, AdjFactor) from `lookback` business days (dates with bars) before `first_day`
+    to `last_day`, sorted by (Code, Date)."""
+    xp = backend.xp
     bars = read_raw(backend, Manifest.load(lake), "bars_daily", BAR_COLUMNS, GraphInputError)
     days = backend.days(bars["Date"])
-    bars = bars.iloc[backend.xp.flatnonzero((days >= first_day) & (days <= last_day))]
+    dates = xp.unique(days[days <= last_day])
+    lo = dates[max(int(xp.searchsorted(dates, first_day)) - lookback, 0)] if len(dates) else first_day  # host-ok: one index
+    bars = bars.iloc[xp.flatnonzero((days >= lo) & (days <= last_day))]
     if len(bars) == 0:
         raise GraphInputError(f"the lake at {lake} has no daily bars for the dataset's dates")
     return bars.sort_values(["Code", "Date"]).reset_index(drop=True)
@@ -101,6 +106,15 @@ def row_features(backend: Backend, rows: Any, output: GraphOutput, date_pos: Any
     return xdf.DataFrame(data)
 
 
+def days_with_edges(backend: Backend, output: GraphOutput) -> dict[str, Any]:
+    """How many graph days have at least one edge, and the first of them (a graph day can have none: too few
+    codes with a full window, or no pair above the threshold)."""
+    day_index = backend.xp.unique(output.edges["day"])
+    first = int(output.dates[day_index[0]]) if len(day_index) else None  # host-ok: one date for graphs.json
+    return {"days_with_edges": len(day_index),
+            "first_day_with_edges": None if first is None else str(EPOCH + dt.timedelta(days=first))}
+
+
 def graph_stage(backend: Backend, panel: Panel, codes: Any, cfg: GraphConfig, first_day: int,
                 out: str | Path | None = None, progress: bool = False,
                 node_rows: Any = None) -> tuple[dict[str, Any], GraphOutput]:
@@ -128,7 +142,7 @@ def graph_dataset(backend: Backend, cfg: GraphConfig, dataset: str | Path, lake:
         raise GraphInputError(f"the dataset at {dataset} has no rows")
     row_days = backend.days(rows["Date"])
     first, last = int(row_days.min()), int(row_days.max())  # host-ok: two scalars set the lake's read window
-    bars = load_bars(backend, lake, first - cfg.warmup_days, last)
+    bars = load_bars(backend, lake, first, last, cfg.lookback)
     panel, codes = adjusted_panel(backend, bars)
     start = int(backend.xp.searchsorted(panel.unique_dates, first))  # host-ok: the first graph day's index
     date_pos, code_pos, found = locate_rows(backend, rows, codes, panel.unique_dates)
@@ -137,7 +151,7 @@ def graph_dataset(backend: Backend, cfg: GraphConfig, dataset: str | Path, lake:
     output = build_graphs(backend, returns_from_panel(panel), cfg, start, progress, eligible)
     features = row_features(backend, rows, output, date_pos, code_pos, found) if output.features else None
     write_graphs(backend, out, codes, output, cfg, features,
-                 {"dataset": str(dataset), "lake": str(lake), "dataset_rows": len(rows)})
+                 {"dataset": str(dataset), "lake": str(lake), "dataset_rows": len(rows), **days_with_edges(backend, output)})
     stats = backend.memory_stats()
     return GraphRunResult(out, len(rows), len(codes), len(output.graph_days), output.n_edges, list(output.features),
                           output.batch_days, output.timings, stats["peak_bytes"] if stats else None,
