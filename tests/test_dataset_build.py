@@ -14,65 +14,7 @@ from gpuetl.backend import Backend
 from gpuetl.config import ConfigError
 from gpuetl.dataset.build import BuildError, build_dataset
 from gpuetl.dataset.config import load_dataset_config
-from gpuetl.jquants import schema, spec
-from gpuetl.lake import Lake, Unit
-from tests.test_features_price import random_walk_frame
-
-CONFIG = "configs/dataset/default.yaml"
-SMALL = ["features=[{op: returns, params: {horizons: [1, 5]}}, {op: sma, params: {windows: [5, 20],"
-         " slope_days: 5, crosses: [[5, 20]]}}, {op: ema, params: {windows: [10], slope_days: 2, crosses: []}},"
-         " {op: realized_vol, params: {windows: [5]}}, {op: market, params: {horizons: [1], vol_window: 5,"
-         " trend_window: 10}}, {op: beta, params: {windows: [20]}}, {op: sector_relative, params: {horizons: [1]}},"
-         " {op: calendar}, {op: maturity, params: {windows: [20]}}, {op: range_location}]"]
-
-
-def full_frame(name: str, df: pd.DataFrame) -> pd.DataFrame:
-    """Give a partial frame every column of the dataset's canonical schema (missing -> null)."""
-    ds = spec.get(name)
-    out = {}
-    for f in ds.fields:
-        if f.name in df:
-            out[f.name] = df[f.name]
-        elif f.kind == "float":
-            out[f.name] = np.nan
-        elif f.kind == "flag":
-            out[f.name] = pd.array([pd.NA] * len(df), dtype="boolean")
-        else:
-            out[f.name] = None
-    return pd.DataFrame(out, index=df.index)[list(ds.columns)]
-
-
-def trading_calendar(lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
-    """Weekdays open (HolDiv "1"), weekends closed ("0"), published 90 days past `hi` as J-Quants' is."""
-    days = pd.date_range(lo, hi + pd.Timedelta(days=90))
-    return pd.DataFrame({"Date": days, "HolDiv": np.where(days.day_of_week < 5, "1", "0")})
-
-
-def write_lake(root: Path, bars: pd.DataFrame, topix: pd.DataFrame, master: pd.DataFrame,
-               calendar: pd.DataFrame | None = None) -> None:
-    lake = Lake(root)
-    lo, hi = bars["Date"].min(), bars["Date"].max()
-    calendar = trading_calendar(lo, hi) if calendar is None else calendar
-    for name, df in (("bars_daily", bars), ("topix", topix), ("master", master), ("calendar", calendar)):
-        ds = spec.get(name)
-        lake.write(ds, Unit.span(df["Date"].min().date(), df["Date"].max().date()), schema.to_table(ds, full_frame(name, df)))
-    lake.flush()
-
-
-def raw_market(seed: int = 0, days: int = 160) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    walk = random_walk_frame(seed=seed, lengths=(days, days, days, days, days * 3 // 4), gaps=0.03, splits=True)
-    walk["Code"] = walk["code"].map(lambda c: f"{1300 + c}0" if c != 4 else "130A0")
-    walk["Date"] = walk["date"]
-    walk["UL"] = pd.array(np.zeros(len(walk), dtype=bool), dtype="boolean")
-    walk["LL"] = walk["UL"]
-    dates = np.sort(walk["Date"].unique())
-    steps = np.random.default_rng(seed + 100).normal(0.0003, 0.01, len(dates))
-    topix = pd.DataFrame({"Date": dates, "C": 2000 * np.exp(np.cumsum(steps))})
-    master = walk[["Date", "Code"]].copy()
-    master["S33"] = master["Code"].map({"13000": "0050", "13010": "0050", "13020": "3050", "13030": "3050",
-                                        "130A0": "3650"})
-    master["Mkt"] = np.where(master["Code"] == "13030", "0112", "0111")
-    return walk, topix, master
+from tests.support.lakes import CONFIG, SMALL, raw_market, write_lake
 
 
 def test_build_writes_features_targets_and_metadata(backend: Backend, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ days from the business day after publication until the next publication."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,75 +20,11 @@ from gpuetl.dataset.config import EnrichSettings
 from gpuetl.enrich import GROUPS, EnrichError, enrich, plan
 from gpuetl.enrich.context import Context
 from gpuetl.enrich.flows import SECTION_OF_MARKET
-from gpuetl.jquants import schema, spec
-from gpuetl.kernels import KernelSet
-from gpuetl.lake import Lake, Unit
-from gpuetl.lake.canonical import SNAPSHOT_COLUMN
 from gpuetl.lake.manifest import Manifest
-from gpuetl.synth import MarketConfig, build_market
 from gpuetl.synth.calendar import build_calendar
-from tests.test_dataset_build import full_frame
-
-CPU = Backend("cpu", pd, np, KernelSet("cpu"), "tests")
-ENRICH_DATASETS = ("calendar", "master", "bars_daily", "topix", "fins_summary", "investor_types", "margin_interest",
-                   "margin_alert", "short_ratio", "earnings_calendar", "dividend")
-
+from tests.support.lakes import CPU, Bdays, days, synthetic_tables, write_tables
 
 # ----------------------------------------------------------------------------- lakes for tests
-
-
-def write_tables(root: Path, tables: dict[str, pd.DataFrame]) -> None:
-    """A lake holding each frame as one range unit (snapshot units for `latest` datasets, by SnapshotDate)."""
-    lake = Lake(root)
-    for name, df in tables.items():
-        ds = spec.get(name)
-        if ds.fetch == "latest":
-            for snap, part in df.groupby(SNAPSHOT_COLUMN, sort=True):
-                table = schema.to_table(ds, full_frame(name, part.reset_index(drop=True)))
-                day = pd.Timestamp(snap).date()
-                lake.write(ds, Unit.snapshot(day), table.append_column(
-                    SNAPSHOT_COLUMN, schema.pa.array([day] * len(part), schema.pa.date32())))
-            continue
-        col = ds.date_field or "Date"
-        dates = pd.to_datetime(df[col]).dropna()
-        lo, hi = (dates.min().date(), dates.max().date()) if len(dates) else (dt.date(2024, 1, 1),) * 2
-        lake.write(ds, Unit.span(lo, hi), schema.to_table(ds, full_frame(name, df)))
-    lake.flush()
-
-
-def synthetic_tables(codes: int = 12, start: str = "2023-10-02", end: str = "2025-03-31", seed: int = 5,
-                     split: bool = True) -> dict[str, pd.DataFrame]:
-    """Every dataset enrichment reads, from the synthetic market, with a 1:2 split planted in one code."""
-    m = build_market(MarketConfig(codes=codes, start=start, end=end, seed=seed))
-    tables = {name: m.table(name).copy() for name in ENRICH_DATASETS}
-    tables["earnings_calendar"][SNAPSHOT_COLUMN] = pd.Timestamp(end) + pd.Timedelta(days=1)
-    # corrected filings (the synthetic market has few at this size): restated values 30 or 120 days later,
-    # i.e. before or after the next quarter's filing; and a deleted dividend notice
-    fins = tables["fins_summary"]
-    fs = fins.index[fins["DocType"].str.contains("FinancialStatements")]
-    fixes = []
-    for i, lag in zip(fs[5::9], (30, 120) * 10, strict=False):
-        row = fins.loc[[i]].copy()
-        row["DiscDate"] += pd.Timedelta(days=lag)
-        row["DiscTime"], row["DiscNo"] = "10:00:00", row["DiscNo"] + "9"
-        row[["NP", "EPS", "BPS"]] *= 1.05
-        row[["FOP", "FEPS", "FDivAnn", "NxFOP"]] *= 1.1
-        fixes.append(row)
-    tables["fins_summary"] = pd.concat([fins, *fixes], ignore_index=True)
-    div = tables["dividend"]
-    gone = div.iloc[[3]].copy()
-    gone["StatCode"], gone["CARefNo"], gone["RefNo"] = "3", gone["RefNo"], gone["RefNo"] + "X"
-    gone["PubDate"] += pd.Timedelta(days=5)
-    tables["dividend"] = pd.concat([div, gone], ignore_index=True)
-    if split:
-        bars = tables["bars_daily"]
-        code = sorted(bars["Code"].unique())[1]
-        at = pd.Timestamp("2024-09-02")
-        after = (bars["Code"] == code) & (bars["Date"] >= at)
-        bars.loc[after, ["O", "H", "L", "C"]] /= 2.0
-        bars.loc[after, "Vo"] *= 2.0
-        bars.loc[(bars["Code"] == code) & (bars["Date"] == at), "AdjFactor"] = 0.5
-    return tables
 
 
 def context(backend: Backend, lake: Path) -> tuple[Context, pd.DataFrame]:
@@ -124,29 +59,6 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
 
 
 # ----------------------------------------------------------------------------- naive references
-
-
-def days(values: Any) -> np.ndarray:
-    return pd.to_datetime(pd.Series(values)).to_numpy().astype("datetime64[D]").astype(np.int64)
-
-
-class Bdays:
-    def __init__(self, calendar: pd.DataFrame) -> None:
-        self.days = np.sort(days(calendar.loc[calendar["HolDiv"].isin(["1", "2"]), "Date"]))
-        self.set = set(self.days.tolist())
-
-    def after(self, d: int, n: int = 1) -> int:
-        i = int(np.searchsorted(self.days, d, side="right")) + n - 1
-        return int(self.days[i]) if i < len(self.days) else 2**40
-
-    def disclosed(self, d: int, time: str) -> int:
-        close = "15:30:00" if d >= days(["2024-11-05"])[0] else "15:00:00"
-        ok = isinstance(time, str) and len(time) >= 5
-        time = time if not ok or len(time) == 8 else time + ":00"
-        return d if ok and d in self.set and time < close else self.after(d)
-
-    def between(self, a: int, b: int) -> int:
-        return int(np.searchsorted(self.days, b, side="right") - np.searchsorted(self.days, a, side="right"))
 
 
 def cum_at(df: pd.DataFrame, code: str, d: int) -> float:

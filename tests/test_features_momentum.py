@@ -16,7 +16,7 @@ import talib
 from gpuetl.backend import Backend
 from gpuetl.features import momentum, registry  # noqa: F401  (registers the momentum features)
 from gpuetl.features.panel import Panel
-from tests.test_features_price import host, make_panel, per_code, random_walk_frame
+from tests.support.panels import host, make_panel, per_code, random_walk_frame
 
 PARAMS: dict[str, dict[str, Any]] = {
     "rsi": {"periods": (2, 14)},

@@ -8,6 +8,7 @@ import pandas as pd
 
 from gpuetl.backend import Backend
 from gpuetl.features import volume
+from tests.support.panels import random_walk_frame
 from tests.test_features_momentum import (
     assert_causal,
     assert_lookbacks,
@@ -17,7 +18,6 @@ from tests.test_features_momentum import (
     per_code_frames,
     with_flags,
 )
-from tests.test_features_price import random_walk_frame
 
 PARAMS = {
     "volume_ratio": {"windows": (5, 20, 60)},

@@ -19,8 +19,8 @@ from gpuetl.graphs.build import GraphOutput, build_graphs
 from gpuetl.graphs.dataset import graph_stage
 from gpuetl.graphs.returns import Returns, horizon_returns
 from gpuetl.synth import MarketConfig, cached_market
-from tests.test_dataset_build import SMALL, raw_market, write_lake
-from tests.test_features_price import make_panel, random_walk_frame
+from tests.support.lakes import SMALL, raw_market, write_lake
+from tests.support.panels import make_panel, random_walk_frame
 from tests.test_graphs_correlation import cpu_backend, factor_returns, graph_config, host
 
 
