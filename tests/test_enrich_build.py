@@ -14,11 +14,11 @@ import pytest
 from gpuetl.backend import Backend
 from gpuetl.dataset.build import build_dataset
 from gpuetl.dataset.config import load_dataset_config
-from gpuetl.enrich import GROUPS
+from gpuetl.enrich import groups
 from tests.support.lakes import CPU, SMALL, T, edge_tables, perturb, read_dataset, write_tables
 
 CONFIG = "configs/dataset/default.yaml"
-ALL_ON = [f"enrich.{g}=true" for g in GROUPS]
+ALL_ON = [f"enrich.{g}=true" for g in groups()]
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +31,11 @@ def test_build_with_every_group(tables: dict[str, pd.DataFrame], tmp_path: Path)
     cfg = load_dataset_config(CONFIG, [*SMALL, *ALL_ON, "start=2024-06-03"])
     res = build_dataset(CPU, cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
     meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
-    enriched = [c for g in GROUPS.values() for c in g.outputs]
+    enriched = [c for g in groups().values() for c in g.outputs({})]
     assert res.features[: len(enriched)] == enriched and meta["feature_count"] == 29 + len(enriched)
-    assert meta["enrich"] == dict.fromkeys(GROUPS, "on")
-    assert all(meta["features_by_group"][g] == list(GROUPS[g].outputs) for g in GROUPS)
-    assert {f"enrich:{g}" for g in GROUPS} <= set(meta["timings_s"])
+    assert meta["enrich"] == dict.fromkeys(groups(), "on")
+    assert all(meta["features_by_group"][g] == list(groups()[g].outputs({})) for g in groups())
+    assert {f"enrich:{g}" for g in groups()} <= set(meta["timings_s"])
     df = read_dataset(tmp_path / "ds")
     assert {f"{c}_z" for c in enriched} <= set(df.columns) and all(df[c].dtype == np.float32 for c in enriched)
     assert df["st_bps_yield"].notna().mean() > 0.8 and df["it_frgn_net"].notna().mean() > 0.9
@@ -43,15 +43,15 @@ def test_build_with_every_group(tables: dict[str, pd.DataFrame], tmp_path: Path)
 
 def test_default_config_on_a_lake_with_every_dataset(tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     """`auto` switches every group on when the lake has its data: the default dataset's full feature set."""
-    from gpuetl.features import registry
+    from gpuetl import ops
 
     write_tables(tmp_path / "lake", tables)
     cfg = load_dataset_config(CONFIG, ["start=2023-10-02"])  # every day: this market is shorter than the warm-up
     res = build_dataset(CPU, cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
-    enriched = [c for g in GROUPS.values() for c in g.outputs]
-    declared = [c for op, p in cfg.feature_params() for c in registry.get(op).outputs(p)]
+    enriched = [c for g in groups().values() for c in g.outputs({})]
+    declared = [c for op, p in cfg.feature_params() for c in ops.get(op).outputs(p)]
     assert res.features == enriched + declared and len(res.features) >= 150
-    assert json.loads((tmp_path / "ds" / "metadata.json").read_text())["enrich"] == dict.fromkeys(GROUPS, "on")
+    assert json.loads((tmp_path / "ds" / "metadata.json").read_text())["enrich"] == dict.fromkeys(groups(), "on")
     df = read_dataset(tmp_path / "ds")
     seen = df[enriched].notna().any()
     assert set(seen[~seen].index) == {"lst_bdays_listed"}  # no code of this small market lists inside the range
@@ -73,7 +73,7 @@ def test_leakage_perturbing_everything_after_t_changes_nothing_up_to_t(backend: 
     pd.testing.assert_frame_equal(a.loc[early, cols], b.loc[early, cols], check_exact=True)
     # the perturbation did reach every group after t
     for group in ("statements", "investor_types", "margin_interest", "short_ratio", "listing", "dividends"):
-        changed = [c for c in GROUPS[group].outputs if not a.loc[~early, c].equals(b.loc[~early, c])]
+        changed = [c for c in groups()[group].outputs({}) if not a.loc[~early, c].equals(b.loc[~early, c])]
         assert changed, group
 
 
@@ -88,7 +88,7 @@ def test_gpu_equals_cpu_on_the_enriched_dataset(gpu_backend: Backend, tables: di
     build_dataset(gpu_backend, cfg, tmp_path / "lake", tmp_path / "gpu", progress=False)
     cpu, gpu = read_dataset(tmp_path / "cpu"), read_dataset(tmp_path / "gpu")
     assert cpu[["Code", "Date"]].equals(gpu[["Code", "Date"]])
-    enriched = [c for g in GROUPS.values() for c in g.outputs]
+    enriched = [c for g in groups().values() for c in g.outputs({})]
     for col in enriched:
         np.testing.assert_allclose(gpu[col], cpu[col], rtol=1e-6, atol=1e-9, equal_nan=True, err_msg=col)
     for col in (c for c in cpu.columns if c.endswith("_z") or c.endswith("_missing")):

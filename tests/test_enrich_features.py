@@ -17,7 +17,7 @@ import pytest
 from gpuetl.backend import Backend
 from gpuetl.dataset.build import _panel
 from gpuetl.dataset.config import EnrichSettings
-from gpuetl.enrich import GROUPS, EnrichError, enrich, plan
+from gpuetl.enrich import EnrichError, enrich, groups, plan
 from gpuetl.enrich.context import Context
 from gpuetl.enrich.flows import SECTION_OF_MARKET
 from gpuetl.lake.manifest import Manifest
@@ -54,7 +54,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, 
     root = tmp_path_factory.mktemp("synth_lake")
     write_tables(root, tables)
     ctx, df = context(CPU, root)
-    got = {name: cols for name, cols in enrich(CPU, Manifest.load(root), ctx.panel, ctx.frame, list(GROUPS)).items()}
+    got = {name: cols for name, cols in enrich(CPU, Manifest.load(root), ctx.panel, ctx.frame, list(groups())).items()}
     yield tables, df, got
 
 
@@ -254,7 +254,7 @@ def test_listing_and_every_group_have_values(synth: tuple) -> None:
     assert got["listing"]["lst_scale"][final.index].tolist() == want
     assert set(np.unique(got["listing"]["lst_tier"])) <= {1.0, 2.0, 3.0, 4.0}
     for name, cols in got.items():
-        assert tuple(cols) == GROUPS[name].outputs
+        assert tuple(cols) == groups()[name].outputs({})
         for col, values in cols.items():
             assert values.dtype == np.float64 and len(values) == len(df), col
             if name != "earnings":  # one snapshot, taken after the last day: nothing known before it
@@ -350,13 +350,13 @@ def test_weekly_rows_cover_the_days_until_the_next_publication(tmp_path: Path) -
 
 def test_switches_auto_skips_true_fails_naming_what_to_fetch(tmp_path: Path) -> None:
     write_tables(tmp_path, hand_market())
-    switches = {f: "auto" for f in GROUPS} | {"listing": True, "dividends": False}
+    switches = {f: "auto" for f in groups()} | {"listing": True, "dividends": False}
     run, status = plan(switches, Manifest.load(tmp_path))
     assert run == ["listing"] and status["dividends"] == "off"
     assert status["statements"] == "skipped: the lake has no fins_summary"
     with pytest.raises(EnrichError, match=r"enrich.statements needs fins_summary.*gpuetl fetch --datasets fins_summary"):
         plan(switches | {"statements": True}, Manifest.load(tmp_path))
-    assert set(EnrichSettings.__dataclass_fields__) == set(GROUPS)
+    assert set(EnrichSettings.__dataclass_fields__) == set(groups())
 
 
 def test_missing_margin_flag_is_nan_not_zero(backend: Backend, tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
+from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.dates import BusinessCalendar
-from gpuetl.features import registry
 from gpuetl.features.cross_section import cs_rank, cs_rankgauss, cs_zscore, zero_when_constant
 from gpuetl.features.normalize import normalized, time_series_zscore
 from gpuetl.features.panel import Panel
@@ -101,8 +101,8 @@ def test_next_day_targets_start_at_the_next_close(backend: Backend) -> None:
 def test_market_and_beta_match_pandas(backend: Backend) -> None:
     df = day_frame(2)
     panel = build(backend, df)
-    mkt = registry.compute(panel, "market", {"horizons": (1, 5), "vol_window": 20, "trend_window": 20})
-    beta = registry.compute(panel, "beta", {"windows": (20,)})
+    mkt = ops.run("market", panel, {"horizons": (1, 5), "vol_window": 20, "trend_window": 20})
+    beta = ops.run("beta", panel, {"windows": (20,)})
     topix = pd.Series(host(backend, panel.date_columns["mkt_close"]))
     ret5 = (topix / topix.shift(5) - 1).to_numpy()
     day_ix = host(backend, panel.date_id)
@@ -128,7 +128,7 @@ def test_market_and_beta_match_pandas(backend: Backend) -> None:
 def test_sector_relative_matches_pandas(backend: Backend) -> None:
     df = day_frame(3)
     panel = build(backend, df)
-    out = registry.compute(panel, "sector_relative", {"horizons": (1,)})
+    out = ops.run("sector_relative", panel, {"horizons": (1,)})
     ret = df.groupby("code")["C"].pct_change(fill_method=None)
     g = ret.groupby([df["date"], df["sector"]])
     mean = g.transform("mean")
@@ -164,7 +164,7 @@ def test_calendar_comes_from_the_trading_calendar_not_from_the_rows(backend: Bac
                        "Va": 1.0, "AdjFactor": 1.0})
     panel = make_panel(backend, df)
     panel.calendar = calendar_of(backend, cal_frame)
-    cal = {k: host(backend, v) for k, v in registry.compute(panel, "calendar", {}).items()}
+    cal = {k: host(backend, v) for k, v in ops.run("calendar", panel, {}).items()}
     d = pd.DatetimeIndex(df["date"])
     np.testing.assert_array_equal(cal["cal_dow"], d.day_of_week)
     np.testing.assert_array_equal(cal["cal_month"], d.month)
@@ -178,7 +178,7 @@ def test_calendar_comes_from_the_trading_calendar_not_from_the_rows(backend: Bac
     np.testing.assert_array_equal(cal["cal_month_end"], np.array(after) == 0)
     assert cal["cal_month_end"][-1] == 0 and cal["cal_bdays_to_month_end"][-1] == 18  # 2001-03-05: not a month end
     assert cal["cal_month_end"][d == "2000-12-28"] == 1  # the 29th is a holiday: the 28th closes the year
-    mat = host(backend, registry.compute(panel, "maturity", {"windows": (20,)})["mature_20d"])
+    mat = host(backend, ops.run("maturity", panel, {"windows": (20,)})["mature_20d"])
     assert mat[:20].sum() == 0 and mat[20:].all()
 
 
@@ -189,12 +189,12 @@ def test_calendar_features_need_a_calendar_that_covers_the_month(backend: Backen
                        "Va": 1.0, "AdjFactor": 1.0})
     panel = make_panel(backend, df)
     panel.calendar = calendar_of(backend, cal_frame)
-    cal = {k: host(backend, v) for k, v in registry.compute(panel, "calendar", {}).items()}
+    cal = {k: host(backend, v) for k, v in ops.run("calendar", panel, {}).items()}
     march = pd.DatetimeIndex(df["date"]).month == 3
     for name in ("cal_bday_of_month", "cal_bdays_to_month_end", "cal_month_end"):
         assert np.isnan(cal[name][march]).all() and not np.isnan(cal[name][~march]).any(), name
     panel.calendar = None  # a lake without a calendar: those three are missing, the rest are still known
-    cal = {k: host(backend, v) for k, v in registry.compute(panel, "calendar", {}).items()}
+    cal = {k: host(backend, v) for k, v in ops.run("calendar", panel, {}).items()}
     assert np.isnan(cal["cal_month_end"]).all() and not np.isnan(cal["cal_dow"]).any()
 
 

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import talib
 
+from gpuetl import ops
 from gpuetl.backend import Backend
-from gpuetl.features import momentum, registry  # noqa: F401  (registers the momentum features)
+from gpuetl.features import momentum  # noqa: F401  (registers the momentum features)
 from gpuetl.features.panel import Panel
 from tests.support.panels import host, make_panel, per_code, random_walk_frame
 
@@ -57,7 +58,7 @@ def build_panel(backend: Backend, df: pd.DataFrame) -> Panel:
 def compute(backend: Backend, panel: Panel, params: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, p in params.items():
-        out |= {k: host(backend, v) for k, v in registry.compute(panel, name, p).items()}
+        out |= {k: host(backend, v) for k, v in ops.run(name, panel, p).items()}
     return out
 
 
@@ -92,9 +93,9 @@ def assert_lookbacks(backend: Backend, params: Mapping[str, Mapping[str, Any]]) 
     df = with_flags(random_walk_frame(seed=8, lengths=(320,)))
     panel = build_panel(backend, df)
     for name, p in params.items():
-        out = registry.compute(panel, name, p)
+        out = ops.run(name, panel, p)
         first = max(int(np.flatnonzero(np.isfinite(host(backend, v)))[0]) for v in out.values())
-        assert first == registry.get(name).lookback(p), name
+        assert first == ops.get(name).lookback(p), name
 
 
 def seeded_ewm_ref(x: pd.Series, seed: pd.Series, alpha: float, ignore_na: bool = False) -> pd.Series:

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import talib
 
+from gpuetl import ops
 from gpuetl.backend import Backend
-from gpuetl.features import registry
 from gpuetl.features.adjust import add_adjusted
 from gpuetl.features.panel import Panel
 from gpuetl.features.price import ema_talib
@@ -36,7 +36,7 @@ def test_sma_and_ema_agree_with_talib(backend: Backend, n: int, tick: float | No
 def test_sma_gap_feature_matches_talib(backend: Backend) -> None:
     df = random_walk_frame(seed=3)
     panel = make_panel(backend, df)
-    out = registry.compute(panel, "sma", {"windows": (20,), "slope_days": 5, "crosses": ((5, 20),)})
+    out = ops.run("sma", panel, {"windows": (20,), "slope_days": 5, "crosses": ((5, 20),)})
     close = host(backend, panel["close"])
     gap = host(backend, out["sma20_gap"])
     for rows in per_code(df):
@@ -47,8 +47,8 @@ def test_sma_gap_feature_matches_talib(backend: Backend) -> None:
 def test_returns_and_realized_vol_match_pandas(backend: Backend) -> None:
     df = random_walk_frame(seed=1, gaps=0.05)
     panel = make_panel(backend, df)
-    rets = registry.compute(panel, "returns", {"horizons": (1, 5, 20)})
-    vol = registry.compute(panel, "realized_vol", {"windows": (5, 20)})
+    rets = ops.run("returns", panel, {"horizons": (1, 5, 20)})
+    vol = ops.run("realized_vol", panel, {"windows": (5, 20)})
     g = df.groupby("code", sort=True)["C"]
     for k in (1, 5, 20):
         want = g.pct_change(k, fill_method=None).to_numpy()
@@ -62,7 +62,7 @@ def test_returns_and_realized_vol_match_pandas(backend: Backend) -> None:
 def test_no_feature_crosses_a_code_boundary(backend: Backend) -> None:
     df = random_walk_frame(lengths=(30, 30))
     panel = make_panel(backend, df)
-    ret = host(backend, registry.compute(panel, "returns", {"horizons": (1,)})["ret_1d"])
+    ret = host(backend, ops.run("returns", panel, {"horizons": (1,)})["ret_1d"])
     assert np.isnan(ret[0]) and np.isnan(ret[30])
     assert np.isfinite(ret[1:30]).all() and np.isfinite(ret[31:]).all()
 
@@ -74,11 +74,11 @@ def test_crosses_and_close_location_hand_built(backend: Backend) -> None:
             "AdjFactor": np.ones(8)}
     panel = Panel(backend, xp.zeros(8, dtype=np.int64), xp.arange(8), {k: xp.asarray(v) for k, v in cols.items()})
     add_adjusted(panel)
-    out = registry.compute(panel, "sma", {"windows": (), "slope_days": 1, "crosses": ((1, 3),)})
+    out = ops.run("sma", panel, {"windows": (), "slope_days": 1, "crosses": ((1, 3),)})
     # SMA1 = close; SMA3 valid from row 2: 10, 10.667, 12, 11.667, 10.333, 8.333
     # sign(close - sma3): 0, +1, +1, -1, -1, -1 -> cross: nan(first), +1, 0, -1, 0, 0
     np.testing.assert_array_equal(host(backend, out["sma1_3_cross"]), [np.nan, np.nan, np.nan, 1, 0, -1, 0, 0])
-    loc = host(backend, registry.compute(panel, "range_location", {})["close_location"])
+    loc = host(backend, ops.run("range_location", panel, {})["close_location"])
     np.testing.assert_allclose(loc, 0.5)
 
 
@@ -108,17 +108,32 @@ def test_a_later_split_changes_nothing_before_it_not_even_a_bit(backend: Backend
     for col in ("open", "high", "low", "close", "volume"):
         np.testing.assert_array_equal(host(backend, a[col])[keep], host(backend, b[col])[keep])
     for name, p in params.items():
-        fa, fb = registry.compute(a, name, p), registry.compute(b, name, p)
+        fa, fb = ops.run(name, a, p), ops.run(name, b, p)
         for col in fa:
             np.testing.assert_array_equal(host(backend, fa[col])[keep], host(backend, fb[col])[keep], err_msg=col)
 
 
-def test_registry_rules() -> None:
+def test_registry_rules(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One op contract for every stage: unique names, misses that list the stage's ops, declared inputs and
+    outputs enforced, declared axes and normalisations checked."""
     with pytest.raises(ValueError, match="already registered"):
-        registry.feature("returns", group="x", inputs=(), outputs=lambda p: (), lookback=lambda p: 0)(lambda panel: {})
+        ops.feature("returns", group="x", inputs=(), outputs=lambda p: (), lookback=lambda p: 0)(lambda panel: {})
     with pytest.raises(KeyError, match=r"unknown feature 'rsi2'; registered: .*returns"):
-        registry.get("rsi2")
-    assert registry.get("sma").lookback({"windows": (5, 200), "slope_days": 5, "crosses": ()}) == 205
+        ops.get("rsi2", "feature")
+    with pytest.raises(KeyError, match=r"unknown enrich 'returns'; registered: .*statements"):
+        ops.get("returns", "enrich")
+    with pytest.raises(ValueError, match="unknown axis"):
+        ops.feature("x", group="x", inputs=(), outputs=lambda p: (), axis="week")  # type: ignore[arg-type]
+    assert ops.get("sma").lookback({"windows": (5, 200), "slope_days": 5, "crosses": ()}) == 205
+    assert (ops.get("cs_rank").axis, ops.get("market").axis, ops.get("rsi").axis) == ("day", "market", "code")
+    assert set(ops.registered("enrich")) >= {"statements", "listing"} and ops.get("listing").inputs == ("master", "calendar")
+    monkeypatch.setattr(ops, "_REGISTRY", dict(ops._REGISTRY))
+    ops.feature("liar", group="x", inputs=("close",), outputs=lambda p: ("a",))(lambda panel: {"b": panel["close"]})
+    panel = make_panel(backend, random_walk_frame(lengths=(5,)))
+    with pytest.raises(RuntimeError, match=r"produced \('b',\), declared \('a',\)"):
+        ops.run("liar", panel, {}, panel.columns)
+    with pytest.raises(KeyError, match=r"needs columns \['close'\]"):
+        ops.run("liar", panel, {}, ["open"])
 
 
 def flat_stretches(backend: Backend, panel: Panel) -> object:
@@ -180,12 +195,12 @@ def test_extract_moves_the_selected_rows_of_some_columns_out(backend: Backend) -
 
 def test_finalized_columns_are_float32_and_unreadable_by_later_ops(backend: Backend) -> None:
     panel = make_panel(backend, random_walk_frame())
-    ret = registry.compute(panel, "returns", {"horizons": (1,)})["ret_1d"]
+    ret = ops.run("returns", panel, {"horizons": (1,)})["ret_1d"]
     panel.columns["ret_1d"] = ret
     panel.finalize(["ret_1d"])
     assert panel.columns["ret_1d"].dtype == backend.xp.float32
     np.testing.assert_array_equal(host(backend, panel.columns["ret_1d"]), host(backend, ret).astype(np.float32))
     with pytest.raises(KeyError, match="after its last declared reader"):
-        registry.compute(panel, "cs_rank", {"columns": ("ret_1d",)})
+        ops.run("cs_rank", panel, {"columns": ("ret_1d",)})
     moved = panel.extract(backend.xp.arange(10), ["ret_1d"])  # float32 stays float32 when moved
     assert moved.columns["ret_1d"].dtype == backend.xp.float32

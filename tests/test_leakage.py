@@ -21,7 +21,7 @@ from gpuetl.backend import Backend
 from gpuetl.cli import main
 from gpuetl.dataset.build import build_dataset
 from gpuetl.dataset.config import load_dataset_config
-from gpuetl.enrich import GROUPS
+from gpuetl.enrich import groups
 from tests.support.lakes import CONFIG, T, edge_tables, perturb, read_dataset, write_tables
 
 
@@ -81,7 +81,7 @@ def test_perturbing_everything_after_t(backend: Backend, tables: dict[str, pd.Da
     late_a, late_b = a["data"][a["data"]["Date"] > T], b["data"][b["data"]["Date"] > T]
     assert len(late_a) > 500
     for group in ("statements", "investor_types", "margin_interest", "short_ratio", "listing", "dividends"):
-        assert any(not late_a[c].equals(late_b[c]) for c in GROUPS[group].outputs), group
+        assert any(not late_a[c].equals(late_b[c]) for c in groups()[group].outputs({})), group
     assert not late_a["ret_1d"].equals(late_b["ret_1d"])
     fa, fb = (f[f["Date"] > T]["graph_peer_ret_1d"] for f in (a["features"], b["features"]))
     assert not fa.equals(fb)

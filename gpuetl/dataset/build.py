@@ -23,22 +23,22 @@ from typing import Any
 
 from rich.progress import Progress
 
+from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.config import to_dict
 from gpuetl.dataset.config import DatasetConfig
 from gpuetl.dataset.raw import read_raw
 from gpuetl.dates import EPOCH, BusinessCalendar, civil_from_days, day_of
-from gpuetl.enrich import GROUPS, enrich, plan
+from gpuetl.enrich import enrich, plan
 from gpuetl.enrich.context import has_data
-from gpuetl.features import registry
 from gpuetl.features.adjust import add_adjusted
 from gpuetl.features.normalize import normalized, time_series_zscore
 from gpuetl.features.panel import Panel
-from gpuetl.features.registry import NORMALIZATIONS, Normalization
 from gpuetl.features.targets import DESCRIPTIONS as TARGET_DESCRIPTIONS
 from gpuetl.features.targets import targets
 from gpuetl.lake.atomic import replaced_dir
 from gpuetl.lake.manifest import Manifest
+from gpuetl.ops import NORMALIZATIONS, Normalization
 from gpuetl.stages import StageTimer, peak_host_bytes, provenance
 
 BAR_COLUMNS = ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"]
@@ -72,12 +72,12 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
                   progress: bool = True) -> BuildResult:
     lake, out = Path(lake), Path(out)
     stage = StageTimer(backend)
-    ops = cfg.feature_params()
+    steps = cfg.feature_params()
     manifest = Manifest.load(lake)  # once: every reader below and the metadata hash use this one
     enrich_groups, enrich_status = plan(cfg.enrich.switches(), manifest)
     warmup = warmup_days(cfg)
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("build", total=len(ops) + 6)
+        task = bar.add_task("build", total=len(steps) + 6)
         with stage("load"):
             bars, topix, master, calendar, first_day, invalid = _load(backend, manifest, cfg, warmup)
         bar.advance(task)
@@ -88,18 +88,18 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
         bar.advance(task)
         groups: dict[str, list[str]] = {}
         kinds: dict[str, Normalization] = {}  # each feature column's normalisation, in config order
-        later = _later_reads(ops)
+        later = _later_reads(steps)
         bar.update(task, description="enrich")
         for name, cols in enrich(backend, manifest, panel, frame, enrich_groups, stage).items():
-            _add(panel, cols, GROUPS[name].normalization(), kinds, cfg, stage)
+            _add(panel, cols, ops.get(name).normalization({}), kinds, cfg, stage)
             groups[name] = list(cols)
         waiting = _finalize_unread(panel, list(kinds), later[0])
         bar.advance(task)
-        for i, (op, params) in enumerate(ops):
+        for i, (op, params) in enumerate(steps):
             bar.update(task, description=f"feature {op}")
-            spec = registry.get(op)
+            spec = ops.get(op, "feature")
             with stage(f"feature:{op}"):
-                cols = registry.compute(panel, op, params)
+                cols = ops.run(op, panel, params, panel.columns)
                 _add(panel, cols, spec.normalization(params), kinds, cfg, stage)
                 waiting = _finalize_unread(panel, waiting + list(cols), later[i + 1])
             groups.setdefault(spec.group, []).extend(cols)
@@ -138,12 +138,12 @@ def warmup_days(cfg: DatasetConfig) -> int:
     norm = cfg.normalize
     need = 0
     for op, params in cfg.feature_params():
-        spec = registry.get(op)
+        spec = ops.get(op, "feature")
         lookback = int(spec.lookback(params))
         need = max(need, lookback)
         if norm.method != "none" and "time_series" in spec.normalization(params).values():
             need = max(need, lookback + norm.ts_min_periods - 1)
-    if norm.method != "none" and any("time_series" in GROUPS[g].normalization().values()
+    if norm.method != "none" and any("time_series" in ops.get(g).normalization({}).values()
                                      for g, switch in cfg.enrich.switches().items() if switch is not False):
         need = max(need, norm.ts_min_periods - 1)
     return need
@@ -261,11 +261,11 @@ def _selection(backend: Backend, panel: Panel, frame: Any, cfg: DatasetConfig, f
     return keep
 
 
-def _later_reads(ops: list[tuple[str, dict[str, Any]]]) -> list[set[str]]:
-    """later[i]: the panel columns that ops[i:] read (their inputs and the `columns` they are given)."""
+def _later_reads(steps: list[tuple[str, dict[str, Any]]]) -> list[set[str]]:
+    """later[i]: the panel columns that steps[i:] read (their inputs and the `columns` they are given)."""
     later: list[set[str]] = [set()]
-    for op, params in reversed(ops):
-        later.append(later[-1] | set(registry.get(op).inputs) | set(params.get("columns", ())))
+    for op, params in reversed(steps):
+        later.append(later[-1] | ops.get(op).reads(params))
     return later[::-1]
 
 
@@ -335,7 +335,7 @@ def _iso(day: int | None) -> str | None:
 def _write_metadata(backend: Backend, cfg: DatasetConfig, manifest: Manifest, result: BuildResult,
                     groups: dict[str, list[str]], kinds: dict[str, Normalization], coverage: dict[str, dict[str, Any]],
                     enrich_status: dict[str, str], folder: Path) -> None:
-    enriched = [d for g, status in enrich_status.items() if status == "on" for d in GROUPS[g].datasets]
+    enriched = [d for g, status in enrich_status.items() if status == "on" for d in ops.get(g).inputs]
     norm = cfg.normalize
     meta = {
         **provenance(backend, cfg.name),

@@ -1,6 +1,6 @@
 """The dataset config (configs/dataset/*.yaml): the enrichment groups, an ordered list of feature ops with
 their parameters, the targets, the normalisation, and the span to build. Ops and their parameters are
-checked against the feature registry at load time, so a typo fails before any data is read."""
+checked against the op registry (gpuetl.ops) at load time, so a typo fails before any data is read."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from gpuetl import features  # noqa: F401  (registers every feature)
+from gpuetl import (
+    features,  # noqa: F401  (registers every feature)
+    ops,
+)
 from gpuetl.config import ConfigError, coerce, load
-from gpuetl.features import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +79,7 @@ def load_dataset_config(path: str | Path, overrides: Iterable[str] = ()) -> Data
     cfg = load(DatasetConfig, path, overrides)
     for i, (op, params) in enumerate(cfg.feature_params()):
         try:
-            spec = registry.get(op)
+            spec = ops.get(op, "feature")
         except KeyError as err:
             raise ConfigError(f"features[{i}].op: {err.args[0]}") from None
         names = list(inspect.signature(spec.fn).parameters)[1:]

@@ -13,57 +13,56 @@ the log and in metadata.json. Every group needs the trading calendar (`calendar`
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.enrich import events, flows, listing, statements
 from gpuetl.enrich.context import Context, EnrichError, has_data
 from gpuetl.features.panel import Panel
-from gpuetl.features.registry import Normalization, NormalizeRule, by_column, normalization_of
 from gpuetl.lake.manifest import Manifest
+from gpuetl.ops import by_column
 
 log = logging.getLogger(__name__)
 
-GroupFn = Callable[[Context], Mapping[str, Any]]
+# The enrichment ops: name, raw datasets read (every one needs the trading calendar for its effective days),
+# outputs, normalisation (gpuetl.ops), the function of the build's Context, and what it adds.
+_GROUPS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], ops.NormalizeRule, Callable[[Context], Any], str], ...] = (
+    ("statements", ("fins_summary", "calendar"), statements.OUTPUTS, by_column(raw=["st_quarter"]),
+     statements.statement_features, "valuation, profitability, growth, progress and revisions from fins_summary"),
+    ("investor_types", ("investor_types", "calendar"), flows.IT_OUTPUTS,
+     by_column(raw=["it_days_since"], time_series=["it_mkt_frgn_net", "it_mkt_ind_net"]),
+     flows.investor_type_features, "weekly trading by investor type in the code's market section"),
+    ("margin_interest", ("margin_interest", "calendar"), flows.MI_OUTPUTS, by_column(raw=["mi_days_since"]),
+     flows.margin_interest_features, "weekly outstanding margin positions per code"),
+    ("margin_alert", ("margin_alert", "calendar"), flows.MA_OUTPUTS,
+     by_column(raw=["ma_active", "ma_restricted", "ma_daily_pub", "ma_jsf_precaution"]),
+     flows.margin_alert_features, "daily margin data of issues under TSE/JSF alert"),
+    ("short_ratio", ("short_ratio", "calendar"), flows.SS_OUTPUTS, by_column(time_series=["ss_mkt_ratio"]),
+     flows.short_ratio_features, "short-selling share of turnover in the code's 33-sector"),
+    ("listing", ("master", "calendar"), listing.OUTPUTS, by_column(raw=[c for c in listing.OUTPUTS if c != "lst_bdays_listed"]),
+     listing.listing_features, "sectors, scale, market tier, margin eligibility, business days since listing"),
+    ("earnings", ("earnings_calendar", "calendar"), events.EARNINGS_OUTPUTS, by_column(raw=["ev_announcement_soon"]),
+     events.earnings_features, "days to the next scheduled earnings announcement"),
+    ("dividends", ("dividend", "calendar"), events.DIVIDEND_OUTPUTS, by_column(raw=["dv_special"]),
+     events.dividend_features, "next ex-dividend date and its yield"),
+)
 
 
-@dataclasses.dataclass(frozen=True)
-class Group:
-    name: str
-    datasets: tuple[str, ...]  # raw datasets it reads (the calendar included)
-    outputs: tuple[str, ...]
-    fn: GroupFn
-    doc: str
-    normalize: NormalizeRule = "cross_section"  # as for feature ops (gpuetl.features.registry)
-
-    def normalization(self) -> dict[str, Normalization]:
-        return {col: normalization_of(self.normalize, col) for col in self.outputs}
+def _fixed(outputs: tuple[str, ...]) -> Callable[[ops.Params], tuple[str, ...]]:
+    return lambda params: outputs
 
 
-GROUPS: dict[str, Group] = {g.name: g for g in (
-    Group("statements", ("fins_summary", "calendar"), statements.OUTPUTS, statements.statement_features,
-          "valuation, profitability, growth, progress and revisions from fins_summary", by_column(raw=["st_quarter"])),
-    Group("investor_types", ("investor_types", "calendar"), flows.IT_OUTPUTS, flows.investor_type_features,
-          "weekly trading by investor type in the code's market section",
-          by_column(raw=["it_days_since"], time_series=["it_mkt_frgn_net", "it_mkt_ind_net"])),
-    Group("margin_interest", ("margin_interest", "calendar"), flows.MI_OUTPUTS, flows.margin_interest_features,
-          "weekly outstanding margin positions per code", by_column(raw=["mi_days_since"])),
-    Group("margin_alert", ("margin_alert", "calendar"), flows.MA_OUTPUTS, flows.margin_alert_features,
-          "daily margin data of issues under TSE/JSF alert",
-          by_column(raw=["ma_active", "ma_restricted", "ma_daily_pub", "ma_jsf_precaution"])),
-    Group("short_ratio", ("short_ratio", "calendar"), flows.SS_OUTPUTS, flows.short_ratio_features,
-          "short-selling share of turnover in the code's 33-sector", by_column(time_series=["ss_mkt_ratio"])),
-    Group("listing", ("master", "calendar"), listing.OUTPUTS, listing.listing_features,
-          "sectors, scale, market tier, margin eligibility, business days since listing",
-          by_column(raw=[c for c in listing.OUTPUTS if c != "lst_bdays_listed"])),
-    Group("earnings", ("earnings_calendar", "calendar"), events.EARNINGS_OUTPUTS, events.earnings_features,
-          "days to the next scheduled earnings announcement", by_column(raw=["ev_announcement_soon"])),
-    Group("dividends", ("dividend", "calendar"), events.DIVIDEND_OUTPUTS, events.dividend_features,
-          "next ex-dividend date and its yield", by_column(raw=["dv_special"])),
-)}
+for _name, _datasets, _outputs, _rule, _fn, _doc in _GROUPS:
+    ops.op(_name, stage="enrich", group=_name, inputs=_datasets, outputs=_fixed(_outputs), normalize=_rule,
+           doc=_doc)(_fn)
+
+
+def groups() -> dict[str, ops.OpSpec]:
+    """The enrichment ops by name (dataset configs switch them with `enrich.<name>`)."""
+    return ops.registered("enrich")
 
 
 def plan(switches: Mapping[str, bool | str], manifest: Manifest) -> tuple[list[str], dict[str, str]]:
@@ -72,11 +71,11 @@ def plan(switches: Mapping[str, bool | str], manifest: Manifest) -> tuple[list[s
     run: list[str] = []
     status: dict[str, str] = {}
     for name, switch in switches.items():
-        group = GROUPS[name]
+        group = ops.get(name, "enrich")
         if switch is False:
             status[name] = "off"
             continue
-        missing = [d for d in group.datasets if not has_data(manifest, d)]
+        missing = [d for d in group.inputs if not has_data(manifest, d)]
         if not missing:
             run.append(name)
             status[name] = "on"
@@ -90,24 +89,21 @@ def plan(switches: Mapping[str, bool | str], manifest: Manifest) -> tuple[list[s
     return run, status
 
 
-def enrich(backend: Backend, manifest: Manifest, panel: Panel, frame: Any, groups: list[str],
+def enrich(backend: Backend, manifest: Manifest, panel: Panel, frame: Any, names: list[str],
            stage: Callable[[str], Any] | None = None) -> dict[str, dict[str, Any]]:
-    """Run `groups` (names from GROUPS) and return their columns, each float64 aligned with the panel rows."""
-    if not groups:
+    """Run the enrichment ops `names` and return their columns, each float64 aligned with the panel rows."""
+    if not names:
         return {}
     ctx = Context.create(backend, manifest, panel, frame)
     out: dict[str, dict[str, Any]] = {}
-    for name in groups:
-        group = GROUPS[name]
+    for name in names:
         if stage is None:
-            cols = dict(group.fn(ctx))
+            cols = ops.run(name, ctx, {})
         else:
             with stage(f"enrich:{name}"):
-                cols = dict(group.fn(ctx))
-        if tuple(cols) != group.outputs:
-            raise RuntimeError(f"enrich group {name!r} produced {tuple(cols)}, declared {group.outputs}")
+                cols = ops.run(name, ctx, {})
         out[name] = {k: backend.xp.asarray(v, dtype=backend.xp.float64) for k, v in cols.items()}
     return out
 
 
-__all__ = ["GROUPS", "EnrichError", "Group", "enrich", "plan"]
+__all__ = ["EnrichError", "enrich", "groups", "plan"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from gpuetl.dates import civil_from_days, days_from_civil
 from gpuetl.features.panel import Panel
-from gpuetl.features.registry import feature
+from gpuetl.ops import feature
 
 log = logging.getLogger(__name__)
 

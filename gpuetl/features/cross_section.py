@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from gpuetl.features.panel import Panel
-from gpuetl.features.registry import feature
+from gpuetl.ops import feature
 
 Method = Literal["zscore", "rankgauss"]
 
@@ -57,7 +57,7 @@ def cs_rankgauss(panel: Panel, x: Any) -> Any:
 
 
 @feature("cs_rank", group="cross_section", inputs=(), outputs=lambda p: tuple(f"{c}_rank" for c in p["columns"]),
-         lookback=lambda p: 0, normalize="raw")
+         lookback=lambda p: 0, normalize="raw", axis="day")
 def cs_rank_feature(panel: Panel, columns: tuple[str, ...]) -> Mapping[str, Any]:
     """Percentile rank of earlier features within each day's cross-section (0..1, ties averaged)."""
     return {f"{c}_rank": cs_rank(panel, panel[c]) for c in columns}

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gpuetl.features.panel import Panel
-from gpuetl.features.registry import feature
+from gpuetl.ops import feature
 
 
 def _distance_outputs(p: Mapping[str, Any]) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from gpuetl.features.panel import Panel
 from gpuetl.features.price import TRADING_DAYS
-from gpuetl.features.registry import feature
+from gpuetl.ops import feature
 
 
 def _series_pct_change(xp: Any, x: Any, k: int) -> Any:
@@ -21,7 +21,8 @@ def _series_pct_change(xp: Any, x: Any, k: int) -> Any:
 @feature("market", group="market", inputs=("mkt_close",),
          outputs=lambda p: (*(f"mkt_ret_{k}d" for k in p["horizons"]), f"mkt_vol_{p['vol_window']}d",
                             f"mkt_trend_{p['trend_window']}d"),
-         lookback=lambda p: max(*p["horizons"], p["vol_window"] + 1, p["trend_window"]), normalize="time_series")
+         lookback=lambda p: max(*p["horizons"], p["vol_window"] + 1, p["trend_window"]), normalize="time_series",
+         axis="market")
 def market(panel: Panel, horizons: tuple[int, ...], vol_window: int, trend_window: int) -> Mapping[str, Any]:
     """TOPIX returns, realized vol and trend (close over its SMA), the same for every stock that day."""
     xp = panel.xp

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gpuetl.features.panel import Panel
-from gpuetl.features.registry import feature
 from gpuetl.features.smoothing import first_valid, seeded_ewm, wilder
+from gpuetl.ops import feature
 
 TA_EPSILON = 1e-8  # TA-Lib's TA_IS_ZERO: |v| < 1e-8 counts as zero (absolute, in the value's units)
 

@@ -1,6 +1,6 @@
 """The normalised view written beside every feature: `<feature>_z` and `<feature>_missing`.
 
-Each output column declares how it is normalised (gpuetl.features.registry.NORMALIZATIONS):
+Each output column declares how it is normalised (gpuetl.ops.NORMALIZATIONS):
 - `cross_section`: the day's winsorised z-score (or rank-gauss) across codes (gpuetl.features.cross_section);
 - `time_series`: for a value that is the same for every stock on a day (market regime, market-wide flows),
   whose cross-sectional z-score would always be 0: the day's value against its own trailing window of
@@ -20,7 +20,7 @@ from typing import Any
 
 from gpuetl.features.cross_section import Method, cs_rankgauss, cs_zscore
 from gpuetl.features.panel import Panel
-from gpuetl.features.registry import Normalization
+from gpuetl.ops import Normalization
 
 
 def day_values(panel: Panel, x: Any, name: str) -> Any:

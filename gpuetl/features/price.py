@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpuetl.features.panel import Panel
-from gpuetl.features.registry import Normalization, feature
 from gpuetl.features.smoothing import seeded_ewm
+from gpuetl.ops import Normalization, feature
 
 TRADING_DAYS = 252
 

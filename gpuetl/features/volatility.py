@@ -15,8 +15,8 @@ from typing import Any
 from gpuetl.features.momentum import TA_EPSILON, true_range
 from gpuetl.features.panel import Panel
 from gpuetl.features.price import TRADING_DAYS
-from gpuetl.features.registry import feature
 from gpuetl.features.smoothing import wilder
+from gpuetl.ops import feature
 
 _GK_CLOSE_WEIGHT = 2.0 * math.log(2.0) - 1.0
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gpuetl.features.panel import Panel
-from gpuetl.features.registry import feature
+from gpuetl.ops import feature
 
 
 def _ratio_to_mean(panel: Panel, x: Any, n: int) -> Any:

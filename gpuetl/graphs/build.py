@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 from rich.progress import Progress
 
+from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.features.panel import Panel
 from gpuetl.graphs.config import GraphConfig
 from gpuetl.graphs.daily import batch_graphs, bytes_per_day, pad_returns
-from gpuetl.graphs.features import PEER_FEATURES, feature_names, graph_features, peer_returns
+from gpuetl.graphs.features import PEER_FEATURES, graph_features, peer_returns
 from gpuetl.graphs.returns import Returns
 from gpuetl.stages import StageTimer
 
@@ -66,7 +67,8 @@ def build_graphs(backend: Backend, returns: Returns, cfg: GraphConfig, start: in
     days = graph_day_indices(n_dates, start, cfg.every_n_days)
     # a date index t has at most t returns in its window (row 0 has none): earlier days cannot have nodes
     computed = days[days >= cfg.min_observations]
-    names = feature_names(cfg)
+    spec = ops.get("graph", "graph")
+    names = spec.outputs(cfg)
     with timer("prepare"):
         padded = pad_returns(xp, returns.r1, cfg.window)
         features = {name: xp.full((n_dates, n_codes), xp.nan) for name in names}
@@ -86,6 +88,7 @@ def build_graphs(backend: Backend, returns: Returns, cfg: GraphConfig, start: in
                 with timer("features"):
                     own = graph_features(backend, g, cfg)
                     peers = peer_returns(backend, g, returns, span)
+                    ops.check_outputs(spec, [*own, *peers], cfg)
                     for k in range(span):  # a graph serves its own date and the dates until the next graph
                         inside = chunk + k < n_dates
                         rows = xp.asarray(chunk[inside] + k)

@@ -77,11 +77,6 @@ class GraphConfig:
     louvain: LouvainSettings
 
     @property
-    def lookback(self) -> int:
-        """Business days of closes read before the first graph day: its window of returns needs them."""
-        return self.window
-
-    @property
     def min_observations(self) -> int:
         """Returns a code needs inside the window to be a node that day."""
         return max(1, math.ceil(self.min_coverage * self.window - 1e-9))

@@ -15,6 +15,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.dataset.raw import read_raw
 from gpuetl.dates import EPOCH, civil_from_days
@@ -142,7 +143,8 @@ def graph_dataset(backend: Backend, cfg: GraphConfig, dataset: str | Path, lake:
         raise GraphInputError(f"the dataset at {dataset} has no rows")
     row_days = backend.days(rows["Date"])
     first, last = int(row_days.min()), int(row_days.max())  # host-ok: two scalars set the lake's read window
-    bars = load_bars(backend, lake, first, last, cfg.lookback)
+    spec = ops.get("graph", "graph")
+    bars = load_bars(backend, lake, first, last, spec.lookback(cfg))
     panel, codes = adjusted_panel(backend, bars)
     start = int(backend.xp.searchsorted(panel.unique_dates, first))  # host-ok: the first graph day's index
     date_pos, code_pos, found = locate_rows(backend, rows, codes, panel.unique_dates)
@@ -151,7 +153,8 @@ def graph_dataset(backend: Backend, cfg: GraphConfig, dataset: str | Path, lake:
     output = build_graphs(backend, returns_from_panel(panel), cfg, start, progress, eligible)
     features = row_features(backend, rows, output, date_pos, code_pos, found) if output.features else None
     write_graphs(backend, out, codes, output, cfg, features,
-                 {"dataset": str(dataset), "lake": str(lake), "dataset_rows": len(rows), **days_with_edges(backend, output)})
+                 {"dataset": str(dataset), "lake": str(lake), "dataset_rows": len(rows), **days_with_edges(backend, output),
+                  "normalization": spec.normalization(cfg)})
     stats = backend.memory_stats()
     return GraphRunResult(out, len(rows), len(codes), len(output.graph_days), output.n_edges, list(output.features),
                           output.batch_days, output.timings, stats["peak_bytes"] if stats else None,

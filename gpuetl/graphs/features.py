@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.graphs.config import GraphConfig
 from gpuetl.graphs.daily import BatchGraphs
@@ -14,15 +15,15 @@ from gpuetl.graphs.returns import Returns
 PEER_FEATURES = ("graph_peer_ret_1d", "graph_peer_ret_5d")
 
 
-def feature_names(cfg: GraphConfig) -> list[str]:
+def feature_names(cfg: GraphConfig) -> tuple[str, ...]:
     if not cfg.features.enabled:
-        return []
+        return ()
     names = ["graph_degree", "graph_wdegree"]
     if cfg.features.pagerank:
         names.append("graph_pagerank")
     if cfg.features.louvain:
         names += ["graph_community", "graph_community_size"]
-    return [*names, *PEER_FEATURES]
+    return (*names, *PEER_FEATURES)
 
 
 def graph_features(backend: Backend, g: BatchGraphs, cfg: GraphConfig) -> dict[str, Any]:
@@ -53,6 +54,13 @@ def graph_features(backend: Backend, g: BatchGraphs, cfg: GraphConfig) -> dict[s
         out["graph_community"] = _scatter(xp, nodes, labels.astype(xp.float64), nb, n)
         out["graph_community_size"] = _scatter(xp, nodes, counts[inverse.reshape(-1)].astype(xp.float64), nb, n)
     return out
+
+
+# The graph features as an op (gpuetl.ops): per (day, code), from the day's graph over every code, so axis "day";
+# they need the graph's window of returns before the first day; community labels are categories (raw).
+ops.op("graph", stage="graph", group="graph", inputs=("close",), outputs=feature_names,
+       lookback=lambda cfg: cfg.window, normalize=ops.by_column(raw=["graph_community"]), axis="day",
+       doc="degree, weighted degree, PageRank, Louvain community and size, peer returns per day")(graph_features)
 
 
 def peer_returns(backend: Backend, g: BatchGraphs, returns: Returns, span: int) -> dict[str, Any]:
