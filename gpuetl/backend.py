@@ -28,6 +28,7 @@ from gpuetl.kernels import KernelSet
 log = logging.getLogger(__name__)
 
 BackendName = Literal["gpu", "cpu"]
+RollingStat = Literal["sum", "mean", "std", "var", "min", "max", "count"]
 _POOL_ALIGNMENT = 256
 
 
@@ -117,6 +118,31 @@ class Backend:
 
         pq.write_table(pa.table(dict(columns)), str(path), use_dictionary=True if dictionary is None else dictionary)
 
+    def rolling(self, x: Any, window: int, stat: RollingStat, min_periods: int, groups: Any = None) -> Any:
+        """Trailing `window`-row statistic of array `x` (per group of `groups` when given: rows sorted by
+        group), with pandas' rolling semantics on both backends; a float64 array of this backend.
+
+        A window of equal values gives exactly that value (mean) and exactly 0 (var, std), as pandas does:
+        libcudf divides a plain window sum by the count, which can miss the value by a rounding step, and a
+        mean that is not exact leaves a variance that is tiny instead of 0; features that compare such a
+        result with 0 or with another mean (crosses, CCI, Bollinger, z-scores) would then differ by backend.
+        """
+        s = self.series(x)
+        roll = (s.groupby(self.series(groups), sort=True) if groups is not None else s).rolling(
+            window, min_periods=min_periods)
+        res = self._rolled(roll, stat)  # rows are sorted by group, so the group-ordered result is in row order
+        if self.is_gpu and stat in ("mean", "var", "std"):
+            res = exact_when_flat(self.xp, res, self._rolled(roll, "max"), self._rolled(roll, "min"), stat)
+        return res
+
+    def _rolled(self, roll: Any, stat: str) -> Any:
+        return self.to_array(getattr(roll, stat)().reset_index(drop=True))
+
+    def free_device_bytes(self) -> int | None:
+        """Bytes of the RMM pool not in use (the GPU's budget for batched work); None on the CPU."""
+        stats = self.memory_stats()
+        return None if stats is None else max(stats["pool_bytes"] - stats["current_bytes"], 0)
+
     def days(self, series: Any) -> Any:
         """A date/datetime Series -> int64 days since 1970-01-01 as an array of this backend."""
         ns = series.astype("datetime64[ns]").astype("int64")
@@ -126,6 +152,13 @@ class Backend:
         """Wait for queued device work (before reading a clock); a no-op on the CPU."""
         if self.is_gpu:
             self.xp.cuda.runtime.deviceSynchronize()
+
+
+def exact_when_flat(xp: ModuleType, res: Any, hi: Any, lo: Any, stat: str) -> Any:
+    """A window statistic made exact where the window's values are all equal (max == min): the value itself
+    for a mean, 0 for a variance or standard deviation (see `Backend.rolling`)."""
+    flat = (hi == lo) & ~xp.isnan(res)
+    return xp.where(flat, hi if stat == "mean" else 0.0, res)
 
 
 def probe_gpu() -> GpuProbe:

@@ -11,7 +11,7 @@ import pytest
 import talib
 
 from gpuetl import ops
-from gpuetl.backend import Backend
+from gpuetl.backend import Backend, exact_when_flat
 from gpuetl.features.adjust import add_adjusted
 from gpuetl.features.panel import Panel
 from gpuetl.features.price import ema_talib
@@ -166,16 +166,14 @@ def test_exact_when_flat_repairs_a_rounded_window_result(backend: Backend, stat:
     # what libcudf can return for a window of equal values: the mean a rounding step off, a tiny variance
     panel = make_panel(backend, random_walk_frame())
     x = flat_stretches(backend, panel)
-    b = backend
-    windows = b.series(x).groupby(b.series(panel.group), sort=True).rolling(5, min_periods=5)
-    raw = b.to_array(getattr(windows, stat)().reset_index(drop=True))
-    xp = b.xp
-    hi = panel.rolling(x, 5, "max")
-    flat = (hi == panel.rolling(x, 5, "min")) & ~xp.isnan(raw)
+    b, xp = backend, backend.xp
+    raw = panel.rolling(x, 5, stat)
+    hi, lo = panel.rolling(x, 5, "max"), panel.rolling(x, 5, "min")
+    flat = (hi == lo) & ~xp.isnan(raw)
     exact = xp.where(flat, hi if stat == "mean" else 0.0, raw)
     rounded = xp.where(flat, xp.nextafter(exact, xp.inf) if stat == "mean" else 1e-20, raw)
     assert int(flat.sum()) > 20
-    np.testing.assert_array_equal(host(b, panel._exact_when_flat(windows, rounded, stat)), host(b, exact))
+    np.testing.assert_array_equal(host(b, exact_when_flat(xp, rounded, hi, lo, stat)), host(b, exact))
 
 
 def test_extract_moves_the_selected_rows_of_some_columns_out(backend: Backend) -> None:

@@ -30,8 +30,8 @@ def market(panel: Panel, horizons: tuple[int, ...], vol_window: int, trend_windo
     close = panel.date_columns["mkt_close"]
     out = {f"mkt_ret_{k}d": panel.broadcast_dates(_series_pct_change(xp, close, k)) for k in horizons}
     logret = xp.log(close / xp.concatenate([xp.full(1, xp.nan), close[:-1]]))
-    vol = b.to_array(b.series(logret).rolling(vol_window, min_periods=vol_window).std()) * math.sqrt(TRADING_DAYS)
-    sma = b.to_array(b.series(close).rolling(trend_window, min_periods=trend_window).mean())
+    vol = b.rolling(logret, vol_window, "std", vol_window) * math.sqrt(TRADING_DAYS)
+    sma = b.rolling(close, trend_window, "mean", trend_window)
     out[f"mkt_vol_{vol_window}d"] = panel.broadcast_dates(vol)
     out[f"mkt_trend_{trend_window}d"] = panel.broadcast_dates(close / sma - 1.0)
     return out

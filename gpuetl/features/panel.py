@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from gpuetl.backend import Backend
+from gpuetl.backend import Backend, RollingStat
 from gpuetl.dates import BusinessCalendar
 from gpuetl.kernels.ewm import center_of_mass, segment_ids, segment_offsets
-
-RollingStat = Literal["sum", "mean", "std", "var", "min", "max", "count"]
 
 
 class Panel:
@@ -107,25 +105,7 @@ class Panel:
         """Trailing `window`-row statistic per code; pandas' groupby().rolling() semantics on both backends."""
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
-        b = self.backend
-        grouped = b.series(x).groupby(b.series(self.group), sort=True).rolling(window, min_periods=min_periods or window)
-        # rows are already sorted by code, so the group-ordered result is in row order
-        res = b.to_array(getattr(grouped, stat)().reset_index(drop=True))
-        if b.is_gpu and stat in ("mean", "var", "std"):
-            res = self._exact_when_flat(grouped, res, stat)
-        return res
-
-    def _exact_when_flat(self, grouped: Any, res: Any, stat: RollingStat) -> Any:
-        """A window of equal values gives exactly that value (mean) and exactly 0 (var, std), as in pandas.
-
-        libcudf divides a plain window sum by the count, which can miss the value by a rounding step, and a
-        mean that is not exact leaves a variance that is tiny instead of 0; features that compare such a
-        result with 0 or with another mean (crosses, CCI, Bollinger) would then differ from the CPU.
-        """
-        b, xp = self.backend, self.xp
-        hi = b.to_array(grouped.max().reset_index(drop=True))
-        flat = (hi == b.to_array(grouped.min().reset_index(drop=True))) & ~xp.isnan(res)
-        return xp.where(flat, hi if stat == "mean" else 0.0, res)
+        return self.backend.rolling(x, window, stat, min_periods or window, groups=self.group)
 
     def ewm(self, x: Any, *, com: float | None = None, span: float | None = None, halflife: float | None = None,
             alpha: float | None = None, adjust: bool = True, ignore_na: bool = False, min_periods: int = 0,

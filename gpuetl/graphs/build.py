@@ -45,12 +45,8 @@ def graph_day_indices(n_dates: int, start: int, every_n_days: int) -> np.ndarray
 def batch_size(backend: Backend, n_codes: int, cfg: GraphConfig) -> int:
     """Days per batch: max_days, lowered to the memory budget (RMM pool's free bytes on the GPU)."""
     per_day = bytes_per_day(max(n_codes, 1), cfg)
-    if backend.is_gpu:
-        stats = backend.memory_stats()
-        free = stats["pool_bytes"] - stats["current_bytes"] if stats else 0
-        budget = cfg.batch.gpu_memory_fraction * max(free, 0)
-    else:
-        budget = float(cfg.batch.cpu_bytes)
+    free = backend.free_device_bytes()
+    budget = float(cfg.batch.cpu_bytes) if free is None else cfg.batch.gpu_memory_fraction * free
     return int(max(1, min(cfg.batch.max_days, budget // per_day)))
 
 
