@@ -54,6 +54,12 @@ def backend(request: pytest.FixtureRequest) -> backend_mod.Backend:
 
 
 @pytest.fixture
+def cpu_backend() -> backend_mod.Backend:
+    """The CPU backend, for parity tests that run both (`gpu_backend` beside it)."""
+    return _backend("cpu")
+
+
+@pytest.fixture
 def gpu_backend() -> backend_mod.Backend:
     """The GPU backend, for parity tests marked `gpu` (which are skipped where there is no GPU)."""
     return _backend("gpu")

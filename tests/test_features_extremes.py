@@ -10,8 +10,7 @@ import talib
 
 from gpuetl.backend import Backend
 from gpuetl.features import extremes
-from tests.support.panels import make_panel, per_code, random_walk_frame
-from tests.test_features_momentum import (
+from tests.support.features import (
     assert_causal,
     assert_lookbacks,
     compare,
@@ -19,6 +18,7 @@ from tests.test_features_momentum import (
     per_code_frames,
     single_code,
 )
+from tests.support.panels import make_panel, per_code, random_walk_frame
 
 WINDOWS = (20, 60, 250)
 PARAMS = {

@@ -14,8 +14,7 @@ import talib
 from gpuetl.backend import Backend
 from gpuetl.features import volatility
 from gpuetl.features.volatility import atr
-from tests.support.panels import host, make_panel, per_code, random_walk_frame
-from tests.test_features_momentum import (
+from tests.support.features import (
     assert_causal,
     assert_lookbacks,
     compare,
@@ -24,6 +23,7 @@ from tests.test_features_momentum import (
     seeded_ewm_ref,
     single_code,
 )
+from tests.support.panels import host, make_panel, per_code, random_walk_frame
 
 PARAMS = {
     "parkinson": {"windows": (5, 20, 60)},

@@ -8,8 +8,7 @@ import pandas as pd
 
 from gpuetl.backend import Backend
 from gpuetl.features import volume
-from tests.support.panels import random_walk_frame
-from tests.test_features_momentum import (
+from tests.support.features import (
     assert_causal,
     assert_lookbacks,
     build_panel,
@@ -18,6 +17,7 @@ from tests.test_features_momentum import (
     per_code_frames,
     with_flags,
 )
+from tests.support.panels import random_walk_frame
 
 PARAMS = {
     "volume_ratio": {"windows": (5, 20, 60)},

@@ -3,42 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
 
-from gpuetl.backend import Backend, create
-from gpuetl.config import ConfigError, load_settings
+from gpuetl.backend import Backend
+from gpuetl.config import ConfigError
 from gpuetl.graphs.config import GraphConfig, load_graph_config
 from gpuetl.graphs.daily import pad_returns, shrunk_correlations
 from gpuetl.kernels.knn import shrunk_correlation_cpu
-
-SMALL = ["window=20", "halflife=8.0", "min_coverage=0.8", "knn.k=3", "knn.threshold=0.2"]
-
-
-def graph_config(*overrides: str) -> GraphConfig:
-    return load_graph_config(overrides=[*SMALL, *overrides])
-
-
-def cpu_backend() -> Backend:
-    return create(load_settings(overrides=["backend=cpu"]))
-
-
-def host(backend: Backend, a: Any) -> np.ndarray:
-    return backend.xp.asnumpy(a) if backend.is_gpu else np.asarray(a)
-
-
-def factor_returns(n_dates: int, n_codes: int, seed: int = 0, missing: float = 0.05,
-                   sectors: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Market + sector + noise daily returns (NaN holes, row 0 missing) and each code's sector."""
-    rng = np.random.default_rng(seed)
-    sector = rng.integers(0, sectors, n_codes)
-    r = (rng.standard_normal((n_dates, 1)) * 0.01 + rng.standard_normal((n_dates, sectors))[:, sector] * 0.01
-         + rng.standard_normal((n_dates, n_codes)) * 0.012)
-    r[rng.random(r.shape) < missing] = np.nan
-    r[0] = np.nan
-    return r, sector
+from tests._testing import CPU, host
+from tests.support.graphs import factor_returns, graph_config
 
 
 def hand_correlation(r: np.ndarray, t: int, cfg: GraphConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +81,7 @@ def test_coverage_rule_and_zero_variance() -> None:
     r[window[: cfg.window - need + 1], 1] = np.nan  # one fewer: not a node
     r[:, 2] = 0.003  # constant: zero variance, not a node
     r[1:, 3] = 0.7  # constant too, and its EWM mean carries rounding noise (S_33 ~ 1e-31): still not a node
-    cand, valid = shrunk_correlations(cpu_backend(), pad_returns(np, r, cfg.window), np.array([t]), cfg)
+    cand, valid = shrunk_correlations(CPU, pad_returns(np, r, cfg.window), np.array([t]), cfg)
     np.testing.assert_array_equal(valid[0], [True, False, False, False, True, True])
     assert np.all(cand[0, 1] == -np.inf) and np.all(cand[0, :, 2] == -np.inf)
 

@@ -11,31 +11,8 @@ import pytest
 from gpuetl.graphs.build import GraphOutput, build_graphs
 from gpuetl.graphs.returns import Returns
 from gpuetl.kernels.graph_analytics import canonical_labels, union_louvain_cpu, union_pagerank_cpu
-from tests.test_graphs_correlation import cpu_backend, factor_returns, graph_config
-
-SIZES = [30, 1, 0, 25, 40]  # a singleton and an empty segment on purpose
-
-
-def random_union(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    offsets = np.concatenate([[0], np.cumsum(SIZES)])
-    src, dst = [], []
-    for g, n in enumerate(SIZES):
-        if n < 2:
-            continue
-        pairs = {(int(a), int(b)) for a, b in rng.integers(0, n - 3, size=(3 * n, 2)) if a < b}  # last 3 isolated
-        src += [offsets[g] + a for a, _ in sorted(pairs)]
-        dst += [offsets[g] + b for _, b in sorted(pairs)]
-    weight = rng.uniform(0.25, 1.0, len(src))
-    return np.array(src), np.array(dst), weight, offsets
-
-
-def segment_graph(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, lo: int, hi: int) -> nx.Graph:
-    graph = nx.Graph()
-    graph.add_nodes_from(range(hi - lo))
-    inside = (src >= lo) & (src < hi)
-    graph.add_weighted_edges_from(zip(src[inside] - lo, dst[inside] - lo, weight[inside], strict=True))
-    return graph
+from tests._testing import CPU
+from tests.support.graphs import SIZES, factor_returns, graph_config, random_union, segment_graph
 
 
 def plain_pagerank(graph: nx.Graph, damping: float, iterations: int = 3000) -> np.ndarray:
@@ -116,7 +93,7 @@ def graphs_of(every_n_days: int = 1) -> tuple[np.ndarray, np.ndarray, GraphOutpu
     cfg = graph_config("knn.k=3", f"every_n_days={every_n_days}")
     r1, _ = factor_returns(70, 24, seed=8)
     r5, _ = factor_returns(70, 24, seed=9)
-    out = build_graphs(cpu_backend(), Returns(np.arange(70) + 18_000, r1, r5), cfg, start=4)
+    out = build_graphs(CPU, Returns(np.arange(70) + 18_000, r1, r5), cfg, start=4)
     return r1, r5, out
 
 

@@ -17,8 +17,8 @@ from gpuetl.graphs.build import build_graphs
 from gpuetl.graphs.returns import Returns
 from gpuetl.kernels.graph_analytics import union_louvain_cpu, union_pagerank_cpu
 from gpuetl.kernels.knn import row_topk_cpu, shrunk_correlation_cpu
-from tests.test_graphs_correlation import cpu_backend, factor_returns, graph_config
-from tests.test_graphs_features import SIZES, random_union, segment_graph
+from tests._testing import CPU
+from tests.support.graphs import SIZES, factor_returns, graph_config, random_union, segment_graph
 
 pytestmark = pytest.mark.gpu
 
@@ -78,7 +78,7 @@ def test_pipeline_gpu_equals_cpu(gpu_backend: Backend) -> None:
     r1, _ = factor_returns(120, 300, seed=4)
     r5, _ = factor_returns(120, 300, seed=5)
     cfg = graph_config("knn.k=8", "knn.threshold=0.1", "batch.max_days=16")
-    cpu = build_graphs(cpu_backend(), Returns(np.arange(120), r1, r5), cfg, start=2)
+    cpu = build_graphs(CPU, Returns(np.arange(120), r1, r5), cfg, start=2)
     gpu = build_graphs(gpu_backend, Returns(xp.arange(120), xp.asarray(r1), xp.asarray(r5)), cfg, start=2)
     for k in ("day", "src", "dst"):
         np.testing.assert_array_equal(xp.asnumpy(gpu.edges[k]), cpu.edges[k], err_msg=k)

@@ -9,7 +9,8 @@ from gpuetl.backend import Backend
 from gpuetl.graphs.daily import knn_graphs
 from gpuetl.kernels import KernelSet
 from gpuetl.kernels.knn import row_topk_cpu
-from tests.test_graphs_correlation import graph_config, host
+from tests._testing import host
+from tests.support.graphs import graph_config
 
 
 def brute_topk(row: np.ndarray, k: int) -> list[tuple[int, float]]:

@@ -19,9 +19,10 @@ from gpuetl.graphs.build import GraphOutput, build_graphs
 from gpuetl.graphs.dataset import graph_stage
 from gpuetl.graphs.returns import Returns, horizon_returns
 from gpuetl.synth import MarketConfig, cached_market
+from tests._testing import CPU, host
+from tests.support.graphs import factor_returns, graph_config
 from tests.support.lakes import SMALL, raw_market, write_lake
 from tests.support.panels import make_panel, random_walk_frame
-from tests.test_graphs_correlation import cpu_backend, factor_returns, graph_config, host
 
 
 def run_graphs(backend: Backend, r1: np.ndarray, r5: np.ndarray, *overrides: str) -> GraphOutput:
@@ -38,7 +39,7 @@ def as_host(backend: Backend, out: GraphOutput) -> tuple[dict[str, np.ndarray], 
 def test_batched_equals_one_day_at_a_time() -> None:
     r1, _ = factor_returns(60, 30, seed=2)
     r5, _ = factor_returns(60, 30, seed=3)
-    cpu = cpu_backend()
+    cpu = CPU
     one = run_graphs(cpu, r1, r5, "batch.max_days=1")
     many = run_graphs(cpu, r1, r5, "batch.max_days=7")
     assert (one.batch_days, many.batch_days) == (1, 7)
@@ -87,7 +88,7 @@ def test_graphs_recover_the_synthetic_sectors() -> None:
     wide = pd.DataFrame({"Date": bars["Date"], "Code": bars["Code"], "close": close}).pivot(
         index="Date", columns="Code", values="close")
     r1 = horizon_returns(np, wide.to_numpy(), 1)
-    out = build_graphs(cpu_backend(), Returns(np.arange(len(wide)), r1, horizon_returns(np, wide.to_numpy(), 5)),
+    out = build_graphs(CPU, Returns(np.arange(len(wide)), r1, horizon_returns(np, wide.to_numpy(), 5)),
                        graph_config("window=60", "halflife=30.0", "knn.k=3",
                                     "features.enabled=false", "every_n_days=20"))
     sector = market.truth["universe"].set_index("Code")["S33"].reindex(wide.columns).to_numpy()
@@ -119,7 +120,7 @@ def test_graph_command_on_a_built_dataset_and_the_lake_leakage_rule(tmp_path: Pa
     outs = []
     for i, b in enumerate((bars, bars2)):
         write_lake(tmp_path / f"lake{i}", b, topix, master)
-        build_dataset(cpu_backend(), cfg, tmp_path / f"lake{i}", tmp_path / f"ds{i}", progress=False)
+        build_dataset(CPU, cfg, tmp_path / f"lake{i}", tmp_path / f"ds{i}", progress=False)
         assert graph_cli(["--dataset", str(tmp_path / f"ds{i}"), "--lake", str(tmp_path / f"lake{i}"),
                           "--config-set", "window=20", "--config-set", "knn.k=2",
                           "--config-set", "knn.threshold=0.01", "--no-progress"]) == 0
@@ -182,7 +183,7 @@ def test_graph_command_limits_the_nodes_to_the_dataset_universe(tmp_path: Path) 
     bars, topix, master = raw_market(seed=2)  # 13030 is not in the prime market
     write_lake(tmp_path / "lake", bars, topix, master)
     cfg = load_dataset_config("configs/dataset/default.yaml", [*SMALL, "universe=prime"])
-    build_dataset(cpu_backend(), cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
+    build_dataset(CPU, cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
     assert graph_cli(["--dataset", str(tmp_path / "ds"), "--lake", str(tmp_path / "lake"), "--out",
                       str(tmp_path / "g"), "--config-set", "window=20",
                       "--config-set", "knn.threshold=0.01", "--no-progress"]) == 0
