@@ -15,8 +15,8 @@ from gpuetl.backend import Backend
 from gpuetl.dataset.build import build_dataset
 from gpuetl.dataset.config import load_dataset_config
 from gpuetl.enrich import groups
-from tests._testing import assert_backend_equal
-from tests.support.lakes import CPU, SMALL, T, edge_tables, perturb, read_dataset, write_tables
+from tests._testing import CPU, assert_backend_equal
+from tests.support.lakes import SMALL, T, edge_tables, perturb, read_dataset, write_tables
 
 CONFIG = "configs/dataset/default.yaml"
 ALL_ON = [f"enrich.{g}=true" for g in groups()]

@@ -22,7 +22,8 @@ from gpuetl.enrich.context import Context
 from gpuetl.enrich.flows import SECTION_OF_MARKET
 from gpuetl.lake.manifest import Manifest
 from gpuetl.synth.calendar import build_calendar
-from tests.support.lakes import CPU, Bdays, days, synthetic_tables, write_tables
+from tests._testing import CPU
+from tests.support.lakes import Bdays, days, synthetic_tables, write_tables
 
 # ----------------------------------------------------------------------------- lakes for tests
 

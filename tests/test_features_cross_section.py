@@ -14,7 +14,8 @@ from gpuetl.features.cross_section import cs_rank, cs_rankgauss, cs_zscore, zero
 from gpuetl.features.normalize import normalized, time_series_zscore
 from gpuetl.features.panel import Panel
 from gpuetl.features.targets import targets
-from tests.support.panels import host, make_panel, random_walk_frame
+from tests._testing import host
+from tests.support.panels import make_panel, random_walk_frame
 
 
 def day_frame(seed: int = 0) -> pd.DataFrame:

@@ -15,7 +15,8 @@ from gpuetl.backend import Backend, exact_when_flat
 from gpuetl.features.adjust import add_adjusted
 from gpuetl.features.panel import Panel
 from gpuetl.features.price import ema_talib
-from tests.support.panels import host, make_panel, per_code, random_walk_frame
+from tests._testing import host
+from tests.support.panels import make_panel, per_code, random_walk_frame
 
 
 @pytest.mark.parametrize("tick", [None, 10.0])

@@ -14,6 +14,7 @@ import talib
 from gpuetl.backend import Backend
 from gpuetl.features import volatility
 from gpuetl.features.volatility import atr
+from tests._testing import host
 from tests.support.features import (
     assert_causal,
     assert_lookbacks,
@@ -23,7 +24,7 @@ from tests.support.features import (
     seeded_ewm_ref,
     single_code,
 )
-from tests.support.panels import host, make_panel, per_code, random_walk_frame
+from tests.support.panels import make_panel, per_code, random_walk_frame
 
 PARAMS = {
     "parkinson": {"windows": (5, 20, 60)},

@@ -12,7 +12,8 @@ import pandas as pd
 from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.features.panel import Panel
-from tests.support.panels import host, make_panel, per_code, random_walk_frame
+from tests._testing import host
+from tests.support.panels import make_panel, per_code, random_walk_frame
 
 
 def with_flags(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:

@@ -11,9 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as pads
 
-from gpuetl.backend import Backend
 from gpuetl.jquants import schema, spec
-from gpuetl.kernels import KernelSet
 from gpuetl.lake import Lake, Unit
 from gpuetl.lake.canonical import SNAPSHOT_COLUMN
 from gpuetl.synth import MarketConfig, build_market
@@ -25,7 +23,6 @@ SMALL = ["features=[{op: returns, params: {horizons: [1, 5]}}, {op: sma, params:
          " {op: realized_vol, params: {windows: [5]}}, {op: market, params: {horizons: [1], vol_window: 5,"
          " trend_window: 10}}, {op: beta, params: {windows: [20]}}, {op: sector_relative, params: {horizons: [1]}},"
          " {op: calendar}, {op: maturity, params: {windows: [20]}}, {op: range_location}]"]
-CPU = Backend("cpu", pd, np, KernelSet("cpu"), "tests")
 ENRICH_DATASETS = ("calendar", "master", "bars_daily", "topix", "fins_summary", "investor_types", "margin_interest",
                    "margin_alert", "short_ratio", "earnings_calendar", "dividend")
 T = pd.Timestamp("2024-11-05")  # the first 15:30 close: the day the edge rows sit at

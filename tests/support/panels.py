@@ -51,9 +51,5 @@ def make_panel(backend: Backend, df: pd.DataFrame) -> Panel:
     return panel
 
 
-def host(backend: Backend, x: object) -> np.ndarray:
-    return backend.xp.asnumpy(x) if backend.is_gpu else np.asarray(x)
-
-
 def per_code(df: pd.DataFrame) -> list[np.ndarray]:
     return [g.index.to_numpy() for _, g in df.groupby("code", sort=True)]
