@@ -40,7 +40,6 @@ class BackendUnavailable(RuntimeError):
 class GpuProbe:
     usable: bool
     reason: str  # why the GPU can or cannot be used: the first missing piece, by name
-    device_count: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,8 +176,8 @@ def probe_gpu() -> GpuProbe:
         try:
             importlib.import_module(module)
         except Exception as err:  # ImportError, or a CUDA/driver error raised while cuDF loads
-            return GpuProbe(False, f"{module} does not import ({type(err).__name__}: {err})", count)
-    return GpuProbe(True, f"cudf imports and {count} CUDA device(s) are visible", count)
+            return GpuProbe(False, f"{module} does not import ({type(err).__name__}: {err})")
+    return GpuProbe(True, f"cudf imports and {count} CUDA device(s) are visible")
 
 
 def resolve(requested: str) -> tuple[BackendName, str]:
@@ -200,10 +199,10 @@ def create(settings: Settings) -> Backend:
     name, reason = resolve(settings.backend)
     if name == "cpu":
         return Backend("cpu", importlib.import_module("pandas"), importlib.import_module("numpy"),
-                       KernelSet("cpu"), reason)
+                       KernelSet("cpu", settings.on_cpu_fallback), reason)
     pool, device = _init_gpu_memory(settings.gpu)
     return Backend("gpu", importlib.import_module("cudf"), importlib.import_module("cupy"),
-                   KernelSet("gpu"), reason, device, pool)
+                   KernelSet("gpu", settings.on_cpu_fallback), reason, device, pool)
 
 
 _ACTIVE: Backend | None = None

@@ -29,9 +29,6 @@ S33_CODES: tuple[str, ...] = tuple(S33_TO_S17)
 
 MARGIN_NAMES = {"1": "信用", "2": "貸借", "3": "その他"}
 SCALE_CATS = ("TOPIX Core30", "TOPIX Large70", "TOPIX Mid400", "TOPIX Small 1", "TOPIX Small 2", "-")
-# Market segments before and after the 2022-04-04 restructuring.
-OLD_MARKETS = ("0101", "0102", "0104", "0106", "0107")
-NEW_MARKETS = ("0111", "0112", "0113")
 # Investor-type section of each market code (TSE2nd etc. merged into TSEJASDAQ for the JASDAQ codes).
 SECTION_OF_MARKET = {"0101": "TSE1st", "0102": "TSE2nd", "0104": "TSEMothers", "0106": "TSEJASDAQ",
                      "0107": "TSEJASDAQ", "0111": "TSEPrime", "0112": "TSEStandard", "0113": "TSEGrowth"}

@@ -57,11 +57,6 @@ class Universe:
         t = np.arange(n_days)[:, None]
         return (t >= self.list_day[None, :]) & (t < self.delist_day[None, :])
 
-    def market_on(self, dates: np.ndarray) -> np.ndarray:
-        """(len(dates), N) market codes on each date (old segments before 2022-04-04)."""
-        new = np.asarray(dates, dtype="datetime64[D]")[:, None] >= RESTRUCTURE
-        return np.where(new, self.market_new[None, :], self.market_old[None, :])
-
 
 def _codes(rng: np.random.Generator, s33: np.ndarray, alnum: np.ndarray) -> np.ndarray:
     """Unique 5-char codes: 4 digits (mostly in the sector's traditional range) + "0", or "DDDL0"."""
