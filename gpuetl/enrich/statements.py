@@ -79,61 +79,58 @@ class Statements:
         raw = raw.sort_values(["DiscDate", "DiscTime", "DiscNo", "Code"], na_position="last").reset_index(drop=True)
         self.n = len(raw)
         disc = ctx.days(raw["DiscDate"], NEVER)
-        self.disc = disc
-        self.eff = xp.where(disc == NEVER, NEVER, ctx.calendar.effective_at(disc, time_seconds(b, raw["DiscTime"])))
+        self.disclosed = disc
+        self.effective = xp.where(disc == NEVER, NEVER, ctx.calendar.effective_at(disc, time_seconds(b, raw["DiscTime"])))
         self.panel_key, self.code = ctx.code_keys(raw["Code"])
         self.order = xp.arange(self.n)  # canonical order: ties in effective day go to the later row
-
-        def f(name: str) -> Any:
-            return b.to_array(raw[name].astype("float64"))
 
         def flag(mask: Any) -> Any:
             return b.to_array(mask.fillna(False).astype("float64")) == 1.0
 
-        self.v = {name: f(name) for name in COLUMNS[9:]}
-        per = raw["CurPerType"]
-        self.q = xp.zeros(self.n)
+        self.values = {name: b.to_array(raw[name].astype("float64")) for name in COLUMNS[9:]}
+        period_type = raw["CurPerType"]
+        self.quarter = xp.zeros(self.n)  # 1..4 for 1Q..FY documents, 0 for others (forecast revisions)
         for i, label in enumerate(("1Q", "2Q", "3Q", "FY"), start=1):
-            self.q = xp.where(flag(per == label), float(i), self.q)
-        self.statement = flag(raw["DocType"].str.contains("FinancialStatements")) & (self.q > 0)
+            self.quarter = xp.where(flag(period_type == label), float(i), self.quarter)
+        self.statement = flag(raw["DocType"].str.contains("FinancialStatements")) & (self.quarter > 0)
         self.period = month_index(xp, day_numbers(b, raw["CurPerEn"]))
         self.fy = month_index(xp, day_numbers(b, raw["CurFYEn"]))
         nxt = month_index(xp, day_numbers(b, raw["NxtFYEn"]))
         self.next_fy = xp.where(xp.isnan(nxt), self.fy + 12, nxt)
         self.statement &= ~xp.isnan(self.period) & ~xp.isnan(self.fy)  # a statement without its period is unusable
-        self.cum = ctx.cum_factor_at(self.panel_key, self.code, self.eff)
+        self.cum = ctx.cum_factor_at(self.panel_key, self.code, self.effective)
 
     # ----------------------------------------------------------------- document-level derived values
 
     def actuals(self) -> dict[str, Any]:
         """Per-document TTM figures, YoY growth and ratios (NaN on rows that are not statements)."""
         xp, b = self.ctx.xp, self.ctx.backend
-        v, s = self.v, self.statement
-        key_period = xp.where(s, self.period, -1.0)
-        key_fy_end = xp.where(s & (self.q == 4), self.period, -1.0)
-        # last year's same period and last fiscal year, each in the version known at this document's day
-        prev = asof_join(b, [self.code, xp.where(s, self.period - 12, -2.0)], self.eff,
-                         [self.code, key_period], self.eff)
-        last_fy = asof_join(b, [self.code, xp.where(s, self.fy - 12, -2.0)], self.eff,
-                            [self.code, key_fy_end], self.eff)
+        values, is_statement = self.values, self.statement
+        key_period = xp.where(is_statement, self.period, -1.0)
+        key_fy_end = xp.where(is_statement & (self.quarter == 4), self.period, -1.0)
+        # last year'is_statement same period and last fiscal year, each in the version known at this document'is_statement day
+        prev = asof_join(b, [self.code, xp.where(is_statement, self.period - 12, -2.0)], self.effective,
+                         [self.code, key_period], self.effective)
+        last_fy = asof_join(b, [self.code, xp.where(is_statement, self.fy - 12, -2.0)], self.effective,
+                            [self.code, key_fy_end], self.effective)
         out: dict[str, Any] = {}
-        q4 = self.q == 4
-        units_prev = self.cum / take(xp, self.cum, prev)  # previous per-share values in this document's units
+        q4 = self.quarter == 4
+        units_prev = self.cum / take(xp, self.cum, prev)  # previous per-share values in this document'is_statement units
         units_fy = self.cum / take(xp, self.cum, last_fy)
         for name in ("Sales", "OP", "NP", "EPS"):
-            x = v[name]
-            p = take(xp, x, prev) * (units_prev if name == "EPS" else 1.0)
-            fy = take(xp, x, last_fy) * (units_fy if name == "EPS" else 1.0)
-            out[f"ttm_{name}"] = xp.where(s, xp.where(q4, x, x + fy - p), xp.nan)
-            out[f"prev_{name}"] = xp.where(s, p, xp.nan)
-        out["sales_yoy"] = xp.where(s, ratio(xp, v["Sales"], out["prev_Sales"], positive=True) - 1.0, xp.nan)
-        out["op_yoy"] = xp.where(s, growth(xp, v["OP"], out["prev_OP"]), xp.nan)
-        out["np_yoy"] = xp.where(s, growth(xp, v["NP"], out["prev_NP"]), xp.nan)
-        out["roe"] = xp.where(s, ratio(xp, out["ttm_NP"], v["Eq"], positive=True), xp.nan)
-        out["equity_ratio"] = xp.where(s, xp.where(xp.isnan(v["EqAR"]), ratio(xp, v["Eq"], v["TA"], positive=True),
-                                                   v["EqAR"]), xp.nan)
-        out["op_margin"] = xp.where(s, ratio(xp, v["OP"], v["Sales"], positive=True), xp.nan)
-        out["shares"] = xp.where(s, v["ShOutFY"] - xp.nan_to_num(v["TrShFY"]), xp.nan)
+            x = values[name]
+            prev_value = take(xp, x, prev) * (units_prev if name == "EPS" else 1.0)
+            last_fy_value = take(xp, x, last_fy) * (units_fy if name == "EPS" else 1.0)
+            out[f"ttm_{name}"] = xp.where(is_statement, xp.where(q4, x, x + last_fy_value - prev_value), xp.nan)
+            out[f"prev_{name}"] = xp.where(is_statement, prev_value, xp.nan)
+        out["sales_yoy"] = xp.where(is_statement, ratio(xp, values["Sales"], out["prev_Sales"], positive=True) - 1.0, xp.nan)
+        out["op_yoy"] = xp.where(is_statement, growth(xp, values["OP"], out["prev_OP"]), xp.nan)
+        out["np_yoy"] = xp.where(is_statement, growth(xp, values["NP"], out["prev_NP"]), xp.nan)
+        out["roe"] = xp.where(is_statement, ratio(xp, out["ttm_NP"], values["Eq"], positive=True), xp.nan)
+        out["equity_ratio"] = xp.where(is_statement, xp.where(xp.isnan(values["EqAR"]), ratio(xp, values["Eq"], values["TA"], positive=True),
+                                                   values["EqAR"]), xp.nan)
+        out["op_margin"] = xp.where(is_statement, ratio(xp, values["OP"], values["Sales"], positive=True), xp.nan)
+        out["shares"] = xp.where(is_statement, values["ShOutFY"] - xp.nan_to_num(values["TrShFY"]), xp.nan)
         return out
 
     def origin(self) -> Any:
@@ -142,30 +139,30 @@ class Statements:
         effective day; any other document its own. Forecast priority uses it, so a late correction of an
         older quarter never brings back that quarter's stale forecast."""
         xp, b = self.ctx.xp, self.ctx.backend
-        s = self.statement
-        key, _ = group_keys(xp, [self.code, xp.where(s, self.period, -1.0), xp.where(s, self.q, -1.0 - self.order)],
-                            [self.code[:0], self.period[:0], self.q[:0]])
-        first = b.to_array(b.series(self.eff.astype(xp.float64)).groupby(b.series(key)).transform("min")
+        is_statement = self.statement
+        key, _ = group_keys(xp, [self.code, xp.where(is_statement, self.period, -1.0),
+                                 xp.where(is_statement, self.quarter, -1.0 - self.order)],
+                            [self.code[:0], self.period[:0], self.quarter[:0]])
+        first = b.to_array(b.series(self.effective.astype(xp.float64)).groupby(b.series(key)).transform("min")
                            .reset_index(drop=True))
-        return xp.where(s, first, self.eff.astype(xp.float64))
+        return xp.where(is_statement, first, self.effective.astype(xp.float64))
 
     def forecasts(self) -> dict[str, Any]:
         """One forecast row per document: the target fiscal year (month key) and the forecast values."""
         xp = self.ctx.xp
-        v = self.v
-        fy_doc = self.statement & (self.q == 4)
+        fy_doc = self.statement & (self.quarter == 4)
         out = {"target": xp.where(fy_doc, self.next_fy, self.fy)}
         for cur, nxt, name in (("FSales", "NxFSales", "sales"), ("FOP", "NxFOP", "op"), ("FNP", "NxFNp", "np"),
                                ("FEPS", "NxFEPS", "eps"), ("FDivAnn", "NxFDivAnn", "div")):
-            out[name] = xp.where(fy_doc, v[nxt], v[cur])
+            out[name] = xp.where(fy_doc, self.values[nxt], self.values[cur])
         return out
 
 
-def _revision(b: Any, st: Statements, rows: Any, target: Any, origin: Any, value: Any, signed: bool) -> Any:
+def _revision(b: Any, docs: Statements, rows: Any, target: Any, origin: Any, value: Any, signed: bool) -> Any:
     """Change of each forecast against the forecast of the same target year in force just before it."""
     xp = b.xp
-    key, _ = group_keys(xp, [st.code, xp.where(rows, target, -1.0)], [st.code[:0], target[:0]])
-    prev = Latest(b, key, xp.where(rows, st.eff, NEVER), [origin]).previous()
+    key, _ = group_keys(xp, [docs.code, xp.where(rows, target, -1.0)], [docs.code[:0], target[:0]])
+    prev = Latest(b, key, xp.where(rows, docs.effective, NEVER), [origin]).previous()
     p = take(xp, value, prev)
     change = growth(xp, value, p) if signed else ratio(xp, value, p, positive=True) - 1.0
     return xp.where(rows, change, xp.nan)
@@ -174,45 +171,45 @@ def _revision(b: Any, st: Statements, rows: Any, target: Any, origin: Any, value
 def statement_features(ctx: Context) -> Mapping[str, Any]:
     """The `statements` group: see OUTPUTS and the module docstring."""
     xp, b, panel = ctx.xp, ctx.backend, ctx.panel
-    st = Statements(ctx)
-    a = st.actuals()
-    fc = st.forecasts()
-    known = st.eff < NEVER
-    forecast = known & ~xp.isnan(fc["target"])  # a forecast needs the fiscal year it is for
-    earn_rows = forecast & ~(xp.isnan(fc["sales"]) & xp.isnan(fc["op"]) & xp.isnan(fc["np"]) & xp.isnan(fc["eps"]))
-    div_rows = forecast & ~xp.isnan(fc["div"])
-    origin = st.origin()
+    docs = Statements(ctx)
+    actuals = docs.actuals()
+    forecasts = docs.forecasts()
+    known = docs.effective < NEVER
+    forecast = known & ~xp.isnan(forecasts["target"])  # actuals forecast needs the fiscal year it is for
+    earn_rows = forecast & ~(xp.isnan(forecasts["sales"]) & xp.isnan(forecasts["op"]) & xp.isnan(forecasts["np"]) & xp.isnan(forecasts["eps"]))
+    div_rows = forecast & ~xp.isnan(forecasts["div"])
+    origin = docs.origin()
     for name, signed in (("sales", False), ("op", True), ("np", True)):
-        fc[f"rev_{name}"] = _revision(b, st, earn_rows, fc["target"], origin, fc[name], signed)
-    fc["rev_div"] = _revision(b, st, div_rows, fc["target"], origin, fc["div"], False)
+        forecasts[f"rev_{name}"] = _revision(b, docs, earn_rows, forecasts["target"], origin, forecasts[name], signed)
+    forecasts["rev_div"] = _revision(b, docs, div_rows, forecasts["target"], origin, forecasts["div"], False)
     # forecast growth: the forecast against the actual of the fiscal year before its target
-    last_actual = asof_join(b, [st.code, xp.where(earn_rows, fc["target"] - 12, -2.0)], st.eff,
-                            [st.code, xp.where(st.statement & (st.q == 4), st.period, -1.0)], st.eff)
-    fc["sales_growth"] = ratio(xp, fc["sales"], take(xp, st.v["Sales"], last_actual), positive=True) - 1.0
-    fc["np_growth"] = growth(xp, fc["np"], take(xp, st.v["NP"], last_actual))
+    last_actual = asof_join(b, [docs.code, xp.where(earn_rows, forecasts["target"] - 12, -2.0)], docs.effective,
+                            [docs.code, xp.where(docs.statement & (docs.quarter == 4), docs.period, -1.0)], docs.effective)
+    forecasts["sales_growth"] = ratio(xp, forecasts["sales"], take(xp, docs.values["Sales"], last_actual), positive=True) - 1.0
+    forecasts["np_growth"] = growth(xp, forecasts["np"], take(xp, docs.values["NP"], last_actual))
 
     t = panel.dates
-    pkey = st.panel_key
-    never = xp.full(st.n, -1.0)
-    ia = Latest(b, st.code, xp.where(st.statement & known, st.eff, NEVER), [xp.where(st.statement, st.period, never)]
+    pkey = docs.panel_key
+    never = xp.full(docs.n, -1.0)
+    latest_actual = Latest(b, docs.code, xp.where(docs.statement & known, docs.effective, NEVER), [xp.where(docs.statement, docs.period, never)]
                 ).lookup(pkey, t)
-    ie = Latest(b, st.code, xp.where(earn_rows, st.eff, NEVER), [xp.where(earn_rows, fc["target"], never), origin]
+    latest_forecast = Latest(b, docs.code, xp.where(earn_rows, docs.effective, NEVER), [xp.where(earn_rows, forecasts["target"], never), origin]
                 ).lookup(pkey, t)
-    idv = Latest(b, st.code, xp.where(div_rows, st.eff, NEVER), [xp.where(div_rows, fc["target"], never), origin]
+    latest_dividend = Latest(b, docs.code, xp.where(div_rows, docs.effective, NEVER), [xp.where(div_rows, forecasts["target"], never), origin]
                  ).lookup(pkey, t)
-    iany = Latest(b, st.code, st.eff, []).lookup(pkey, t)
+    latest_document = Latest(b, docs.code, docs.effective, []).lookup(pkey, t)
 
     close = panel["C"]
     cum_t = panel["cum_factor"]
 
-    def per_share(values: Any, idx: Any) -> Any:  # a document's per-share value in day t's share units
-        return take(xp, values, idx) * cum_t / take(xp, st.cum, idx)
+    def per_share(values: Any, idx: Any) -> Any:  # actuals document's per-share value in day t's share units
+        return take(xp, values, idx) * cum_t / take(xp, docs.cum, idx)
 
-    eps = per_share(a["ttm_EPS"], ia)
-    bps = per_share(st.v["BPS"], ia)
-    feps = per_share(fc["eps"], ie)
-    fdiv = per_share(fc["div"], idv)
-    shares = take(xp, a["shares"], ia) * take(xp, st.cum, ia) / cum_t
+    eps = per_share(actuals["ttm_EPS"], latest_actual)
+    bps = per_share(docs.values["BPS"], latest_actual)
+    feps = per_share(forecasts["eps"], latest_forecast)
+    fdiv = per_share(forecasts["div"], latest_dividend)
+    shares = take(xp, actuals["shares"], latest_actual) * take(xp, docs.cum, latest_actual) / cum_t
     mcap = close * shares
     out: dict[str, Any] = {
         "st_eps_yield": ratio(xp, eps, close, positive=True),
@@ -222,51 +219,51 @@ def statement_features(ctx: Context) -> Mapping[str, Any]:
         "st_fwd_eps_yield": ratio(xp, feps, close, positive=True),
         "st_fwd_per": xp.where(feps > 0, ratio(xp, close, feps, positive=True), xp.nan),
         "st_div_yield": ratio(xp, fdiv, close, positive=True),
-        "st_sales_yield": ratio(xp, take(xp, a["ttm_Sales"], ia), mcap, positive=True),
+        "st_sales_yield": ratio(xp, take(xp, actuals["ttm_Sales"], latest_actual), mcap, positive=True),
         "st_log_mcap": xp.where(mcap > 0, xp.log(xp.where(mcap > 0, mcap, 1.0)), xp.nan),
-        "st_roe": take(xp, a["roe"], ia),
-        "st_equity_ratio": take(xp, a["equity_ratio"], ia),
-        "st_op_margin": take(xp, a["op_margin"], ia),
-        "st_sales_yoy": take(xp, a["sales_yoy"], ia),
-        "st_op_yoy": take(xp, a["op_yoy"], ia),
-        "st_np_yoy": take(xp, a["np_yoy"], ia),
+        "st_roe": take(xp, actuals["roe"], latest_actual),
+        "st_equity_ratio": take(xp, actuals["equity_ratio"], latest_actual),
+        "st_op_margin": take(xp, actuals["op_margin"], latest_actual),
+        "st_sales_yoy": take(xp, actuals["sales_yoy"], latest_actual),
+        "st_op_yoy": take(xp, actuals["op_yoy"], latest_actual),
+        "st_np_yoy": take(xp, actuals["np_yoy"], latest_actual),
     }
     # progress: year-to-date actual against the latest forecast for the same fiscal year
-    same_fy = take(xp, st.fy, ia) == take(xp, fc["target"], ie)
-    q = take(xp, st.q, ia)
+    same_fy = take(xp, docs.fy, latest_actual) == take(xp, forecasts["target"], latest_forecast)
+    quarter = take(xp, docs.quarter, latest_actual)
     for name, col in (("sales", "Sales"), ("op", "OP"), ("np", "NP")):
-        prog = ratio(xp, take(xp, st.v[col], ia), take(xp, fc[name], ie), positive=True)
-        out[f"st_progress_{name}"] = xp.where(same_fy & (q < 4), prog, xp.nan)
-    out["st_progress_gap"] = out["st_progress_op"] - q / 4.0
-    out["st_fc_sales_growth"] = take(xp, fc["sales_growth"], ie)
-    out["st_fc_np_growth"] = take(xp, fc["np_growth"], ie)
+        prog = ratio(xp, take(xp, docs.values[col], latest_actual), take(xp, forecasts[name], latest_forecast), positive=True)
+        out[f"st_progress_{name}"] = xp.where(same_fy & (quarter < 4), prog, xp.nan)
+    out["st_progress_gap"] = out["st_progress_op"] - quarter / 4.0
+    out["st_fc_sales_growth"] = take(xp, forecasts["sales_growth"], latest_forecast)
+    out["st_fc_np_growth"] = take(xp, forecasts["np_growth"], latest_forecast)
     for name in ("sales", "op", "np"):
-        out[f"st_rev_{name}"] = take(xp, fc[f"rev_{name}"], ie)
-    out["st_rev_div"] = take(xp, fc["rev_div"], idv)
-    out["st_days_since_disclosure"] = (t - take(xp, st.eff, iany)).astype(xp.float64)
-    out["st_quarter"] = q
-    out["st_days_to_expected"] = _days_to_expected(ctx, st, ia, known)
+        out[f"st_rev_{name}"] = take(xp, forecasts[f"rev_{name}"], latest_forecast)
+    out["st_rev_div"] = take(xp, forecasts["rev_div"], latest_dividend)
+    out["st_days_since_disclosure"] = (t - take(xp, docs.effective, latest_document)).astype(xp.float64)
+    out["st_quarter"] = quarter
+    out["st_days_to_expected"] = _days_to_expected(ctx, docs, latest_actual, known)
     return {k: out[k] for k in OUTPUTS}
 
 
-def _days_to_expected(ctx: Context, st: Statements, ia: Any, known: Any) -> Any:
+def _days_to_expected(ctx: Context, docs: Statements, latest_actual: Any, known: Any) -> Any:
     """Calendar days to the next statement expected from last year's calendar: the first original filing
     dated after L - 364 days, where L is t or 45 days after the latest statement if that is later; NaN
     unless that filing is known (effective) at t."""
     xp, b, panel = ctx.xp, ctx.backend, ctx.panel
     t = panel.dates
     # original filings: the first document of each (code, period); corrections repeat a period later
-    rows = xp.flatnonzero(st.statement & known)
-    order = rows[lexorder(xp, [st.code[rows], st.period[rows], st.eff[rows], st.order[rows]])]
+    rows = xp.flatnonzero(docs.statement & known)
+    order = rows[lexorder(xp, [docs.code[rows], docs.period[rows], docs.effective[rows], docs.order[rows]])]
     first = xp.ones(len(order), dtype=bool)
     if len(order) > 1:
-        first[1:] = (st.code[order][1:] != st.code[order][:-1]) | (st.period[order][1:] != st.period[order][:-1])
-    orig = order[first]
-    last = take(xp, st.disc.astype(xp.float64), ia)
+        first[1:] = (docs.code[order][1:] != docs.code[order][:-1]) | (docs.period[order][1:] != docs.period[order][:-1])
+    originals = order[first]
+    last = take(xp, docs.disclosed.astype(xp.float64), latest_actual)
     horizon = xp.where(xp.isnan(last), t, xp.maximum(t, xp.nan_to_num(last) + EXPECTED_GAP)).astype(xp.int64)
-    j = asof_join(b, st.panel_key, horizon - EXPECTED_LAG, st.code[orig], st.disc[orig], direction="forward",
+    expected = asof_join(b, docs.panel_key, horizon - EXPECTED_LAG, docs.code[originals], docs.disclosed[originals], direction="forward",
                   allow_exact_matches=False)
-    hit = take(xp, orig.astype(xp.float64), j)
+    hit = take(xp, originals.astype(xp.float64), expected)
     idx = xp.where(xp.isnan(hit), -1, xp.nan_to_num(hit)).astype(xp.int64)
-    ok = (idx >= 0) & (take(xp, st.eff.astype(xp.float64), idx) <= t)
-    return xp.where(ok, take(xp, st.disc.astype(xp.float64), idx) + EXPECTED_LAG - t, xp.nan)
+    ok = (idx >= 0) & (take(xp, docs.effective.astype(xp.float64), idx) <= t)
+    return xp.where(ok, take(xp, docs.disclosed.astype(xp.float64), idx) + EXPECTED_LAG - t, xp.nan)
