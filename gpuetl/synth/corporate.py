@@ -1,4 +1,4 @@
-"""Corporate calendars: `dividend` notices and the `earnings_calendar` snapshot, both from the statements.
+"""Corporate calendars: `dividend` notices and `earnings_calendar` snapshots, both from the statements.
 
 Dividends: the amounts are those of the statements (interim at 2Q, year-end at FY, next year's
 forecasts in FY documents), notified at the statement's time. Ex-date: one business day before the
@@ -9,7 +9,7 @@ forecasts have DivRate NaN.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 T2_FROM = np.datetime64("2019-07-16")
 SPECIAL_RATES_FROM = np.datetime64("2022-06-06")  # CommDivRate / SpecDivRate published from this date
 _FQ = np.array(["第1四半期", "第2四半期", "第3四半期", "本決算"], dtype=object)
+SCHEDULE_AHEAD_DAYS = 45  # a company announces its earnings date about a month ahead
 
 
 def ex_dates(m: SyntheticMarket, record: np.ndarray) -> np.ndarray:
@@ -90,19 +91,30 @@ def dividend(m: SyntheticMarket) -> pd.DataFrame:
 
 
 def earnings_calendar(m: SyntheticMarket) -> pd.DataFrame:
-    """The latest snapshot: each March/September-FY issue listed at `end` with its next statement after
-    `end` (a few dates still undecided: NaT)."""
-    rng = stream(m.config, "earnings_calendar")
+    """The latest snapshot, as the API serves it the day after the market's `end`."""
+    return earnings_calendar_on(m, np.datetime64(m.config.end))
+
+
+def earnings_calendar_on(m: SyntheticMarket, day: Any) -> pd.DataFrame:
+    """The schedule the earnings calendar showed on `day` (what a fetch that day recorded): each
+    March/September-FY issue listed on `day` with its next statement after it, known once it is at most
+    `SCHEDULE_AHEAD_DAYS` away (the company has announced the date), a few dates still undecided (NaT).
+
+    J-Quants serves only the current schedule; a history of these is what a daily fetch accumulates.
+    """
+    day = np.datetime64(str(day)[:10], "D")
+    rng = stream(m.config, f"earnings_calendar/{day}")
     s, u = m.schedule, m.universe
-    end = np.datetime64(m.config.end)
-    live = u.delist_day >= m.timeline.n
-    cand = np.flatnonzero((s.kind < 4) & (s.corrects < 0) & (s.date > end) & np.isin(u.fy_month[s.code], [3, 9])
+    at = int(np.searchsorted(m.timeline.days, day, side="right")) - 1  # the panel row of `day` (or before it)
+    live = (u.list_day <= at) & (u.delist_day > at)
+    known = (s.date > day) & (s.date <= day + np.timedelta64(SCHEDULE_AHEAD_DAYS, "D"))
+    cand = np.flatnonzero((s.kind < 4) & (s.corrects < 0) & known & np.isin(u.fy_month[s.code], [3, 9])
                           & live[s.code])
     cand = cand[np.lexsort((s.date[cand], s.code[cand]))]
     first = cand[np.r_[True, s.code[cand][1:] != s.code[cand][:-1]]] if cand.size else cand
     c = s.code[first]
     date = np.where(rng.random(first.size) < 0.05, np.datetime64("NaT"), s.date[first])
-    market = u.market_new[c] if end >= RESTRUCTURE else u.market_old[c]
+    market = u.market_new[c] if day >= RESTRUCTURE else u.market_old[c]
     fy = np.where(u.fy_month[c] == 3, "3月31日", "9月30日").astype(object)
     cols = {"Date": date, "Code": u.code[c], "CoName": u.name_jp[c], "FY": fy,
             "SectorNm": np.array([ref.s33_names()[x] for x in ref.S33_CODES], dtype=object)[u.s33[c]],
