@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import datetime
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -163,7 +164,19 @@ def from_dict(schema: type[T], data: Any, path: str = "") -> T:
                 continue
             raise ConfigError(f"missing key {key_path}")
         values[name] = coerce(hints[name], data[name], key_path)
+        if name in DATE_KEYS and isinstance(values[name], str):
+            check_date(values[name], key_path)
     return schema(**values)
+
+
+DATE_KEYS = frozenset({"start", "end"})  # in every config these hold a date (YYYY-MM-DD) or null
+
+
+def check_date(value: str, path: str) -> None:
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{path}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def to_dict(obj: Any) -> Any:

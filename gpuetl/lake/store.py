@@ -82,6 +82,13 @@ class Lake:
             self._garbage.update(stale - set(files))
         return rec
 
+    def forget(self, dataset: str, unit_id: str) -> None:
+        """Drop a unit from the manifest (its files go at the next flush): the next fetch requests it again."""
+        old = self.manifest.drop(dataset, unit_id)
+        if old is not None:
+            with self._lock:
+                self._garbage.update(old.files)
+
     def flush(self) -> None:
         """Write the manifest, then remove files no unit claims any more."""
         self.manifest.flush()
@@ -93,11 +100,13 @@ class Lake:
                 os.unlink(self.root / rel)
 
     def vacuum(self) -> list[str]:
-        """Delete part files that no manifest unit claims (left by a crash before a flush)."""
+        """Delete part files that no manifest unit claims and temporary files (both left by a killed writer).
+        Only while no other process writes this lake (a fetch calls it before it starts)."""
         self.flush()
         claimed = {f for ds in self.manifest.datasets() for f in self.manifest.files(ds)}
         removed = []
-        for path in sorted(self.root.glob("*/year=*/month=*/*.parquet")):
+        for path in sorted([*self.root.glob("*/year=*/month=*/*.parquet"), *self.root.glob("*/year=*/month=*/.*.tmp"),
+                            *self.root.glob(".*.tmp")]):
             rel = path.relative_to(self.root).as_posix()
             if rel not in claimed:
                 path.unlink()

@@ -1,6 +1,7 @@
 """`gpuetl demo-server`: the fake J-Quants API over a synthetic market, for demos and manual client runs.
 
-Flags override the `demo:` settings (configs/gpuetl.yaml). The lead wires `add_parser` into gpuetl/cli.py.
+Flags override the `demo:` settings (configs/gpuetl.yaml). Where to reach it goes to stdout (JSON with
+--json), the rest to stderr.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--page-size", type=int, help="rows per page (demo.page_size)")
     p.add_argument("--faults", metavar="error=R,slow=R,slow_s=S,drop=R",
                    help="inject faults, e.g. error=0.1,slow=0.05,drop=0.02 (demo.faults)")
-    p.add_argument("--extra-keys", action="store_true",
-                   help="add the undocumented keys the real API sends (ProdCat, ExRT, MktCap)")
+    p.add_argument("--no-extra-keys", dest="extra_keys", action="store_false",
+                   help="omit the keys the real API sends beyond the canonical schema (ExRT, MktCap in daily bars)")
+    p.add_argument("--json", action="store_true", help="print where to reach the server as one JSON line")
     p.set_defaults(run=run)
 
 
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as err:
         print(f"gpuetl demo-server: {err}", file=sys.stderr)
         return 2
-    print(f"building the synthetic market: {demo.codes} codes, {demo.start} .. {demo.end}, seed {demo.seed}",
-          flush=True)
-    serve(demo, build_market(config), options)
+    print(f"gpuetl demo-server: building the synthetic market: {demo.codes} codes, {demo.start} .. {demo.end}, "
+          f"seed {demo.seed}", file=sys.stderr, flush=True)
+    serve(demo, build_market(config), options, as_json=args.json)
     return 0
