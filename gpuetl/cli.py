@@ -134,11 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_synth(sub, common)
     add_build(sub, common)
     add_graph(sub, common)
-    for choice in sub._choices_actions:  # each subcommand's -h: its one-line description and the exit codes
+    _describe(sub)
+    return parser
+
+
+def _describe(sub: argparse._SubParsersAction) -> None:
+    """Each (sub)command's -h: its one-line description and the exit codes."""
+    for choice in sub._choices_actions:
         command = sub.choices[choice.dest]
         command.description = command.description or choice.help
         command.epilog, command.formatter_class = EXIT_CODES, argparse.RawDescriptionHelpFormatter
-    return parser
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _describe(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

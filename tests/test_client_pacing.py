@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import heapq
+import itertools
 import random
 from typing import Any
 
@@ -107,5 +108,5 @@ async def test_the_server_never_sees_more_than_the_plan_limit_per_minute() -> No
         await server.close()
     assert len(arrivals) == 200
     assert max_in_window(arrivals) <= 120
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert gaps == pytest.approx([60 / 120 * HEADROOM] * 199)  # evenly spaced at the limit (less the headroom)

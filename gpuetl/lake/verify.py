@@ -77,6 +77,8 @@ def unit_problem(root: Path, ds: spec.Dataset, rec: UnitRecord) -> str | None:
     for rel in rec.files:
         try:
             parts.append(pq.read_table(root / rel))
+        except FileNotFoundError:
+            return f"{rel}: missing"
         except READ_ERRORS as err:
             return f"{rel}: {_reason(err)}"
     try:

@@ -23,7 +23,7 @@ from gpuetl.config import Settings
 from gpuetl.jquants import spec
 from gpuetl.jquants.env import Credentials
 from gpuetl.jquants.errors import JQuantsError
-from gpuetl.lake.atomic import OutputError
+from gpuetl.lake.atomic import OutputError, check_writable_dir
 from gpuetl.lake.manifest import ManifestError
 from gpuetl.pipelines.fetch import FetchError, FetchInputError, FetchSummary, fetch
 from gpuetl.pipelines.fetch_plan import parse_day, today_jst
@@ -103,13 +103,13 @@ async def _demo(settings: Settings, start: str | dt.date | None, end: str | dt.d
     if first < lo or last > hi:
         raise FetchInputError(f"{first} .. {last} is not inside the demo market ({lo} .. {hi}): ask for dates "
                               "inside it, or widen the market with --set demo.start=... / --set demo.end=...")
+    lake = check_writable_dir(lake or demo_lake(settings), "--lake")  # before building the market
     console = console or Console(stderr=True)
     console.print(f"demo: building a synthetic market ({demo.codes} codes, {demo.start} .. {demo.end}, "
                   f"seed {demo.seed})")
     market = await asyncio.to_thread(
         build_market, MarketConfig(codes=demo.codes, start=demo.start, end=demo.end, seed=demo.seed))
     options = FakeOptions.from_demo(demo, plan=plan or demo.plan)
-    lake = lake or demo_lake(settings)
     async with FakeServer(market, options, host=demo.host, port=demo.port) as server:
         console.print(f"demo: fake J-Quants API on {server.url} ({options.plan} plan); lake {lake}")
         creds = Credentials(api_key=options.api_key, mail=options.mail, password=options.password)
