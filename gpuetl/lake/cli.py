@@ -52,9 +52,10 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
                               "bad": [vars(b) for b in report.bad], "repaired": [], "remaining": len(report.bad)}
     if args.repair and report.bad:
         lk = Lake(lake)
-        for b in report.bad:
-            lk.forget(b.dataset, b.unit)
-        lk.flush()
+        with lk.exclusive():
+            for b in report.bad:
+                lk.forget(b.dataset, b.unit)
+            lk.flush()
         result["repaired"], result["remaining"] = _refetch(args, settings, lake, report)
     _print(result, args.json, tried=bool(args.repair and report.bad))
     return 1 if result["remaining"] else 0

@@ -102,25 +102,26 @@ async def fetch(
     chosen, skipped = select(datasets, settings.fetch.datasets, plan_, version)
     creds = credentials or env.credentials(version)
     lake_ = Lake(check_writable_dir(lake or settings.paths.lake, "--lake"))
-    lake_.vacuum()  # files a killed run wrote but never recorded, and its temporary files
-    bad = _drop_bad_units(lake_, chosen, first, last) if verify else {}
-    client = Client.from_settings(js, creds, api_url=api_url, plan=plan_, api_version=version, clock=clock)
-    run = _Run(client, lake_, first, last, today or today_jst(), settings.fetch.range_chunk_days, js.concurrency)
-    summary = FetchSummary(
-        start=first.isoformat(), end=last.isoformat(), plan=plan_, api_version=version, api_url=client.api_url,
-        lake=str(run.lake.root), requests_per_minute=client.limiter.rpm, skipped=skipped, refetched=bad)
-    fatal: BaseException | None = None
-    with FetchProgress(progress, console) as bar:
-        run.bar = bar
-        async with client:
-            try:
-                await run.go(chosen, explicit=datasets is not None)
-            except FATAL as err:
-                fatal = err
-                summary.stopped = str(err)
-            finally:
-                await asyncio.to_thread(run.lake.flush)
-                run.fill(summary)
+    with lake_.exclusive():  # one writer per lake
+        lake_.vacuum()  # files a killed run wrote but never recorded, and its temporary files
+        bad = _drop_bad_units(lake_, chosen, first, last) if verify else {}
+        client = Client.from_settings(js, creds, api_url=api_url, plan=plan_, api_version=version, clock=clock)
+        run = _Run(client, lake_, first, last, today or today_jst(), settings.fetch.range_chunk_days, js.concurrency)
+        summary = FetchSummary(
+            start=first.isoformat(), end=last.isoformat(), plan=plan_, api_version=version, api_url=client.api_url,
+            lake=str(run.lake.root), requests_per_minute=client.limiter.rpm, skipped=skipped, refetched=bad)
+        fatal: BaseException | None = None
+        with FetchProgress(progress, console) as bar:
+            run.bar = bar
+            async with client:
+                try:
+                    await run.go(chosen, explicit=datasets is not None)
+                except FATAL as err:
+                    fatal = err
+                    summary.stopped = str(err)
+                finally:
+                    await asyncio.to_thread(run.lake.flush)
+                    run.fill(summary)
     if fatal is not None or summary.errors:
         raise FetchError(_failure_message(summary, fatal), summary) from fatal
     return summary
