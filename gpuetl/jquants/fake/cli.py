@@ -11,7 +11,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from gpuetl.config import DemoSettings, Settings
+from gpuetl.config import DemoSettings, Settings, check_date
 from gpuetl.jquants import spec
 from gpuetl.jquants.fake.options import FakeOptions, parse_faults
 
@@ -51,9 +51,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         demo = demo_settings(args, settings.demo)
+        check_date(demo.start, "--start")
+        check_date(demo.end, "--end")
         options = FakeOptions.from_demo(demo, extra_keys=args.extra_keys)
         config = MarketConfig(codes=demo.codes, start=demo.start, end=demo.end, seed=demo.seed)
-    except ValueError as err:
+    except ValueError as err:  # ConfigError too
         print(f"gpuetl demo-server: {err}", file=sys.stderr)
         return 2
     print(f"gpuetl demo-server: building the synthetic market: {demo.codes} codes, {demo.start} .. {demo.end}, "
