@@ -77,6 +77,11 @@ def note(command: str, message: str) -> None:
     print(f"gpuetl {command}: {message}", file=sys.stderr)
 
 
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars (rich, on stderr) unless --no-progress, and only where stderr is a terminal."""
+    return not args.no_progress and Console(stderr=True).is_terminal
+
+
 def demo_lake(settings: Settings) -> Path:
     return Path(settings.paths.data) / DEMO_LAKE
 

@@ -16,6 +16,7 @@ from gpuetl.cli import (
     is_demo_lake,
     lake_dir,
     note,
+    show_progress,
 )
 from gpuetl.config import Settings
 from gpuetl.stages import peak_memory_text, timings_table
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     b = backend.init(settings)
     had_graphs = (out / "graphs" / "graphs.json").exists()
     try:
-        result = build_dataset(b, cfg, lake, out, progress=not args.no_progress and Console(stderr=True).is_terminal, overwrite=args.overwrite)
+        result = build_dataset(b, cfg, lake, out, progress=show_progress(args), overwrite=args.overwrite)
     except BuildError as err:  # nothing was written: the dataset folder is swapped in only at the end
         raise CommandError(str(err)) from None
     if had_graphs:

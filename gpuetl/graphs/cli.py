@@ -9,7 +9,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gpuetl.cli import DEMO_DATASET, CommandError, add_config_options, command_config, lake_dir, note
+from gpuetl.cli import (
+    DEMO_DATASET,
+    CommandError,
+    add_config_options,
+    command_config,
+    lake_dir,
+    note,
+    show_progress,
+)
 from gpuetl.config import Settings
 from gpuetl.stages import peak_memory_text, timings_table
 
@@ -72,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             note("graph", f"replacing the stale graphs at {out} (made from an earlier build of {dataset})")
     b = backend.init(settings)
     try:
-        result = graph_dataset(b, cfg, dataset, lake, out, progress=not args.no_progress and Console(stderr=True).is_terminal, overwrite=args.overwrite)
+        result = graph_dataset(b, cfg, dataset, lake, out, progress=show_progress(args), overwrite=args.overwrite)
     except GraphInputError as err:
         raise CommandError(str(err)) from None
     if args.json:

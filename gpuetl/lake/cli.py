@@ -8,7 +8,8 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -16,6 +17,9 @@ from rich.table import Table
 from gpuetl.cli import MANIFEST, CommandError, demo_lake, is_demo_lake, lake_dir
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
+
+if TYPE_CHECKING:
+    from gpuetl.lake.verify import VerifyReport
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -61,7 +65,7 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if result["remaining"] else 0
 
 
-def _refetch(args: argparse.Namespace, settings: Settings, lake: Any, report: Any) -> tuple[list[str], int]:
+def _refetch(args: argparse.Namespace, settings: Settings, lake: Path, report: VerifyReport) -> tuple[list[str], int]:
     """Fetch the forgotten units again (one fetch over their span); returns what came back and what is still bad."""
     from gpuetl.jquants.errors import JQuantsError
     from gpuetl.lake import Manifest

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from gpuetl.lake.units import Unit
 
 # what pyarrow (and cuDF on the GPU) raise for a missing, truncated or garbled file
 READ_ERRORS = (OSError, ValueError, RuntimeError)
+_SOURCE = re.compile(r"^Could not open Parquet input source '[^']*': ")
 
 
 class CorruptLakeError(RuntimeError):
@@ -114,4 +116,6 @@ def _unreadable(root: Path, files: Sequence[str]) -> tuple[str, str] | None:
 
 
 def _reason(err: BaseException) -> str:
-    return str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+    """The first line of an error, without pyarrow's "Could not open Parquet input source '<path>': " prefix."""
+    text = _SOURCE.sub("", str(err)).strip()
+    return text.splitlines()[0][:160] if text else type(err).__name__

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gpuetl.cli import CommandError, demo_lake, note
+from gpuetl.cli import CommandError, demo_lake, note, show_progress
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
 
@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from gpuetl.config import ConfigError, check_date
+    from gpuetl.config import check_date
+    from gpuetl.lake import Lake
     from gpuetl.lake.atomic import check_writable_dir
     from gpuetl.synth import MarketConfig, build_market
     from gpuetl.synth.lake import write_lake
@@ -42,16 +43,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"unknown dataset(s) {', '.join(unknown)}; valid: {', '.join(spec.datasets())}", 2)
     config = MarketConfig(codes=args.codes or demo.codes, start=args.start or demo.start, end=args.end or demo.end,
                           seed=demo.seed if args.seed is None else args.seed)
-    try:
-        check_date(config.start, "--start")
-        check_date(config.end, "--end")
-    except ConfigError as err:
-        raise CommandError(str(err), 2) from None
+    check_date(config.start, "--start")  # a ConfigError: exit 2
+    check_date(config.end, "--end")
     out = check_writable_dir(args.out or demo_lake(settings), "--out")
     note("synth", f"{config.codes} codes, {config.start} .. {config.end}, seed {config.seed} -> {out}")
     t0 = time.perf_counter()
-    summary = write_lake(build_market(config), out, names, chunk_days=settings.fetch.range_chunk_days,
-                         progress=not args.no_progress and Console(stderr=True).is_terminal)
+    with Lake(out).exclusive():
+        summary = write_lake(build_market(config), out, names, chunk_days=settings.fetch.range_chunk_days,
+                             progress=show_progress(args))
     seconds = time.perf_counter() - t0
     if args.json:
         print(json.dumps({"lake": str(out), "seconds": round(seconds, 3),
