@@ -13,8 +13,12 @@ SETARGS     := $(foreach s,$(SET),--set $(s))
 
 .PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu train baseline bench clean
 
-help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+HELP_VARS   := PYTHON VENV TORCH START END SET BACKEND DEMO_LAKE
+
+help: ## this list of targets (with the variables above as they are now)
+	@grep -E '^[a-z][a-z -]*:.*## ' $(MAKEFILE_LIST) \
+	  | sed $(foreach v,$(HELP_VARS),-e 's|$$($(v))|$($(v))|g') \
+	  | awk -F':.*## ' '{n = split($$1, t, " "); for (i = 1; i <= n; i++) printf "  %-12s %s\n", t[i], $$2}'
 
 setup: ## CPU dev env: $(VENV) with torch ($(TORCH)) and `pip install -e .[dev]`
 	$(PYTHON) -m venv $(VENV)
@@ -39,12 +43,12 @@ lint: ## ruff + mypy
 DEMO_LAKE   := data/demo/raw
 HAS_KEY     := $(shell [ -n "$$JQUANTS_API_KEY" ] || grep -qs '^JQUANTS_API_KEY=' .env && echo yes)
 
-demo: ## the main job on the built-in demo market: fetch from the fake J-Quants server, build the dataset and its graphs
-	$(PY) -m gpuetl fetch --demo --no-progress $(SETARGS)
+demo: ## the main job on the built-in demo market: fetch from the fake J-Quants server into $(DEMO_LAKE), build the dataset and its graphs (BACKEND=$(BACKEND))
+	$(PY) -m gpuetl fetch --demo $(SETARGS)
 	$(PY) -m gpuetl build --lake $(DEMO_LAKE) --out data/datasets/demo --backend $(BACKEND) $(SETARGS)
 	$(PY) -m gpuetl graph --dataset data/datasets/demo --lake $(DEMO_LAKE) --backend $(BACKEND) $(SETARGS)
 
-dataset: ## fetch what is missing (START, END; the demo market when no key is set), build, graphs (BACKEND)
+dataset: ## fetch what is missing from START=$(START) to END=$(END) (the demo market when no key is set), build, graphs on BACKEND=$(BACKEND)
 ifeq ($(HAS_KEY),yes)
 	$(PY) -m gpuetl fetch --start $(START) --end $(END) $(SETARGS)
 	$(PY) -m gpuetl build --backend $(BACKEND) $(SETARGS)
@@ -60,10 +64,10 @@ dataset-gpu: ## `make dataset` on the GPU (fails, naming what is missing, where 
 dataset-cpu: ## `make dataset` on the CPU (pandas/NumPy)
 	$(MAKE) dataset BACKEND=cpu
 
-train baseline:
+train baseline: ## GAT training / the XGBoost baseline (not built yet: fail with a message)
 	@echo "make $@: GAT training and the XGBoost baseline are not built yet" >&2; exit 2
 
-bench: ## the benchmark suite (BACKEND=gpu|cpu|auto; SMOKE=1 for the small sizes) -> benchmarks/results/
+bench: ## the benchmark suite on BACKEND=$(BACKEND) (gpu|cpu|auto; SMOKE=1 for the small sizes) -> benchmarks/results/
 	$(PY) -m benchmarks.run --backend $(BACKEND) $(if $(SMOKE),--smoke)
 
 clean: ## remove caches and build outputs (not data/)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import datetime
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -26,6 +27,26 @@ DEFAULT_SETTINGS = "configs/gpuetl.yaml"
 
 class ConfigError(ValueError):
     """A config that does not fit its schema; the message names the offending key path."""
+
+
+DATE_KEYS = frozenset({"start", "end"})  # in every config these hold a date (YYYY-MM-DD) or null
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without implicit timestamps: dates stay text (every config types them `str`), so a bad one
+    (2020-13-01) is reported with its key path by `check_date` instead of failing inside the YAML parser."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def check_date(value: str, path: str) -> None:
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{path}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 # ----------------------------------------------------------------------------- schema: runtime settings
@@ -112,7 +133,7 @@ def load(schema: type[T], path: str | Path = DEFAULT_SETTINGS, overrides: Iterab
     """Load YAML `path` into dataclass `schema`, after applying `--set key.path=value` overrides."""
     resolved = config_path(path)
     with open(resolved, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+        data = yaml.load(fh, Loader=_Loader) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{resolved}: top level must be a mapping, got {type(data).__name__}")
     data = apply_overrides(data, overrides)
@@ -140,7 +161,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
             if not isinstance(child, dict):
                 raise ConfigError(f"override {item!r}: {'.'.join(parts[: i + 1])} is a value, not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        node[parts[-1]] = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
     return out
 
 
@@ -163,6 +184,8 @@ def from_dict(schema: type[T], data: Any, path: str = "") -> T:
                 continue
             raise ConfigError(f"missing key {key_path}")
         values[name] = coerce(hints[name], data[name], key_path)
+        if name in DATE_KEYS and isinstance(values[name], str):
+            check_date(values[name], key_path)
     return schema(**values)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from gpuetl.jquants import spec
 from gpuetl.jquants.fake import FakeOptions, FakeServer
+from gpuetl.jquants.fake.encode import EXTRA_KEYS
 from gpuetl.jquants.fake.tiny import LATE_LISTED, NO_TRADE
 from tests.fake_support import day, market
 
@@ -194,7 +195,7 @@ async def test_bars_encoding_and_premium_only_keys(start: Start, http: aiohttp.C
     row = body["data"][0]
     premium_only = {f.name for f in spec.get("bars_daily").fields if f.premium_only}
     assert not premium_only & set(row) and isinstance(row["C"], float)
-    assert set(row) == set(spec.get("bars_daily").columns) - premium_only
+    assert set(row) == set(spec.get("bars_daily").columns) - premium_only | {"ExRT", "MktCap"}
 
 
 async def test_statements_are_all_strings(start: Start, http: aiohttp.ClientSession) -> None:
@@ -226,12 +227,17 @@ async def test_mixed_encodings(start: Start, http: aiohttp.ClientSession) -> Non
     assert cal["data"][0]["Date"] == "" and cal["data"][1]["Date"] == day(-1)
 
 
-async def test_observed_extra_keys_behind_a_flag(start: Start, http: aiohttp.ClientSession) -> None:
-    s = await start(extra_keys=True)
+async def test_keys_the_real_api_sends_are_sent_by_default(start: Start, http: aiohttp.ClientSession) -> None:
+    s = await start()
     _, bars = await get(http, s, "/equities/bars/daily", code="72030", date=day(0))
-    assert {"ExRT", "MktCap"} <= set(bars["data"][0])
+    assert bars["data"][0]["ExRT"] == "" and bars["data"][0]["MktCap"] is None  # beyond the schema, ignored
     _, master = await get(http, s, "/equities/master", code="72030")
-    assert master["data"][0]["ProdCat"] == "011"
+    assert master["data"][0]["ProdCat"] == "011"  # in the schema (the official client needs it)
+    _, summary = await get(http, s, "/fins/summary", code="86970")
+    assert {"ShEq", "NCShEq", "ROE", "NCROE"} <= set(summary["data"][0])
+    spec_only = await start(extra_keys=False)
+    _, bars = await get(http, spec_only, "/equities/bars/daily", code="72030", date=day(0))
+    assert not {"ExRT", "MktCap"} & set(bars["data"][0])
 
 
 async def test_derivative_filters(start: Start, http: aiohttp.ClientSession) -> None:
@@ -251,7 +257,7 @@ async def test_every_dataset_answers_in_its_catalogue_shape(start: Start, http: 
             params[ds.date_param] = market().tables[ds.name][ds.date_field].min().date().isoformat()
         rows = await get_all(http, s, ds.path, **params)
         assert rows, ds.name
-        assert set(rows[0]) == set(ds.columns), ds.name
+        assert set(rows[0]) == set(ds.columns) | set(EXTRA_KEYS.get(ds.name, ())), ds.name
 
 
 # ------------------------------------------------------------------------------------------ plan windows

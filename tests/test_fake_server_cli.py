@@ -71,7 +71,7 @@ def test_serve_prints_the_url_and_key_and_stops_on_sigterm() -> None:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
-        assert "served 1 data requests" in out
+        assert "served 1 data requests" in err and "served" not in out  # the log line goes to stderr
     finally:
         if proc.poll() is None:
             proc.kill()

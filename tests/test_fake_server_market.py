@@ -117,10 +117,11 @@ async def test_every_row_round_trips(market: Market, http: aiohttp.ClientSession
             for q in queries(ds, frame):
                 rows += await fetch(http, f"{s.url}/{version}{path}", headers, key,
                                     {ds.v2_to_v1_params().get(k, k) if version == "v1" else k: v for k, v in q.items()})
-            names = [(f, f.v1 if version == "v1" else f.name) for f in ds.fields]
+            fields = [f for f in ds.fields if version == "v2" or f.v1]  # V1 has no V2-only field
+            names = [(f, f.v1 if version == "v1" else f.name) for f in fields]
             got = collections.Counter(tuple(wire(f, r[n]) for f, n in names) for r in rows)
-            want = collections.Counter(tuple(canonical(f, v) for f, v in zip(ds.fields, t, strict=True))
-                                       for t in frame[list(ds.columns)].itertuples(index=False))
+            want = collections.Counter(tuple(canonical(f, v) for f, v in zip(fields, t, strict=True))
+                                       for t in frame[[f.name for f in fields]].itertuples(index=False))
             assert got == want, ds.name
         assert s.log.stats()["by_status"].keys() == {200}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,13 @@ def test_cli_errors_exit_2_with_a_message(tmp_path: Path, monkeypatch: pytest.Mo
     assert "after end" in capsys.readouterr().err
     assert run_cli(["fetch", "--end", "2024-01-05"]) == 2
     assert "--start is required" in capsys.readouterr().err
+
+
+def test_the_summary_goes_to_stdout_progress_and_logs_to_stderr(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_cli(["fetch", "--demo", "--start", "2024-01-22", "--end", "2024-01-26", "--datasets", "bars_daily",
+                    "--lake", str(tmp_path / "lake")])
+    out, err = capsys.readouterr()
+    assert code == 0 and "fetch 2024-01-22 .. 2024-01-26" in out and "bars_daily" in out and "demo:" not in out
+    assert "demo: building a synthetic market" in err
+    assert re.search(r"^fetch: \d+/\d+ units, [\d,]+ rows, \d+ requests", err, re.M)  # progress, where no terminal

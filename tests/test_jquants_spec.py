@@ -15,7 +15,8 @@ def test_every_spec_field_is_catalogued_with_a_v1_name() -> None:
     for d in spec.datasets().values():
         spec_names = [f["name"] for f in by_path[d.path]["response"]["fields"]]
         assert list(d.columns[: len(spec_names)]) == spec_names
-        assert all(f.v1 for f in d.fields)
+        v2_only = {f.name for f in d.fields if f.v1 is None}  # served by V2 only, beyond the 2025 spec
+        assert v2_only == {"fins_summary": {"ShEq", "NCShEq", "ROE", "NCROE"}, "master": {"ProdCat"}}.get(d.name, set())
 
 
 @pytest.mark.parametrize(

@@ -187,3 +187,25 @@ def test_content_hash_depends_on_rows_not_on_buffer_layout() -> None:
     assert full.slice(2, 2).equals(fresh)
     assert content_hash(full.slice(2, 2)) == content_hash(fresh)
     assert content_hash(full.slice(2, 2)) != content_hash(full.slice(1, 2))
+
+
+def test_one_writer_at_a_time(tmp_path: Path) -> None:
+    from gpuetl.lake.atomic import OutputError
+
+    busy = pytest.raises(OutputError, match="another gpuetl process is writing the lake")
+    with Lake(tmp_path).exclusive(), busy, Lake(tmp_path).exclusive():
+        pass
+    with Lake(tmp_path).exclusive():  # released
+        pass
+
+
+def test_vacuum_removes_a_killed_writers_temporary_files(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    lake.write(BARS, Unit.day(D(2024, 1, 5)), bars("2024-01-05", ["72030"]))
+    lake.flush()
+    stray = [tmp_path / "bars_daily/year=2024/month=01/.part-d20240108.parquet.x1.tmp",
+             tmp_path / "._manifest.json.x2.tmp"]
+    for f in stray:
+        f.write_bytes(b"half")
+    assert sorted(Lake(tmp_path).vacuum()) == sorted(f.relative_to(tmp_path).as_posix() for f in stray)
+    assert read(tmp_path, "bars_daily").num_rows == 1

@@ -161,3 +161,19 @@ def test_earnings_calendar_is_a_snapshot_after_end(market: SyntheticMarket) -> N
     assert len(ec) > 0 and (ec["Date"].dropna() > pd.Timestamp(CONFIG.end)).all()
     assert set(ec["FY"]) <= {"3月31日", "9月30日"} and ec["Code"].is_unique
     assert set(ec["Section"]) <= {"プライム", "スタンダード", "グロース"}
+
+
+def test_owners_equity_and_roe_are_consistent(market: SyntheticMarket, fins: pd.DataFrame) -> None:
+    """ShEq <= Eq where Eq is reported (equal for non-consolidated filers); ROE = NP / ShEq in FY documents only."""
+    fy = fins["DocType"].str.startswith("FY").to_numpy()
+    eq, sh = fins["Eq"].to_numpy(), fins["ShEq"].to_numpy()
+    assert np.array_equal(np.isnan(eq), np.isnan(sh)) and np.all(sh[~np.isnan(eq)] <= eq[~np.isnan(eq)])
+    consolidated = fins["DocType"].str.contains("_Consolidated_").to_numpy()
+    assert np.array_equal(sh[~consolidated & ~np.isnan(eq)], eq[~consolidated & ~np.isnan(eq)])
+    roe = fins["ROE"].to_numpy()
+    assert np.isnan(roe[~fy]).all() and fy.any()
+    np.testing.assert_allclose(roe[fy], np.round(fins["NP"].to_numpy()[fy] / sh[fy], 4), equal_nan=True)
+    nc = fins["NCEq"].notna().to_numpy()
+    assert np.array_equal(fins["NCShEq"].to_numpy()[nc], fins["NCEq"].to_numpy()[nc])
+    np.testing.assert_allclose(fins["NCROE"].to_numpy()[fy & nc],
+                               (fins["NCNP"] / fins["NCEq"]).to_numpy()[fy & nc], atol=5e-5)

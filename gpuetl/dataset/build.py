@@ -36,7 +36,7 @@ from gpuetl.features.normalize import normalized, time_series_zscore
 from gpuetl.features.panel import Panel
 from gpuetl.features.targets import DESCRIPTIONS as TARGET_DESCRIPTIONS
 from gpuetl.features.targets import targets
-from gpuetl.lake.atomic import replaced_dir
+from gpuetl.lake.atomic import check_output_dir, replaced_dir
 from gpuetl.lake.manifest import Manifest
 from gpuetl.ops import NORMALIZATIONS, Normalization
 from gpuetl.stages import StageTimer, peak_host_bytes, provenance
@@ -69,8 +69,8 @@ class BuildResult:
 
 
 def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: str | Path,
-                  progress: bool = True) -> BuildResult:
-    lake, out = Path(lake), Path(out)
+                  progress: bool = True, overwrite: bool = False) -> BuildResult:
+    lake, out = Path(lake), check_output_dir(out, "dataset", overwrite=overwrite)  # before the work
     stage = StageTimer(backend)
     steps = cfg.feature_params()
     manifest = Manifest.load(lake)  # once: every reader below and the metadata hash use this one
@@ -121,7 +121,7 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
             raise BuildError(f"no rows between {cfg.start} and {cfg.end} in universe {cfg.universe!r}")
         bar.advance(task)
         bar.update(task, description="normalize + write")
-        with replaced_dir(out) as tmp:  # data and metadata.json appear together, or not at all
+        with replaced_dir(out, "dataset", overwrite=overwrite) as tmp:  # data and metadata.json together, or none
             coverage = _write_years(backend, stage, keys, sub, kinds, list(target_cols), cfg, tmp / "data")
             stats = backend.memory_stats()
             result = BuildResult(out, int(sub.n), int(len(sub.offsets) - 1), len(sub.unique_dates), feature_cols,

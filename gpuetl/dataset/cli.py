@@ -1,13 +1,23 @@
-"""`gpuetl build`: the dataset build from the raw lake, with per-stage timings."""
+"""`gpuetl build`: the dataset build from the raw lake, with per-stage timings (stdout; JSON with --json)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from rich.console import Console
 
-from gpuetl.cli import CommandError, add_config_options, command_config
+from gpuetl.cli import (
+    DEMO_DATASET,
+    CommandError,
+    add_config_options,
+    command_config,
+    is_demo_lake,
+    lake_dir,
+    note,
+    show_progress,
+)
 from gpuetl.config import Settings
 from gpuetl.stages import peak_memory_text, timings_table
 
@@ -17,9 +27,13 @@ DEFAULT_CONFIG = "configs/dataset/default.yaml"
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("build", parents=[common], help="build the dataset (features, targets) from the raw lake")
     add_config_options(p, DEFAULT_CONFIG, "dataset", "start=2020-01-01")
-    p.add_argument("--lake", help="raw lake directory (default: settings paths.lake)")
-    p.add_argument("--out", help="output directory (default: <paths.datasets>/<dataset name>)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--lake", help="raw lake directory (default: paths.lake, or the demo lake after `make demo`)")
+    p.add_argument("--out", help="output directory (default: <paths.datasets>/<dataset name>; "
+                                 "<paths.datasets>/demo from the demo lake)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out even if gpuetl did not write it (its files are deleted)")
+    p.add_argument("--json", action="store_true", help="print the build summary as JSON (instead of the tables)")
+    p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.set_defaults(run=run)
 
 
@@ -27,14 +41,33 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from gpuetl import backend
     from gpuetl.dataset.build import BuildError, build_dataset
     from gpuetl.dataset.config import load_dataset_config
+    from gpuetl.graphs.io import StaleGraphsError, check_graphs
+    from gpuetl.lake.atomic import check_output_dir
 
     cfg = command_config(load_dataset_config, args)
+    lake = lake_dir(args.lake, settings, "build")
+    name = DEMO_DATASET if is_demo_lake(lake, settings) else cfg.name
+    out = Path(args.out) if args.out else Path(settings.paths.datasets) / name
+    check_output_dir(out, "dataset", overwrite=args.overwrite)  # before the work: OutputError is exit 2
     b = backend.init(settings)
-    out = Path(args.out) if args.out else Path(settings.paths.datasets) / cfg.name
+    had_graphs = (out / "graphs" / "graphs.json").exists()
     try:
-        result = build_dataset(b, cfg, args.lake or settings.paths.lake, out, progress=not args.no_progress)
+        result = build_dataset(b, cfg, lake, out, progress=show_progress(args), overwrite=args.overwrite)
     except BuildError as err:  # nothing was written: the dataset folder is swapped in only at the end
         raise CommandError(str(err)) from None
+    if had_graphs:
+        try:
+            check_graphs(out)
+        except StaleGraphsError:
+            note("build", f"{out}/graphs were kept but made from the previous build (stale): rerun "
+                          f"`gpuetl graph --dataset {out}`")
+    if args.json:
+        print(json.dumps({"out": str(out), "lake": str(lake), "backend": b.name, "rows": result.rows,
+                          "codes": result.codes, "dates": result.dates, "features": len(result.features),
+                          "targets": len(result.targets), "timings_s": result.timings,
+                          "peak_device_bytes": result.peak_device_bytes,
+                          "peak_host_bytes": result.peak_host_bytes}, indent=2))
+        return 0
     console = Console()
     console.print(timings_table(f"built {out} on {b.name}", result.timings, "stage"))
     peak = peak_memory_text(result.peak_device_bytes, result.peak_host_bytes)

@@ -23,7 +23,7 @@ from gpuetl.features.adjust import cumulative_factor
 from gpuetl.features.panel import Panel
 from gpuetl.graphs.build import GraphOutput, build_graphs, panel_features
 from gpuetl.graphs.config import GraphConfig
-from gpuetl.graphs.io import dates_from_days, write_graphs
+from gpuetl.graphs.io import dataset_digest, dates_from_days, write_graphs
 from gpuetl.graphs.returns import returns_from_panel
 from gpuetl.lake.manifest import Manifest
 from gpuetl.stages import peak_host_bytes
@@ -135,7 +135,7 @@ def graph_stage(backend: Backend, panel: Panel, codes: Any, cfg: GraphConfig, fi
 
 
 def graph_dataset(backend: Backend, cfg: GraphConfig, dataset: str | Path, lake: str | Path,
-                  out: str | Path | None = None, progress: bool = True) -> GraphRunResult:
+                  out: str | Path | None = None, progress: bool = True, overwrite: bool = False) -> GraphRunResult:
     dataset, lake = Path(dataset), Path(lake)
     out = Path(out) if out else dataset / "graphs"
     rows = dataset_rows(backend, dataset)
@@ -153,8 +153,9 @@ def graph_dataset(backend: Backend, cfg: GraphConfig, dataset: str | Path, lake:
     output = build_graphs(backend, returns_from_panel(panel), cfg, start, progress, eligible)
     features = row_features(backend, rows, output, date_pos, code_pos, found) if output.features else None
     write_graphs(backend, out, codes, output, cfg, features,
-                 {"dataset": str(dataset), "lake": str(lake), "dataset_rows": len(rows), **days_with_edges(backend, output),
-                  "normalization": spec.normalization(cfg)})
+                 {"dataset": str(dataset), "lake": str(lake), "dataset_rows": len(rows),
+                  "dataset_hash": dataset_digest(dataset), **days_with_edges(backend, output),
+                  "normalization": spec.normalization(cfg)}, overwrite)
     stats = backend.memory_stats()
     return GraphRunResult(out, len(rows), len(codes), len(output.graph_days), output.n_edges, list(output.features),
                           output.batch_days, output.timings, stats["peak_bytes"] if stats else None,

@@ -5,11 +5,16 @@ Layout of a graph output folder (by default `<dataset>/graphs/`), written to a t
     codes.parquet                 index (int32), Code: src/dst of the edges index this table
     edges/year=YYYY/*.parquet     Date (timestamp[ms]), src, dst (int32, src < dst), weight (float32)
     features/year=YYYY/*.parquet  Code, Date, graph_* (float32): one row per dataset row (`gpuetl graph`)
-    graphs.json                   config, counts, batch size, timings, backend
+    graphs.json                   config, counts, batch size, timings, backend, dataset_hash
+
+`dataset_hash` is the digest of the dataset the graphs were made from (`dataset_digest`). Rebuilding a dataset
+keeps its graphs/ folder but changes the digest, so `check_graphs` (for every reader) refuses them as stale
+until `gpuetl graph` runs again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,38 @@ from gpuetl.lake.atomic import replaced_dir
 from gpuetl.stages import provenance
 
 _MS_PER_DAY = 86_400_000
+# metadata.json keys that describe a build run, not what it made (a faster or GPU rebuild makes the same rows)
+_RUN_DETAILS = frozenset({"created_at", "timings_s", "peak_device_bytes", "peak_host_bytes", "backend", "device"})
+
+
+class StaleGraphsError(RuntimeError):
+    """Graphs that are missing or were made from another build of their dataset; says what to run."""
+
+
+def dataset_digest(dataset: str | Path) -> str | None:
+    """What a dataset build made, as one hash: its metadata.json without the run details (None: no metadata)."""
+    try:
+        meta = json.loads((Path(dataset) / "metadata.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    made = {k: v for k, v in meta.items() if k not in _RUN_DETAILS}
+    return "sha256:" + hashlib.sha256(json.dumps(made, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_graphs(dataset: str | Path, graphs: str | Path | None = None) -> dict[str, Any]:
+    """graphs.json of the graphs of `dataset` (default `<dataset>/graphs`), once they are known to belong to
+    the dataset as it is now; StaleGraphsError (one line: what to run) when missing or made from another build."""
+    dataset = Path(dataset)
+    graphs = Path(graphs) if graphs else dataset / "graphs"
+    rerun = f"run `gpuetl graph --dataset {dataset}`" + (f" --out {graphs}" if graphs != dataset / "graphs" else "")
+    try:
+        meta: dict[str, Any] = json.loads((graphs / "graphs.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StaleGraphsError(f"no graphs at {graphs}: {rerun}") from None
+    if meta.get("dataset_hash") != dataset_digest(dataset):
+        raise StaleGraphsError(f"the graphs at {graphs} were made from an earlier build of {dataset} "
+                               f"(stale): {rerun} again")
+    return meta
 
 
 def dates_from_days(backend: Backend, days: Any) -> Any:
@@ -49,8 +86,9 @@ def write_partitioned(frame: Any, path: Path) -> None:
 
 
 def write_graphs(backend: Backend, out: str | Path, codes: Any, output: GraphOutput, cfg: GraphConfig,
-                 features: Any = None, extra: dict[str, Any] | None = None) -> Path:
-    """Write codes, edges, optional features frame (Code, Date, graph_*, year) and graphs.json to `out`."""
+                 features: Any = None, extra: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Write codes, edges, optional features frame (Code, Date, graph_*, year) and graphs.json to `out`
+    (a folder gpuetl wrote as graphs, or a new or empty one; anything with `overwrite`)."""
     xp = backend.xp
     codes = backend.xdf.Series(codes).reset_index(drop=True)
     meta = {
@@ -65,7 +103,7 @@ def write_graphs(backend: Backend, out: str | Path, codes: Any, output: GraphOut
         "definitions": "gpuetl/graphs/__init__.py",
         **(extra or {}),
     }
-    with replaced_dir(out) as tmp:
+    with replaced_dir(out, "graphs", overwrite=overwrite) as tmp:
         backend.xdf.DataFrame({"index": xp.arange(len(codes), dtype=xp.int32),
                                "Code": codes}).to_parquet(str(tmp / "codes.parquet"), index=False)
         write_partitioned(edges_frame(backend, output), tmp / "edges")

@@ -35,14 +35,14 @@ def to_table(
     present: set[str] = set()
     for rec in records:
         present.update(rec)
-    known = {f.name for f in ds.fields} | {f.v1 for f in ds.fields}
+    known = {f.name for f in ds.fields} | {f.v1 for f in ds.fields if f.v1}
     for key in present - known:
         if (ds.name, key) not in _logged_unknown:
             _logged_unknown.add((ds.name, key))
             log.debug("%s: ignoring unknown field %r", ds.name, key)
     arrays: list[pa.Array] = []
     for f in ds.fields:
-        src = f.name if f.name in present else f.v1 if f.v1 in present else None
+        src = f.name if f.name in present else f.v1 if f.v1 and f.v1 in present else None
         if src is None:
             arrays.append(pa.nulls(len(records), ARROW_TYPES[f.kind]))
         else:

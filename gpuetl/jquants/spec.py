@@ -58,7 +58,7 @@ _FLAG_NAMES = {"UL", "LL", "MUL", "MLL", "AUL", "ALL"}
 @dataclasses.dataclass(frozen=True)
 class Field:
     name: str  # V2 name (the canonical column name)
-    v1: str  # V1 name
+    v1: str | None  # V1 name; None for a field only V2 serves
     kind: Kind
     premium_only: bool = False  # omitted (not null) from responses below Premium
 
@@ -80,6 +80,7 @@ class Dataset:
     date_field: str | None  # the row's own date, used to partition the lake and check windows
     encoding: Encoding
     calendar: Literal["equity", "derivatives"] = "equity"  # which business days `fetch: date` walks
+    dense: bool = False  # rows on every open day: an empty answer for one is "not there yet", fetched again
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -92,7 +93,7 @@ class Dataset:
         raise KeyError(f"{self.name} has no field {name!r}; fields: {', '.join(self.columns)}")
 
     def v1_to_v2(self) -> dict[str, str]:
-        return {f.v1: f.name for f in self.fields}
+        return {f.v1: f.name for f in self.fields if f.v1}
 
     def v2_to_v1_params(self) -> dict[str, str]:
         """V2 query parameter -> V1 spelling (API-NOTES §1.4); identical where absent."""
@@ -146,8 +147,20 @@ _FACTS: tuple[tuple[str, str, str | None, str | None, Fetch, str | None, str | N
      "2008-05-07", "mixed", "derivatives"),
 )
 
-# Fields the official spec does not list but the API serves (API-NOTES §2.8: SigChgInC since 2024-07-22).
-_EXTRA_FIELDS = {"/fins/summary": (("SigChgInC", "SignificantChangesInTheScopeOfConsolidation", "Boolean"),)}
+# Datasets with rows on every TSE business day (the calendar: on every day). Derivatives are left out: on an
+# OSE holiday-trading day (HolDiv "3") not every product trades, so an empty answer there can be final.
+_DENSE = frozenset({"calendar", "master", "bars_daily", "topix", "indices", "short_ratio", "breakdown"})
+
+# Fields the official spec does not list but the API serves: (V2 name, V1 name or None if V1 lacks it, type).
+# SigChgInC since 2024-07-22 (API-NOTES §2.8); ShEq/NCShEq/ROE/NCROE since 2026-08-03 (the J-Quants release
+# note; jquants-api-client 2.8.0's FIN_SUMMARY_COLUMNS_V2); ProdCat in master (OBSERVED 2026, API-NOTES §2.2;
+# EQ_MASTER_COLUMNS_V2).
+_EXTRA_FIELDS: dict[str, tuple[tuple[str, str | None, str], ...]] = {
+    "/fins/summary": (("SigChgInC", "SignificantChangesInTheScopeOfConsolidation", "Boolean"),
+                      ("ShEq", None, "Number"), ("NCShEq", None, "Number"), ("ROE", None, "Number"),
+                      ("NCROE", None, "Number")),
+    "/equities/master": (("ProdCat", None, "String"),),
+}
 # Spec fields typed "String" that hold numbers (dividend amounts are "number or string" on the wire).
 _NUMERIC_STRINGS = {"DistAmt", "RetEarn", "DeemDiv", "DeemCapGains", "NetAssetDecRatio", "CommDivRate",
                     "SpecDivRate", "ShrtOutRatio", "LongOutRatio"}
@@ -198,7 +211,8 @@ def datasets() -> dict[str, Dataset]:
         e = raw[path]
         spec_fields = [(f["name"], f["type"]) for f in e["response"]["fields"]]
         spec_fields += [(n, t) for n, _v1, t in _EXTRA_FIELDS.get(path, ())]
-        names_v1 = {**v1_names.get(path, {}), **{n: v1 for n, v1, _t in _EXTRA_FIELDS.get(path, ())}}
+        names_v1: dict[str, str | None] = {**v1_names.get(path, {}),
+                                           **{n: v1 for n, v1, _t in _EXTRA_FIELDS.get(path, ())}}
         fields = tuple(Field(n, names_v1.get(n, n), _kind(n, t), premium_only=_premium_only(path, n))
                        for n, t in spec_fields)
         pag = e.get("pagination") or {}
@@ -209,6 +223,7 @@ def datasets() -> dict[str, Dataset]:
             plans=tuple(p.lower() for p in e["plan"]),
             since=since, paginated=bool(pag.get("supported")), fetch=fetch, date_param=date_param,
             date_field=date_field, encoding=encoding, calendar=calendar,  # type: ignore[arg-type]
+            dense=name in _DENSE,
         )
     return out
 

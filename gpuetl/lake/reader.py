@@ -22,6 +22,7 @@ import pyarrow.dataset as pads
 from gpuetl.jquants import schema, spec
 from gpuetl.lake.canonical import dedupe_sorted, lake_schema, partition_column, sort
 from gpuetl.lake.manifest import Manifest
+from gpuetl.lake.verify import READ_ERRORS, CorruptLakeError, read_error
 
 _PART = re.compile(r"/year=(\d{4})/month=(\d{2})/")
 
@@ -53,8 +54,11 @@ def read(
         upper = pc.field(date_col) <= pa.scalar(hi, pa.date32())
         expr = upper if expr is None else expr & upper
     root = Path(lake)
-    data = pads.dataset([str(root / f) for f in files], schema=full, format="parquet")
-    table = data.to_table(columns=cols, filter=expr)
+    try:
+        data = pads.dataset([str(root / f) for f in files], schema=full, format="parquet")
+        table = data.to_table(columns=cols, filter=expr)
+    except READ_ERRORS as err:
+        raise CorruptLakeError(read_error(root, files, err)) from err
     table = sort(table, date_col)
     if any(r.spills for r in manifest.units(ds.name).values()):
         table = dedupe_sorted(table)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,6 +23,8 @@ from gpuetl.lake import atomic
 from gpuetl.lake.canonical import SNAPSHOT_COLUMN, canonical, content_hash, partition_column
 from gpuetl.lake.manifest import Manifest, UnitRecord
 from gpuetl.lake.units import Unit, gaps
+
+LOCK = ".lock"
 
 
 class Lake:
@@ -82,6 +86,29 @@ class Lake:
             self._garbage.update(stale - set(files))
         return rec
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the lake's writer lock (`<lake>/.lock`) for a whole run: a second writer fails at once (OutputError)
+        instead of racing this one's manifest, or having its unrecorded files vacuumed."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise atomic.OutputError(f"another gpuetl process is writing the lake at {self.root}; wait for it "
+                                         "to finish") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def forget(self, dataset: str, unit_id: str) -> None:
+        """Drop a unit from the manifest (its files go at the next flush): the next fetch requests it again."""
+        old = self.manifest.drop(dataset, unit_id)
+        if old is not None:
+            with self._lock:
+                self._garbage.update(old.files)
+
     def flush(self) -> None:
         """Write the manifest, then remove files no unit claims any more."""
         self.manifest.flush()
@@ -93,11 +120,13 @@ class Lake:
                 os.unlink(self.root / rel)
 
     def vacuum(self) -> list[str]:
-        """Delete part files that no manifest unit claims (left by a crash before a flush)."""
+        """Delete part files that no manifest unit claims and temporary files (both left by a killed writer).
+        Only while no other process writes this lake (a fetch calls it before it starts)."""
         self.flush()
         claimed = {f for ds in self.manifest.datasets() for f in self.manifest.files(ds)}
         removed = []
-        for path in sorted(self.root.glob("*/year=*/month=*/*.parquet")):
+        for path in sorted([*self.root.glob("*/year=*/month=*/*.parquet"), *self.root.glob("*/year=*/month=*/.*.tmp"),
+                            *self.root.glob(".*.tmp")]):
             rel = path.relative_to(self.root).as_posix()
             if rel not in claimed:
                 path.unlink()

@@ -9,6 +9,11 @@ so an interrupted run resumes where it stopped and a repeated run requests nothi
 Failures: a dataset the server refuses (plan gate, window, bad request) stops that dataset only; a
 refused credential or a server that stays down after all retries stops the run. Either way what
 completed stays in the lake and the manifest, and `FetchError` carries the summary.
+
+An empty answer for a day a dense dataset must have rows on (`spec.Dataset.dense`: daily bars on a trading
+day, the calendar on any day) is recorded as not final, so the next run asks again: the data was not there
+yet, which is not the same as there being none. A window the server's calendar has no day of is refused.
+With `verify`, the lake's units in the window are first hashed against the manifest and bad ones fetched again.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from gpuetl.jquants.client import Client, Record
 from gpuetl.jquants.env import Credentials
 from gpuetl.jquants.errors import AuthError, JQuantsError, RateLimitError, ServerError, TransportError
 from gpuetl.jquants.ratelimit import Clock
-from gpuetl.lake import Lake, Unit, read
+from gpuetl.lake import Lake, Unit, UnitRecord, read
+from gpuetl.lake.atomic import check_writable_dir
+from gpuetl.lake.verify import verify as verify_lake
 from gpuetl.pipelines.fetch_plan import (
     DatasetPlan,
     FetchInputError,
@@ -76,12 +83,15 @@ async def fetch(
     clock: Clock | None = None,
     today: dt.date | None = None,
     console: Console | None = None,
+    verify: bool = False,
 ) -> FetchSummary:
     """Fetch `datasets` (default: settings.fetch.datasets) for [start, end] into `lake`.
 
     `plan` sets pacing and which datasets exist; `credentials` default to the environment / .env;
-    `clock` and `today` exist for tests; progress draws on `console` (default stdout). Raises FetchInputError / PlanError / MissingCredentialsError
-    before any request for bad input, FetchError (with `.summary`) when the run could not finish.
+    `clock` and `today` exist for tests; progress draws on `console` (default stderr). `verify` first checks
+    the lake's units in the window and fetches bad ones again. Raises FetchInputError / PlanError /
+    MissingCredentialsError / OutputError (a lake path that cannot be written) before any request for bad
+    input, FetchError (with `.summary`) when the run could not finish.
     """
     first, last = parse_day(start, "start"), parse_day(end, "end")
     if first > last:
@@ -91,27 +101,40 @@ async def fetch(
     version = api_version or js.api_version
     chosen, skipped = select(datasets, settings.fetch.datasets, plan_, version)
     creds = credentials or env.credentials(version)
-    client = Client.from_settings(js, creds, api_url=api_url, plan=plan_, api_version=version, clock=clock)
-    run = _Run(client, Lake(lake or settings.paths.lake), first, last, today or today_jst(),
-               settings.fetch.range_chunk_days, js.concurrency)
-    summary = FetchSummary(
-        start=first.isoformat(), end=last.isoformat(), plan=plan_, api_version=version, api_url=client.api_url,
-        lake=str(run.lake.root), requests_per_minute=client.limiter.rpm, skipped=skipped)
-    fatal: BaseException | None = None
-    with FetchProgress(progress, console) as bar:
-        run.bar = bar
-        async with client:
-            try:
-                await run.go(chosen, explicit=datasets is not None)
-            except FATAL as err:
-                fatal = err
-                summary.stopped = str(err)
-            finally:
-                await asyncio.to_thread(run.lake.flush)
-                run.fill(summary)
+    lake_ = Lake(check_writable_dir(lake or settings.paths.lake, "--lake"))
+    with lake_.exclusive():  # one writer per lake
+        lake_.vacuum()  # files a killed run wrote but never recorded, and its temporary files
+        bad = _drop_bad_units(lake_, chosen, first, last) if verify else {}
+        client = Client.from_settings(js, creds, api_url=api_url, plan=plan_, api_version=version, clock=clock)
+        run = _Run(client, lake_, first, last, today or today_jst(), settings.fetch.range_chunk_days, js.concurrency)
+        summary = FetchSummary(
+            start=first.isoformat(), end=last.isoformat(), plan=plan_, api_version=version, api_url=client.api_url,
+            lake=str(run.lake.root), requests_per_minute=client.limiter.rpm, skipped=skipped, refetched=bad)
+        fatal: BaseException | None = None
+        with FetchProgress(progress, console) as bar:
+            run.bar = bar
+            async with client:
+                try:
+                    await run.go(chosen, explicit=datasets is not None)
+                except FATAL as err:
+                    fatal = err
+                    summary.stopped = str(err)
+                finally:
+                    await asyncio.to_thread(run.lake.flush)
+                    run.fill(summary)
     if fatal is not None or summary.errors:
         raise FetchError(_failure_message(summary, fatal), summary) from fatal
     return summary
+
+
+def _drop_bad_units(lake: Lake, chosen: list[spec.Dataset], start: dt.date, end: dt.date) -> dict[str, str]:
+    """Forget the units in the window whose files do not hold what the manifest recorded (fetched again)."""
+    report = verify_lake(lake.root, [ds.name for ds in chosen], start, end)
+    for b in report.bad:
+        log.warning("%s %s: %s; fetching it again", b.dataset, b.unit, b.problem)
+        lake.forget(b.dataset, b.unit)
+    lake.flush()
+    return {f"{b.dataset}/{b.unit}": b.problem for b in report.bad}
 
 
 def _failure_message(summary: FetchSummary, fatal: BaseException | None) -> str:
@@ -164,9 +187,9 @@ class _Run:
             return dict.fromkeys(("equity", "derivatives"), weekdays(self.start, self.end))
         await asyncio.to_thread(self.lake.flush)
         rows = await asyncio.to_thread(read, self.lake.root, "calendar", self.start, self.end, ["Date", "HolDiv"])
-        if not rows.num_rows:
-            log.warning("the calendar has no rows for %s..%s; walking weekdays instead", self.start, self.end)
-            return dict.fromkeys(("equity", "derivatives"), weekdays(self.start, self.end))
+        if not rows.num_rows:  # the calendar has a row for every day the server knows
+            raise FetchInputError(f"the server's trading calendar has no day in {self.start} .. {self.end}: it "
+                                  "serves no data for those dates; ask for dates it covers")
         return {kind: business_days(rows, kind, self.start, self.end) for kind in ("equity", "derivatives")}
 
     async def _run(self, plans: list[DatasetPlan]) -> None:
@@ -225,13 +248,16 @@ class _Run:
         self._last_at[ds.name] = self.client.clock.monotonic()
         tally = self.tally[ds.name]
         tally.done += 1
-        tally.rows += rec
+        tally.rows += rec.rows
+        tally.empty += rec.rows == 0 and not rec.final and plan.is_final(unit)
         self.bar.advance(ds.name, tally.rows)
         self._totals()
 
-    def _write(self, plan: DatasetPlan, unit: Unit, records: list[Record]) -> int:
+    def _write(self, plan: DatasetPlan, unit: Unit, records: list[Record]) -> UnitRecord:
         table = normalize.to_table(plan.dataset, records)
-        return self.lake.write(plan.dataset, unit, table, final=plan.is_final(unit)).rows
+        # nothing for a day a dense dataset has rows on: not published yet (or lost), so ask again next run
+        final = plan.is_final(unit) and (table.num_rows > 0 or not plan.dataset.dense)
+        return self.lake.write(plan.dataset, unit, table, final=final)
 
     async def _flush_periodically(self) -> None:
         """Record progress every few seconds; a big manifest is flushed less often (at most ~5 % of the time)."""

@@ -1,7 +1,8 @@
 """`gpuetl fetch`: pull J-Quants data into the raw Parquet lake (resumable; a re-run requests nothing new).
 
 `--demo` serves the built-in fake J-Quants API over a synthetic market in this process and fetches from
-it, so everything works without a subscription.
+it, so everything works without a subscription. The summary goes to stdout (a table, or JSON with
+`--json`); progress and logs go to stderr.
 """
 
 from __future__ import annotations
@@ -9,22 +10,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import datetime as dt
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from gpuetl.cli import demo_lake
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
 from gpuetl.jquants.env import Credentials
 from gpuetl.jquants.errors import JQuantsError
+from gpuetl.lake.atomic import OutputError, check_writable_dir
 from gpuetl.lake.manifest import ManifestError
 from gpuetl.pipelines.fetch import FetchError, FetchInputError, FetchSummary, fetch
-from gpuetl.pipelines.fetch_plan import today_jst
+from gpuetl.pipelines.fetch_plan import parse_day, today_jst
 from gpuetl.pipelines.fetch_report import render_summary
-
-DEMO_LAKE = "demo/raw"  # under settings.paths.data: synthetic rows never mix with a real lake
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -39,57 +42,74 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--api-version", choices=("v2", "v1"), help="v2 (x-api-key) or legacy v1 (mail/password)")
     p.add_argument("--demo", action="store_true",
                    help="fetch from the built-in fake J-Quants server over a synthetic market (no key needed)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--no-progress", action="store_true", help="no live progress display")
+    p.add_argument("--verify", action="store_true",
+                   help="first hash the lake's units in the window against the manifest; fetch bad ones again")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (instead of the table)")
+    p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     console = Console(stderr=True)
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
     try:
-        summary = asyncio.run(_run(args, settings, console))
+        summary = asyncio.run(fetch_lake(
+            settings, args.start, args.end, datasets, args.lake, demo=args.demo, api_url=args.api_url,
+            plan=args.plan, api_version=args.api_version, progress=not args.no_progress, console=console,
+            verify=args.verify))
     except FetchError as err:
-        render_summary(err.summary, console)
-        if args.json:
-            print(err.summary.to_json())
+        print_summary(err.summary, args.json)
         print(f"gpuetl fetch: {err}", file=sys.stderr)
         return 1
-    except (FetchInputError, JQuantsError, ManifestError) as err:
+    except (FetchInputError, JQuantsError, ManifestError, OutputError) as err:
         print(f"gpuetl fetch: {err}", file=sys.stderr)
         return 2
-    render_summary(summary, console)
-    if args.json:
-        print(summary.to_json())
+    print_summary(summary, args.json)
     return 0
 
 
-async def _run(args: argparse.Namespace, settings: Settings, console: Console) -> FetchSummary:
-    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
-    progress = not args.no_progress and console.is_terminal
-    if not args.demo:
-        if not args.start:
-            raise FetchInputError("--start is required (or use --demo)")
-        # the fake market's "today" (the day after its last date) stamps snapshots and marks units final
-        return await fetch(settings, args.start, args.end or today_jst(), datasets, args.lake, args.api_url,
-                           args.plan, progress, api_version=args.api_version, console=console)
-    return await _demo(args, settings, datasets, progress, console)
+def print_summary(summary: FetchSummary, as_json: bool) -> None:
+    """The result on stdout: the summary table, or its JSON."""
+    if as_json:
+        print(summary.to_json())
+    else:
+        render_summary(summary, Console())
 
 
-async def _demo(args: argparse.Namespace, settings: Settings, datasets: list[str] | None, progress: bool,
-                console: Console) -> FetchSummary:
+async def fetch_lake(settings: Settings, start: str | dt.date | None, end: str | dt.date | None,
+                     datasets: Sequence[str] | None, lake: str | Path | None, *, demo: bool,
+                     api_url: str | None = None, plan: spec.Plan | None = None, api_version: Any = None,
+                     progress: bool = True, console: Console | None = None, verify: bool = False) -> FetchSummary:
+    """One fetch as the command runs it: from the API (`--start` required), or from the demo server."""
+    if demo:
+        return await _demo(settings, start, end, datasets, lake, plan, api_version, progress, console, verify)
+    if not start:
+        raise FetchInputError("--start is required (or use --demo)")
+    return await fetch(settings, start, end or today_jst(), datasets, lake, api_url, plan, progress,
+                       api_version=api_version, console=console, verify=verify)
+
+
+async def _demo(settings: Settings, start: str | dt.date | None, end: str | dt.date | None,
+                datasets: Sequence[str] | None, lake: str | Path | None, plan: spec.Plan | None,
+                api_version: Any, progress: bool, console: Console | None, verify: bool) -> FetchSummary:
     """Serve the fake API in-process over a synthetic market and fetch from it."""
     from gpuetl.jquants.fake.options import FakeOptions
     from gpuetl.jquants.fake.server import FakeServer
     from gpuetl.synth import MarketConfig, build_market
 
     demo = settings.demo
-    start, end = args.start or demo.start, args.end or demo.end
+    first, last = parse_day(start or demo.start, "start"), parse_day(end or demo.end, "end")
+    lo, hi = parse_day(demo.start, "demo.start"), parse_day(demo.end, "demo.end")
+    if first < lo or last > hi:
+        raise FetchInputError(f"{first} .. {last} is not inside the demo market ({lo} .. {hi}): ask for dates "
+                              "inside it, or widen the market with --set demo.start=... / --set demo.end=...")
+    lake = check_writable_dir(lake or demo_lake(settings), "--lake")  # before building the market
+    console = console or Console(stderr=True)
     console.print(f"demo: building a synthetic market ({demo.codes} codes, {demo.start} .. {demo.end}, "
                   f"seed {demo.seed})")
     market = await asyncio.to_thread(
         build_market, MarketConfig(codes=demo.codes, start=demo.start, end=demo.end, seed=demo.seed))
-    options = FakeOptions.from_demo(demo, plan=args.plan or demo.plan)
-    lake = args.lake or str(Path(settings.paths.data) / DEMO_LAKE)
+    options = FakeOptions.from_demo(demo, plan=plan or demo.plan)
     async with FakeServer(market, options, host=demo.host, port=demo.port) as server:
         console.print(f"demo: fake J-Quants API on {server.url} ({options.plan} plan); lake {lake}")
         creds = Credentials(api_key=options.api_key, mail=options.mail, password=options.password)
@@ -97,6 +117,6 @@ async def _demo(args: argparse.Namespace, settings: Settings, datasets: list[str
         settings = dataclasses.replace(settings, jquants=dataclasses.replace(
             settings.jquants, requests_per_minute=options.requests_per_minute))
         # the fake market's "today" (the day after its last date) stamps snapshots and marks units final
-        return await fetch(settings, start, end, datasets, lake, server.url, options.plan, progress,
-                           api_version=args.api_version, credentials=creds, today=server.state.today,
-                           console=console)
+        return await fetch(settings, first, last, datasets, lake, server.url, options.plan, progress,
+                           api_version=api_version, credentials=creds, today=server.state.today,
+                           console=console, verify=verify)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -29,6 +30,7 @@ class DatasetSummary:
     retries: int = 0
     rate_limited: int = 0  # 429 answers
     transient: int = 0  # 5xx, timeouts, dropped connections, broken bodies
+    empty: int = 0  # units answered empty on days the dataset has rows: kept not final, fetched next run
     seconds: float = 0.0
     error: str | None = None
 
@@ -50,6 +52,7 @@ class FetchSummary:
     auth_requests: int = 0
     manifest_hash: str = ""
     stopped: str | None = None  # why the whole run stopped early (credentials refused, server down)
+    refetched: dict[str, str] = dataclasses.field(default_factory=dict)  # "dataset/unit" -> why (--verify)
 
     @property
     def requests(self) -> int:
@@ -96,6 +99,8 @@ def render_summary(summary: FetchSummary, console: Console) -> None:
         table.add_column(col, justify="left" if col in ("dataset", "status") else "right")
     for d in summary.datasets.values():
         status = f"[red]{d.error}[/red]" if d.error else ("ok" if d.done == d.units else f"{d.done}/{d.units}")
+        if d.empty:
+            status += f", [yellow]{d.empty} empty: asked again next run[/yellow]"
         table.add_row(d.dataset, str(d.units), str(d.already), f"{d.rows:,}", str(d.requests), str(d.retries),
                       str(d.rate_limited), f"{d.seconds:.1f}", status)
     for name, why in summary.skipped.items():
@@ -107,6 +112,8 @@ def render_summary(summary: FetchSummary, console: Console) -> None:
     console.print(table)
     if summary.stopped:
         console.print(f"[red]stopped early: {summary.stopped}[/red]")
+    if summary.refetched:
+        console.print(f"verify: {len(summary.refetched)} unit(s) did not match the manifest and were fetched again")
     console.print(f"units: to fetch this run; had: already in the lake. Pace {summary.pace:.2f} req/s "
                   f"(pacing limit {summary.requests_per_minute / 60:.2f} req/s = {summary.requests_per_minute:g}/min)"
                   + (f"; {summary.cooldowns} cool-down(s) after repeated 429s" if summary.cooldowns else ""))
@@ -123,23 +130,29 @@ class _Progress(Progress):
 
 
 class FetchProgress:
-    """Live bars per dataset (units done, rows) under a totals line; a no-op when disabled."""
+    """Live bars per dataset (units done, rows) under a totals line on a terminal; elsewhere (a log, CI) a
+    totals line every PLAIN_EVERY_S seconds; a no-op when disabled."""
+
+    PLAIN_EVERY_S = 10.0
 
     def __init__(self, enabled: bool, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
         self.enabled = enabled
+        self.live = enabled and self.console.is_terminal
         self._progress = _Progress(
             TextColumn("{task.description:<18}"), BarColumn(bar_width=20), MofNCompleteColumn(),
             TextColumn("{task.fields[rows]:>10,} rows"), TimeElapsedColumn(),
-            console=console, transient=False, disable=not enabled)
+            console=self.console, transient=False, disable=not self.live)
         self._tasks: dict[str, TaskID] = {}
+        self._next_line = 0.0
 
     def __enter__(self) -> FetchProgress:
-        if self.enabled:
+        if self.live:
             self._progress.start()
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        if self.enabled:
+        if self.live:
             self._progress.stop()
 
     def add(self, dataset: str, units: int) -> None:
@@ -155,7 +168,14 @@ class FetchProgress:
             self._progress.update(self._tasks[dataset], description=f"[red]{dataset} (failed)[/red]")
 
     def totals(self, requests: int, rows: int, pace: float, rate_limited: int, retries: int) -> None:
-        if self.enabled:
+        if self.live:
             self._progress.header = (f"[bold]{requests:,}[/bold] requests  {pace:.2f} req/s  {rows:,} rows  "
                                      f"{retries} retries  {rate_limited} x 429")
             self._progress.refresh()
+        elif self.enabled and time.monotonic() >= self._next_line:
+            self._next_line = time.monotonic() + self.PLAIN_EVERY_S
+            tasks = self._progress.tasks
+            done, total = sum(int(t.completed) for t in tasks), sum(int(t.total or 0) for t in tasks)
+            self.console.print(f"fetch: {done:,}/{total:,} units, {rows:,} rows, {requests:,} requests "
+                               f"({pace:.2f}/s), {retries} retries, {rate_limited} x 429", markup=False,
+                               highlight=False)

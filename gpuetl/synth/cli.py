@@ -1,14 +1,17 @@
-"""`gpuetl synth`: write a synthetic market straight into a raw lake (large benchmarks, offline demos)."""
+"""`gpuetl synth`: write a synthetic market straight into a raw lake (large benchmarks, offline demos).
+The summary goes to stdout (a table, or JSON with --json); progress to stderr."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from gpuetl.cli import CommandError, demo_lake, note, show_progress
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
 
@@ -21,12 +24,15 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--seed", type=int, help="random seed (default: demo.seed)")
     p.add_argument("--datasets", help=f"comma-separated (default: fetch.datasets); any of: {', '.join(spec.datasets())}")
     p.add_argument("--out", help="lake directory (default: <paths.data>/demo/raw, as fetch --demo)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (instead of the table)")
+    p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from gpuetl.pipelines.fetch_cli import DEMO_LAKE
+    from gpuetl.config import check_date
+    from gpuetl.lake import Lake
+    from gpuetl.lake.atomic import check_writable_dir
     from gpuetl.synth import MarketConfig, build_market
     from gpuetl.synth.lake import write_lake
 
@@ -34,19 +40,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     names = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else list(settings.fetch.datasets)
     unknown = [n for n in names if n not in spec.datasets()]
     if unknown:
-        print(f"gpuetl synth: unknown dataset(s) {', '.join(unknown)}; valid: {', '.join(spec.datasets())}")
-        return 2
+        raise CommandError(f"unknown dataset(s) {', '.join(unknown)}; valid: {', '.join(spec.datasets())}", 2)
     config = MarketConfig(codes=args.codes or demo.codes, start=args.start or demo.start, end=args.end or demo.end,
                           seed=demo.seed if args.seed is None else args.seed)
-    out = Path(args.out or Path(settings.paths.data) / DEMO_LAKE)
-    console = Console(stderr=True)
-    console.print(f"synth: {config.codes} codes, {config.start} .. {config.end}, seed {config.seed} -> {out}")
+    check_date(config.start, "--start")  # a ConfigError: exit 2
+    check_date(config.end, "--end")
+    out = check_writable_dir(args.out or demo_lake(settings), "--out")
+    note("synth", f"{config.codes} codes, {config.start} .. {config.end}, seed {config.seed} -> {out}")
     t0 = time.perf_counter()
-    summary = write_lake(build_market(config), out, names, chunk_days=settings.fetch.range_chunk_days,
-                         progress=not args.no_progress and console.is_terminal)
+    with Lake(out).exclusive():
+        summary = write_lake(build_market(config), out, names, chunk_days=settings.fetch.range_chunk_days,
+                             progress=show_progress(args))
     seconds = time.perf_counter() - t0
-    table = Table("dataset", "units", "rows", title=f"synthetic lake {out} ({seconds:.1f} s)")
+    if args.json:
+        print(json.dumps({"lake": str(out), "seconds": round(seconds, 3),
+                          "datasets": {n: {"units": summary.units[n], "rows": summary.rows[n]} for n in names}},
+                         indent=2))
+        return 0
+    table = Table("dataset", "units", "rows", title=f"synthetic lake {Path(out)} ({seconds:.1f} s)")
     for name in names:
         table.add_row(name, f"{summary.units[name]:,}", f"{summary.rows[name]:,}")
-    console.print(table)
+    Console().print(table)
     return 0

@@ -231,7 +231,20 @@ def fins_summary(m: SyntheticMarket) -> pd.DataFrame:
     for k in ("MatChgSub", "ChgByASRev", "ChgNoASRev", "ChgAcEst", "RetroRst"):
         cols[k] = flag(rng.random(n) < 0.03, missing=~statement)
     cols["SigChgInC"] = flag(rng.random(n) < 0.03, missing=~statement | (s.date < SIG_CHG_FROM))
+    cols.update(_owners_equity(m, fy_doc))
     return canonical("fins_summary", cols, n)
+
+
+def _owners_equity(m: SyntheticMarket, fy_doc: np.ndarray) -> dict[str, np.ndarray]:
+    """ShEq (equity less non-controlling interests, where Eq is reported) and ROE = NP / ShEq as a fraction
+    (FY documents, whose NP is the full year), with their non-consolidated twins (no minority interests)."""
+    f, c = m.fundamentals.columns, m.schedule.code
+    minority = stream(m.config, "owners_equity").uniform(0.0, 0.08, m.universe.n)[c]
+    sh_eq = np.round(f["Eq"] * (1.0 - np.where(m.universe.consolidated[c], minority, 0.0)), -6)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"ShEq": sh_eq, "NCShEq": f["NCEq"].copy(),
+                "ROE": np.where(fy_doc, np.round(f["NP"] / sh_eq, 4), np.nan),
+                "NCROE": np.where(fy_doc, np.round(f["NCNP"] / f["NCEq"], 4), np.nan)}
 
 
 def fins_details(m: SyntheticMarket) -> pd.DataFrame:

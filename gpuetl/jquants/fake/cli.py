@@ -1,6 +1,7 @@
 """`gpuetl demo-server`: the fake J-Quants API over a synthetic market, for demos and manual client runs.
 
-Flags override the `demo:` settings (configs/gpuetl.yaml). The lead wires `add_parser` into gpuetl/cli.py.
+Flags override the `demo:` settings (configs/gpuetl.yaml). Where to reach it goes to stdout (JSON with
+--json), the rest to stderr.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from gpuetl.config import DemoSettings, Settings
+from gpuetl.config import DemoSettings, Settings, check_date
 from gpuetl.jquants import spec
 from gpuetl.jquants.fake.options import FakeOptions, parse_faults
 
@@ -29,8 +30,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--page-size", type=int, help="rows per page (demo.page_size)")
     p.add_argument("--faults", metavar="error=R,slow=R,slow_s=S,drop=R",
                    help="inject faults, e.g. error=0.1,slow=0.05,drop=0.02 (demo.faults)")
-    p.add_argument("--extra-keys", action="store_true",
-                   help="add the undocumented keys the real API sends (ProdCat, ExRT, MktCap)")
+    p.add_argument("--no-extra-keys", dest="extra_keys", action="store_false",
+                   help="omit the keys the real API sends beyond the canonical schema (ExRT, MktCap in daily bars)")
+    p.add_argument("--json", action="store_true", help="print where to reach the server as one JSON line")
     p.set_defaults(run=run)
 
 
@@ -49,12 +51,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         demo = demo_settings(args, settings.demo)
+        check_date(demo.start, "--start")
+        check_date(demo.end, "--end")
         options = FakeOptions.from_demo(demo, extra_keys=args.extra_keys)
         config = MarketConfig(codes=demo.codes, start=demo.start, end=demo.end, seed=demo.seed)
-    except ValueError as err:
+    except ValueError as err:  # ConfigError too
         print(f"gpuetl demo-server: {err}", file=sys.stderr)
         return 2
-    print(f"building the synthetic market: {demo.codes} codes, {demo.start} .. {demo.end}, seed {demo.seed}",
-          flush=True)
-    serve(demo, build_market(config), options)
+    print(f"gpuetl demo-server: building the synthetic market: {demo.codes} codes, {demo.start} .. {demo.end}, "
+          f"seed {demo.seed}", file=sys.stderr, flush=True)
+    serve(demo, build_market(config), options, as_json=args.json)
     return 0

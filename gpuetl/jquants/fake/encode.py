@@ -31,10 +31,10 @@ _MISSING: Mapping[str, Mapping[str, str]] = {
 _MIXED_FLOAT: Mapping[str, str | None] = {"margin_alert": None}
 # V1 omits these below Standard (API-NOTES §3.5 gotcha 4); V2 serves them on every plan.
 _V1_STANDARD_ONLY: Mapping[str, frozenset[str]] = {"master": frozenset({"Mrgn", "MrgnNm"})}
-# Keys the real V2 API sends that no spec lists (OBSERVED 2026), for testing clients' tolerance.
-_OBSERVED_EXTRA: Mapping[str, Mapping[str, Any]] = {
-    "master": {"ProdCat": "011"},
-    "bars_daily": {"ExRT": "", "MktCap": ""},
+# Keys the real V2 API sends that the canonical schema does not keep (daily bars since 2026-08; the official
+# Python client ignores them too), sent unless FakeOptions.extra_keys is off, for testing clients' tolerance.
+EXTRA_KEYS: Mapping[str, Mapping[str, Any]] = {
+    "bars_daily": {"ExRT": "", "MktCap": None},
 }
 
 
@@ -81,24 +81,26 @@ class WireTable:
         self.columns = {f.name: wire_column(ds, f, frame[f.name]) for f in ds.fields}
 
     def fields(self, version: Version, plan: Plan) -> list[Field]:
-        """The fields a response carries: Premium-only keys and V1's Standard-only keys are omitted."""
+        """The fields a response carries: Premium-only keys, V1's Standard-only keys and (in V1) V2-only keys
+        are omitted."""
         drop = _V1_STANDARD_ONLY.get(self.dataset.name, frozenset()) if version == "v1" else frozenset()
         return [f for f in self.dataset.fields
                 if not (f.premium_only and plan != "premium")
-                and not (f.name in drop and plan in ("free", "light"))]
+                and not (f.name in drop and plan in ("free", "light"))
+                and not (version == "v1" and f.v1 is None)]
 
-    def records(self, rows: Sequence[int], version: Version, plan: Plan, *, extra_keys: bool = False,
+    def records(self, rows: Sequence[int], version: Version, plan: Plan, *, extra_keys: bool = True,
                 overrides: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """The JSON objects for `rows`, keyed by the version's names; `overrides` replace V2-named values."""
         fields = self.fields(version, plan)
-        keys = [f.v1 if version == "v1" else f.name for f in fields]
+        keys = [f.v1 if version == "v1" and f.v1 else f.name for f in fields]  # fields() left V1 no V2-only one
         cols = [self.columns[f.name] for f in fields]
         tail: dict[str, Any] = {}
         if overrides:
             by_name = {f.name: k for f, k in zip(fields, keys, strict=True)}
             tail.update({by_name[n]: v for n, v in overrides.items() if n in by_name})
         if extra_keys and version == "v2":
-            tail.update(_OBSERVED_EXTRA.get(self.dataset.name, {}))
+            tail.update(EXTRA_KEYS.get(self.dataset.name, {}))
         out = []
         for i in rows:
             rec = {k: c[i] for k, c in zip(keys, cols, strict=True)}

@@ -1,8 +1,8 @@
 """What the fake server can be told: credentials, plan, paging, limits, faults, token lifetimes.
 
 `DemoSettings` (configs/gpuetl.yaml `demo:`) covers what a user tunes; the rest (token lifetimes, block
-policy, the 413 cap, observed extra keys, the server's "today") exists so tests can drive edge cases,
-and defaults to the real API's published behaviour.
+policy, the 413 cap, extra keys, the server's "today") exists so tests can drive edge cases, and
+defaults to what the real API does.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class FakeOptions:
     block_s: float = 300.0  # how long a block lasts (the API blocks ~5 minutes)
     faults: Faults = Faults()
     max_rows: int | None = None  # a query matching more rows -> 413 "Response data is too large..."
-    extra_keys: bool = False  # add the OBSERVED unknown keys (ProdCat in master; ExRT, MktCap in bars)
+    extra_keys: bool = True  # send the keys the real API adds beyond the schema (ExRT, MktCap in daily bars)
     today: dt.date | None = None  # None: the business day after the market's last date
     secret: bytes | None = None  # HMAC key for pagination keys; None: random per server
 

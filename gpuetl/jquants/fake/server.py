@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
+import sys
 import time
 from types import TracebackType
 from typing import Any, Self
@@ -81,12 +83,13 @@ class FakeServer:
         await self.close()
 
 
-def serve(settings: DemoSettings, market: Market, options: FakeOptions | None = None) -> None:
-    """Serve until Ctrl-C or SIGTERM (blocking): prints the URL, the key and a curl to try."""
-    asyncio.run(_serve(settings, market, options or FakeOptions.from_demo(settings)))
+def serve(settings: DemoSettings, market: Market, options: FakeOptions | None = None, *, as_json: bool = False) -> None:
+    """Serve until Ctrl-C or SIGTERM (blocking): prints the URL, the key and a curl to try (stdout; one JSON
+    line with `as_json`), and what it served when it stops (stderr)."""
+    asyncio.run(_serve(settings, market, options or FakeOptions.from_demo(settings), as_json))
 
 
-async def _serve(settings: DemoSettings, market: Market, options: FakeOptions) -> None:
+async def _serve(settings: DemoSettings, market: Market, options: FakeOptions, as_json: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -97,10 +100,17 @@ async def _serve(settings: DemoSettings, market: Market, options: FakeOptions) -
         day = state.index.last_date()
         if state.window.end is not None and day > state.window.end:
             day = state.index.previous_business_day(state.window.end)
-        print(f"fake J-Quants API ({options.plan} plan, today {state.today}) at {server.url}/v2 "
-              f"(V1 at {server.url}/v1)")
-        print(f"API key: {options.api_key}    V1 login: {options.mail} / {options.password}")
-        print(f"try: curl -H 'x-api-key: {options.api_key}' '{server.url}/v2/equities/bars/daily?date={day}'")
-        print("Ctrl-C to stop", flush=True)
+        if as_json:
+            print(json.dumps({"url": server.url, "v2": f"{server.url}/v2", "v1": f"{server.url}/v1",
+                              "api_key": options.api_key, "mail": options.mail, "password": options.password,
+                              "plan": options.plan, "today": state.today.isoformat(), "last": day.isoformat()}),
+                  flush=True)
+        else:
+            print(f"fake J-Quants API ({options.plan} plan, today {state.today}) at {server.url}/v2 "
+                  f"(V1 at {server.url}/v1)")
+            print(f"API key: {options.api_key}    V1 login: {options.mail} / {options.password}")
+            print(f"try: curl -H 'x-api-key: {options.api_key}' '{server.url}/v2/equities/bars/daily?date={day}'")
+            print("Ctrl-C to stop", flush=True)
         await stop.wait()
-        print(f"stopping; served {server.log.stats()['data_requests']} data requests", flush=True)
+        print(f"gpuetl demo-server: stopping; served {server.log.stats()['data_requests']} data requests",
+              file=sys.stderr, flush=True)

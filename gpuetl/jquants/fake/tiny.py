@@ -95,7 +95,8 @@ class _Gen:
     def master(self) -> Rows:
         return self.each_day(lambda i: [{"Code": c, "CoName": f"テスト{c}", "CoNameEn": f"Test {c}", "S17": "16",
                                          "S33": "7200", "Mkt": "0111", "MktNm": "プライム", "Mrgn": "1",
-                                         "MrgnNm": "信用", "ScaleCat": "TOPIX Large70"} for c in self.listed(i)])
+                                         "MrgnNm": "信用", "ScaleCat": "TOPIX Large70", "ProdCat": "011"}
+                                        for c in self.listed(i)])
 
     def bars_daily(self) -> Rows:
         rows = self.each_day(lambda i: [{"Code": c, "UL": False, "LL": False} for c in self.listed(i)])
