@@ -145,3 +145,10 @@ register(
     gpu="gpuetl.kernels.graph_analytics_cuda:union_louvain_gpu",
     doc="Louvain communities of each segment (day) of a disjoint-union graph, canonical labels per segment",
 )
+
+register(
+    "segmented_stats",
+    cpu="gpuetl.kernels.segstats:segmented_stats_cpu",
+    gpu="gpuetl.kernels.segstats_cuda:segmented_stats_gpu",
+    doc="per-segment count/mean/std/min/max of many columns and average-tie ranks, pandas groupby semantics",
+)
