@@ -96,7 +96,7 @@ def test_the_check_fails_on_a_changed_value_or_a_moved_nan(reference: dict[str, 
 
 def test_ranks_and_zscores_are_the_pandas_per_day_ones(tiny_inputs: Inputs,
                                                        reference: dict[str, dict[str, np.ndarray]]) -> None:
-    """The normalize stage's gpuetl side (the segmented_stats kernel) against pandas groupby by date, directly."""
+    """The normalize stage's gpuetl side (the group_stats kernel) against pandas groupby by date, directly."""
     import pandas as pd
 
     from tests.support.lakes import CPU

@@ -20,7 +20,7 @@ import pytest
 from gpuetl.kernels.asof import asof_cpu
 from gpuetl.kernels.ewm import ewm_cpu
 from gpuetl.kernels.knn import MAX_K, row_topk_cpu, shrunk_correlation_cpu
-from gpuetl.kernels.segstats import segmented_stats_cpu
+from gpuetl.kernels.groupstats import group_stats_cpu
 from gpuetl.resources import resource_dir
 from tests import cudasim
 
@@ -43,8 +43,8 @@ def knn_cuda() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def segstats_cuda() -> ModuleType:
-    return cudasim.load_wrapper("segstats_cuda")
+def groupstats_cuda() -> ModuleType:
+    return cudasim.load_wrapper("groupstats_cuda")
 
 
 def ragged(rng: np.random.Generator, segments: int, max_len: int, nan_share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -152,26 +152,25 @@ def test_launch_rejects_arguments_the_device_would_misread(knn_cuda: ModuleType)
         fn((1,), (128,), (np.zeros((6, 4)).T, np.int64(4), np.int64(6), idx, val))
 
 
-def scattered_segments(rng: np.random.Generator, k: int, n: int, n_seg: int) -> tuple[np.ndarray, ...]:
-    """k columns over n rows in n_seg segments whose rows are not adjacent (days of a (code, date) panel): NaN,
-    ties on a grid, a constant segment, infinities; (values, order, offsets)."""
-    seg = rng.integers(0, n_seg, n)
+def scattered_groups(rng: np.random.Generator, k: int, n: int, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """k columns over n rows in n_groups groups whose rows are not adjacent (days of a (code, date) panel): NaN,
+    ties on a grid, a constant group, infinities; (values, labels)."""
+    labels = rng.integers(0, n_groups, n)
     values = rng.standard_normal((k, n)) * 10.0 ** rng.integers(-3, 4, (k, 1))
     values[1::2] = np.round(values[1::2] * 4) / 4
     values[rng.random((k, n)) < 0.15] = np.nan
-    values[0, seg == 1] = 1.0 / 3.0
+    values[0, labels == 1] = 1.0 / 3.0
     values[-1, :3] = [np.inf, -np.inf, np.inf][:n]
-    order = np.argsort(seg, kind="stable")
-    return values, order, np.concatenate([[0], np.cumsum(np.bincount(seg, minlength=n_seg))]).astype(np.int64)
+    return values, labels
 
 
 @pytest.mark.parametrize("ranks", [False, True])
-@pytest.mark.parametrize(("k", "n", "n_seg"), [(1, 1, 1), (3, 2000, 40), (5, 600, 300)])
-def test_segmented_stats_kernel_equals_cpu_twin(segstats_cuda: ModuleType, ranks: bool, k: int, n: int,
-                                                n_seg: int) -> None:
-    values, order, offsets = scattered_segments(np.random.default_rng(k * n + n_seg), k, n, n_seg)
-    got_stats, got_rank = segstats_cuda.segmented_stats_gpu(values, order, offsets, ranks=ranks)
-    want_stats, want_rank = segmented_stats_cpu(values, order, offsets, ranks=ranks)
+@pytest.mark.parametrize(("k", "n", "n_groups"), [(1, 1, 1), (3, 2000, 40), (5, 600, 300)])
+def test_group_stats_kernel_equals_cpu_twin(groupstats_cuda: ModuleType, ranks: bool, k: int, n: int,
+                                            n_groups: int) -> None:
+    values, labels = scattered_groups(np.random.default_rng(k * n + n_groups), k, n, n_groups)
+    got_stats, got_rank = groupstats_cuda.group_stats_gpu(values, labels, n_groups, ranks=ranks)
+    want_stats, want_rank = group_stats_cpu(values, labels, n_groups, ranks=ranks)
     np.testing.assert_array_equal(got_stats, want_stats)
     if ranks:
         np.testing.assert_array_equal(got_rank, want_rank)
@@ -179,13 +178,12 @@ def test_segmented_stats_kernel_equals_cpu_twin(segstats_cuda: ModuleType, ranks
         assert got_rank is None and want_rank is None
 
 
-def test_segmented_stats_kernel_on_empty_inputs(segstats_cuda: ModuleType) -> None:
-    stats, rank = segstats_cuda.segmented_stats_gpu(np.zeros((2, 0)), np.zeros(0, np.int64), np.array([0, 0]),
-                                                    ranks=True)
-    np.testing.assert_array_equal(stats, segmented_stats_cpu(np.zeros((2, 0)), np.zeros(0, np.int64),
-                                                             np.array([0, 0]))[0])
+def test_group_stats_kernel_on_empty_inputs(groupstats_cuda: ModuleType) -> None:
+    none = np.zeros(0, np.int64)
+    stats, rank = groupstats_cuda.group_stats_gpu(np.zeros((2, 0)), none, 2, ranks=True)
+    np.testing.assert_array_equal(stats, group_stats_cpu(np.zeros((2, 0)), none, 2)[0])
     assert rank.shape == (2, 0)
-    stats, rank = segstats_cuda.segmented_stats_gpu(np.zeros((0, 4)), np.arange(4), np.array([0, 4]), ranks=True)
+    stats, rank = groupstats_cuda.group_stats_gpu(np.zeros((0, 4)), np.zeros(4, np.int64), 1, ranks=True)
     assert stats.shape == (5, 0, 1) and rank.shape == (0, 4)
 
 

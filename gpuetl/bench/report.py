@@ -111,6 +111,7 @@ def chart(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     backends, stages, _, by = _grid(report)
+    stages = [s for s in stages if any(by.get((b, s), {}).get("status") == "ok" for b in backends)]
     fig, ax = plt.subplots(figsize=(1.4 * max(len(stages), 3) + 2, 4.5))
     width = 0.8 / max(len(backends), 1)
     for i, b in enumerate(backends):

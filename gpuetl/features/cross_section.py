@@ -1,7 +1,7 @@
 """Daily cross-sectional transforms: ranks, winsorised z-scores and rank-gauss, one day at a time.
 
 Every statistic here uses one day's cross-section only (leakage rule). The per-day statistics of many
-columns come from one `segmented_stats` kernel call over the panel's days (count, mean, std, min, max and
+columns come from one `group_stats` kernel call over the panel's days (count, mean, std, min, max and
 average-tie ranks, pandas' groupby semantics; Numba on the CPU, CUDA on the GPU), instead of four or five
 frame-library groupbys per column.
 """
@@ -31,19 +31,10 @@ class DayStats:
     rank: Any = None  # average rank of ties within the day, 1-based, NaN where the value is NaN
 
 
-def day_segments(panel: Panel) -> tuple[Any, Any]:
-    """The panel's rows grouped by day: (order, offsets), day d being rows order[offsets[d]:offsets[d+1]]."""
-    xp = panel.xp
-    order = xp.argsort(panel.date_id, kind="stable")
-    counts = xp.bincount(panel.date_id, minlength=len(panel.unique_dates))
-    return order, xp.concatenate([xp.zeros(1, dtype=xp.int64), xp.cumsum(counts).astype(xp.int64)])
-
-
 def day_stats(panel: Panel, columns: Sequence[Any], ranks: bool = False) -> list[DayStats]:
     """Per-day statistics of each column (float arrays of the panel's rows), in one kernel pass per chunk of
     columns (CHUNK_ELEMENTS values at most per call, so a year of 200 features does not double in memory)."""
     xp = panel.xp
-    order, offsets = day_segments(panel)
     per_call = max(1, CHUNK_ELEMENTS // max(panel.n, 1))
     out: list[DayStats] = []
     for lo in range(0, len(columns), per_call):
@@ -51,7 +42,7 @@ def day_stats(panel: Panel, columns: Sequence[Any], ranks: bool = False) -> list
         values = xp.empty((len(chunk), panel.n))
         for i, x in enumerate(chunk):
             values[i] = x
-        stats, rank = panel.backend.kernels.segmented_stats(values, order, offsets, ranks=ranks)
+        stats, rank = panel.backend.kernels.group_stats(values, panel.date_id, len(panel.unique_dates), ranks=ranks)
         del values
         out += [DayStats(stats[0, i], stats[1, i], stats[2, i], stats[3, i], stats[4, i],
                          None if rank is None else rank[i]) for i in range(len(chunk))]
@@ -76,7 +67,7 @@ def cs_zscore(panel: Panel, x: Any, clip: float, stats: DayStats | None = None) 
 def zero_when_constant(panel: Panel, g: Any, std: Any) -> Any:
     """The day's std from a frame-library groupby `g`, exactly 0 where all its values are equal.
 
-    The `segmented_stats` kernel applies this rule itself; this is the same rule for a std that came from a
+    The `group_stats` kernel applies this rule itself; this is the same rule for a std that came from a
     groupby (libcudf's variance can give a tiny positive number on a day of equal values, which would turn
     a day-constant feature into z-scores of about +-1 instead of missing).
     """

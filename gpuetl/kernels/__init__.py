@@ -147,8 +147,8 @@ register(
 )
 
 register(
-    "segmented_stats",
-    cpu="gpuetl.kernels.segstats:segmented_stats_cpu",
-    gpu="gpuetl.kernels.segstats_cuda:segmented_stats_gpu",
-    doc="per-segment count/mean/std/min/max of many columns and average-tie ranks, pandas groupby semantics",
+    "group_stats",
+    cpu="gpuetl.kernels.groupstats:group_stats_cpu",
+    gpu="gpuetl.kernels.groupstats_cuda:group_stats_gpu",
+    doc="per-group count/mean/std/min/max and average-tie ranks of many columns, pandas groupby semantics",
 )
