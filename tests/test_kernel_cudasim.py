@@ -19,8 +19,8 @@ import pytest
 
 from gpuetl.kernels.asof import asof_cpu
 from gpuetl.kernels.ewm import ewm_cpu
-from gpuetl.kernels.knn import MAX_K, row_topk_cpu, shrunk_correlation_cpu
 from gpuetl.kernels.groupstats import group_stats_cpu
+from gpuetl.kernels.knn import MAX_K, row_topk_cpu, shrunk_correlation_cpu
 from gpuetl.resources import resource_dir
 from tests import cudasim
 
