@@ -9,6 +9,8 @@ START       ?= 2024-01-01
 END         ?= 2024-12-31
 SET         ?=
 BACKEND     ?= auto
+SIZE        ?= small
+BACKENDS    ?= gpu,cpu,polars,pandas-naive
 SETARGS     := $(foreach s,$(SET),--set $(s))
 
 .PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu train baseline bench clean
@@ -67,8 +69,8 @@ dataset-cpu: ## `make dataset` on the CPU (pandas/NumPy)
 train baseline: ## GAT training / the XGBoost baseline (not built yet: fail with a message)
 	@echo "make $@: GAT training and the XGBoost baseline are not built yet" >&2; exit 2
 
-bench: ## the benchmark suite on BACKEND=$(BACKEND) (gpu|cpu|auto; SMOKE=1 for the small sizes) -> benchmarks/results/
-	$(PY) -m benchmarks.run --backend $(BACKEND) $(if $(SMOKE),--smoke)
+bench: ## stage by stage vs Polars and pandas (SIZE=small|medium|full, BACKENDS=gpu,cpu,...) -> benchmarks/results/bench-SIZE/
+	$(PY) -m gpuetl bench --size $(SIZE) --backends $(BACKENDS) --out benchmarks/results/bench-$(SIZE)
 
 clean: ## remove caches and build outputs (not data/)
 	rm -rf build dist .pytest_cache .ruff_cache .mypy_cache .hypothesis

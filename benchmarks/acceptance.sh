@@ -9,6 +9,8 @@
 #   build      the default dataset build of 4,000 codes x 10 years, GPU: timings, rows, features, peak memory
 #   graphs     all daily graphs of 4,000 codes x 10 years, GPU: edges only, + basic features, + cuGraph
 #   cpu-build  the same build on the CPU (all cores), for the comparison
+#   bench      `gpuetl bench --size small`: every stage on the GPU and the CPU (and Polars / pandas where
+#              installed), outputs checked equal, results.json/.md/.png in OUT/bench-small
 #
 # build and cpu-build write the synthetic lake first where it is missing (~2 min): on a fresh machine run
 # build first, then cpu-build on the same machine.
@@ -17,7 +19,7 @@
 # PYTHON picks the interpreter (default python3); STEP_TIMEOUT (seconds, default 540) bounds each command.
 set -uo pipefail
 
-step=${1:?usage: benchmarks/acceptance.sh doctor|tests|kernels|build|graphs|cpu-build [OUT]}
+step=${1:?usage: benchmarks/acceptance.sh doctor|tests|kernels|build|graphs|cpu-build|bench [OUT]}
 out=${2:-benchmarks/results/acceptance}
 py=${PYTHON:-python3}
 limit=${STEP_TIMEOUT:-540}
@@ -66,6 +68,9 @@ for stage, s in m["timings_s"].items():
     print(f"  {stage:32s} {s:8.3f} s")
 print(f"  {'total':32s} {sum(m['timings_s'].values()):8.3f} s")
 EOF
+    ;;
+  bench)
+    run "$py" -m gpuetl bench --size small --out "$out/bench-small"
     ;;
   graphs)
     run "$py" -m benchmarks.bench_graphs --backend gpu --sizes 4000x2450d-edges,4000x2450d,4000x2450d-dense \

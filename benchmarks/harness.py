@@ -10,27 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from gpuetl import backend as backend_mod
+from gpuetl.bench.measure import timed
 from gpuetl.config import load_settings
 
 
 def measure(backend: backend_mod.Backend, fn: Callable[[], Any], *, warmup: int, repeat: int) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    backend.synchronize()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        backend.synchronize()
-        times.append(time.perf_counter() - t0)
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "repeat": repeat}
+    summary = timed(backend, fn, warmup=warmup, repeat=repeat)[0].summary()
+    return {k: summary[k] for k in ("median_s", "min_s", "max_s", "repeat")}
 
 
 def main(suite: str, sizes: Mapping[str, Mapping[str, Any]], setup: Callable[..., Any],

@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(run=_doctor)
 
+    from gpuetl.bench.cli import add_parser as add_bench
     from gpuetl.dataset.cli import add_parser as add_build
     from gpuetl.graphs.cli import add_parser as add_graph
     from gpuetl.jquants.fake.cli import add_parser as add_demo_server
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_synth(sub, common)
     add_build(sub, common)
     add_graph(sub, common)
+    add_bench(sub, common)
     _describe(sub)
     return parser
 

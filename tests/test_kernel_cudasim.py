@@ -19,6 +19,7 @@ import pytest
 
 from gpuetl.kernels.asof import asof_cpu
 from gpuetl.kernels.ewm import ewm_cpu
+from gpuetl.kernels.groupstats import group_stats_cpu
 from gpuetl.kernels.knn import MAX_K, row_topk_cpu, shrunk_correlation_cpu
 from gpuetl.resources import resource_dir
 from tests import cudasim
@@ -39,6 +40,11 @@ def asof_cuda() -> ModuleType:
 @pytest.fixture(scope="module")
 def knn_cuda() -> ModuleType:
     return cudasim.load_wrapper("knn_cuda")
+
+
+@pytest.fixture(scope="module")
+def groupstats_cuda() -> ModuleType:
+    return cudasim.load_wrapper("groupstats_cuda")
 
 
 def ragged(rng: np.random.Generator, segments: int, max_len: int, nan_share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +150,41 @@ def test_launch_rejects_arguments_the_device_would_misread(knn_cuda: ModuleType)
         fn((1,), (128,), (x, np.int64(4), np.int64(6), idx.astype(np.int64), val))
     with pytest.raises(cudasim.KernelArgumentError, match="C-contiguous"):
         fn((1,), (128,), (np.zeros((6, 4)).T, np.int64(4), np.int64(6), idx, val))
+
+
+def scattered_groups(rng: np.random.Generator, k: int, n: int, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """k columns over n rows in n_groups groups whose rows are not adjacent (days of a (code, date) panel): NaN,
+    ties on a grid, a constant group, infinities; (values, labels)."""
+    labels = rng.integers(0, n_groups, n)
+    values = rng.standard_normal((k, n)) * 10.0 ** rng.integers(-3, 4, (k, 1))
+    values[1::2] = np.round(values[1::2] * 4) / 4
+    values[rng.random((k, n)) < 0.15] = np.nan
+    values[0, labels == 1] = 1.0 / 3.0
+    values[-1, :3] = [np.inf, -np.inf, np.inf][:n]
+    return values, labels
+
+
+@pytest.mark.parametrize("ranks", [False, True])
+@pytest.mark.parametrize(("k", "n", "n_groups"), [(1, 1, 1), (3, 2000, 40), (5, 600, 300)])
+def test_group_stats_kernel_equals_cpu_twin(groupstats_cuda: ModuleType, ranks: bool, k: int, n: int,
+                                            n_groups: int) -> None:
+    values, labels = scattered_groups(np.random.default_rng(k * n + n_groups), k, n, n_groups)
+    got_stats, got_rank = groupstats_cuda.group_stats_gpu(values, labels, n_groups, ranks=ranks)
+    want_stats, want_rank = group_stats_cpu(values, labels, n_groups, ranks=ranks)
+    np.testing.assert_array_equal(got_stats, want_stats)
+    if ranks:
+        np.testing.assert_array_equal(got_rank, want_rank)
+    else:
+        assert got_rank is None and want_rank is None
+
+
+def test_group_stats_kernel_on_empty_inputs(groupstats_cuda: ModuleType) -> None:
+    none = np.zeros(0, np.int64)
+    stats, rank = groupstats_cuda.group_stats_gpu(np.zeros((2, 0)), none, 2, ranks=True)
+    np.testing.assert_array_equal(stats, group_stats_cpu(np.zeros((2, 0)), none, 2)[0])
+    assert rank.shape == (2, 0)
+    stats, rank = groupstats_cuda.group_stats_gpu(np.zeros((0, 4)), np.zeros(4, np.int64), 1, ranks=True)
+    assert stats.shape == (5, 0, 1) and rank.shape == (0, 4)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc (CUDA toolkit)")

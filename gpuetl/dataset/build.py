@@ -32,7 +32,7 @@ from gpuetl.dates import EPOCH, BusinessCalendar, civil_from_days, day_of
 from gpuetl.enrich import enrich, plan
 from gpuetl.enrich.context import has_data
 from gpuetl.features.adjust import add_adjusted
-from gpuetl.features.normalize import normalized, time_series_zscore
+from gpuetl.features.normalize import cross_section_stats, normalized, time_series_zscore
 from gpuetl.features.panel import Panel
 from gpuetl.features.targets import DESCRIPTIONS as TARGET_DESCRIPTIONS
 from gpuetl.features.targets import targets
@@ -302,6 +302,8 @@ def _write_years(backend: Backend, stage: StageTimer, keys: Any, sub: Panel, kin
             data: dict[str, Any] = {"Code": keys["Code"].iloc[idx].reset_index(drop=True),
                                     "Date": keys["Date"].iloc[idx].reset_index(drop=True)}
         normed: dict[str, Any] = {}
+        with stage("normalize"):  # the per-day statistics of every cross_section column: one kernel pass
+            day = cross_section_stats(part, kinds, norm.method) if norm.method != "none" else {}
         for col, kind in kinds.items():
             x = part.columns.pop(col)
             has = ~xp.isnan(x)
@@ -313,7 +315,7 @@ def _write_years(backend: Backend, stage: StageTimer, keys: Any, sub: Panel, kin
                 with stage("normalize"):
                     series_z = part.columns.pop(_series_z_name(col, cfg), None)
                     value, missing = normalized(part, x.astype(xp.float64), kind, norm.method, norm.clip,
-                                                series_z)
+                                                series_z, day.pop(col, None))
                     normed[f"{col}{norm.suffix}"] = value.astype(xp.float32)
                     normed[f"{col}_missing"] = missing.astype(xp.float32)
             data[col] = x.astype(xp.float32, copy=False)

@@ -16,9 +16,10 @@ number, so a model can read it without NaN handling.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from gpuetl.features.cross_section import Method, cs_rankgauss, cs_zscore
+from gpuetl.features.cross_section import DayStats, Method, cs_rankgauss, cs_zscore, day_stats
 from gpuetl.features.panel import Panel
 from gpuetl.ops import Normalization
 
@@ -28,10 +29,9 @@ def day_values(panel: Panel, x: Any, name: str) -> Any:
 
     Raises if two codes disagree on a day: the declaration (`time_series`) would then be wrong.
     """
-    b, xp = panel.backend, panel.xp
-    g = panel.by_date(x)
-    hi = b.to_array(g.max().reset_index(drop=True))
-    lo = b.to_array(g.min().reset_index(drop=True))
+    xp = panel.xp
+    s = day_stats(panel, [x])[0]
+    hi, lo = s.max, s.min
     if bool((hi != lo)[~xp.isnan(hi)].any()):  # host-ok: one flag per column, a declaration check
         raise ValueError(f"feature {name!r} is declared `time_series` (the same for every stock on a day) but "
                          "differs across codes on some days; declare it `cross_section`")
@@ -43,22 +43,30 @@ def time_series_zscore(panel: Panel, x: Any, name: str, window: int, min_periods
     NaN where the raw value is missing or the window has no spread (exactly equal values)."""
     b, xp = panel.backend, panel.xp
     v = day_values(panel, x, name)
-    roll = b.series(v).rolling(window, min_periods=min_periods)
-    mean, std = b.to_array(roll.mean()), b.to_array(roll.std())
+    mean, std = (b.rolling(v, window, stat, min_periods) for stat in ("mean", "std"))
     # a window of equal values has no spread: exactly, not by the rounding of a library's rolling sums
-    flat = b.to_array(roll.max()) == b.to_array(roll.min())
+    flat = b.rolling(v, window, "max", min_periods) == b.rolling(v, window, "min", min_periods)
     ok = (std > 0) & ~flat
     z = xp.clip(xp.where(ok, (v - mean) / xp.where(ok, std, 1.0), xp.nan), -clip, clip)
     return xp.where(xp.isnan(x), xp.nan, panel.broadcast_dates(z))
 
 
+def cross_section_stats(panel: Panel, kinds: Mapping[str, Normalization], method: Method) -> dict[str, DayStats]:
+    """The per-day statistics `normalized` needs for every panel column that `kinds` declares `cross_section`,
+    in one kernel pass over the days (ranks only for rank-gauss); float32 columns are read as float64."""
+    names = [c for c, kind in kinds.items() if kind == "cross_section"]
+    stats = day_stats(panel, [panel.columns[c] for c in names], ranks=method == "rankgauss")
+    return dict(zip(names, stats, strict=True))
+
+
 def normalized(panel: Panel, x: Any, kind: Normalization, method: Method, clip: float,
-               series_z: Any = None) -> tuple[Any, Any]:
+               series_z: Any = None, stats: DayStats | None = None) -> tuple[Any, Any]:
     """(`_z` with non-numbers as 0, `_missing` 0/1) of one float64 column; `series_z` is the column's
-    `time_series` z-score, computed on the whole history by `time_series_zscore` before rows were selected."""
+    `time_series` z-score, computed on the whole history by `time_series_zscore` before rows were selected;
+    `stats`, the column's per-day statistics from `cross_section_stats` (computed here when not given)."""
     xp = panel.xp
     if kind == "cross_section":
-        z = cs_zscore(panel, x, clip) if method == "zscore" else cs_rankgauss(panel, x)
+        z = cs_zscore(panel, x, clip, stats) if method == "zscore" else cs_rankgauss(panel, x, stats)
     elif kind == "time_series":
         z = series_z
     else:

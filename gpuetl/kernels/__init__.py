@@ -192,3 +192,10 @@ register(
     gpu_requires=("pylibcugraph",),
     doc="Louvain communities of each segment (day) of a disjoint-union graph, canonical labels per segment",
 )
+
+register(
+    "group_stats",
+    cpu="gpuetl.kernels.groupstats:group_stats_cpu",
+    gpu="gpuetl.kernels.groupstats_cuda:group_stats_gpu",
+    doc="per-group count/mean/std/min/max and average-tie ranks of many columns, pandas groupby semantics",
+)

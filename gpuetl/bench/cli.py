@@ -1,0 +1,188 @@
+"""`gpuetl bench`: time gpuetl's stages on the GPU and the CPU against Polars and plain pandas, same numbers.
+
+Each backend runs in a worker process of its own (gpuetl.bench.worker), the reference (gpuetl on the CPU)
+first; on the small size (or a lake given with --lake) every stage output is checked equal to the
+reference's, and a peer that disagrees gets no ratio and makes the command exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+from gpuetl.bench.spec import BACKENDS, REFERENCE, SIZES, STAGES
+from gpuetl.cli import CommandError
+from gpuetl.config import Settings
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("bench", parents=[common],
+                       help="benchmark gpuetl's stages (GPU, CPU) against Polars and plain pandas")
+    p.add_argument("--size", choices=list(SIZES), default="small",
+                   help="; ".join(s.label for s in SIZES.values()) + " (default: %(default)s)")
+    p.add_argument("--backends", default=",".join(BACKENDS), help="comma list of: %(default)s")
+    p.add_argument("--stages", default=",".join(STAGES), help="comma list of: %(default)s")
+    p.add_argument("--out", help="results folder (default: <paths.data>/bench/<size>/results)")
+    p.add_argument("--lake", help="a raw lake to use instead of the size's cached synthetic one (checked)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs per stage (default: %(default)s)")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per stage, at most (default: %(default)s)")
+    p.add_argument("--budget", type=float, default=60.0,
+                   help="seconds of timed runs a stage aims at: a slow stage gets fewer repeats (default: %(default)s)")
+    p.add_argument("--no-check", action="store_true", help="skip the equality check of the peers")
+    p.set_defaults(run=run)
+
+
+def _choices(text: str, valid: tuple[str, ...], what: str) -> list[str]:
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in valid]
+    if unknown or not chosen:
+        raise CommandError(f"unknown {what} {', '.join(unknown) or '(none given)'}; valid: {', '.join(valid)}", 2)
+    return [s for s in valid if s in chosen]
+
+
+def unavailable(name: str) -> str | None:
+    """Why a backend cannot run here (None when it can)."""
+    if name == "gpu":
+        from gpuetl.backend import probe_gpu
+
+        probe = probe_gpu()
+        return None if probe.usable else f"no usable GPU ({probe.reason})"
+    if name == "polars" and importlib.util.find_spec("polars") is None:
+        return "polars is not installed: pip install 'gpuetl[bench]' (or pip install polars)"
+    return None
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from gpuetl.bench.inputs import bar_rows, ensure_lake, lake_dir
+    from gpuetl.bench.measure import machine
+
+    size = SIZES[args.size]
+    backends = _choices(args.backends, BACKENDS, "backends")
+    stages = _choices(args.stages, STAGES, "stages")
+    console = Console(stderr=True)
+    lake = Path(args.lake) if args.lake else lake_dir(settings.paths.data, size)
+    if args.lake and not lake.is_dir():
+        raise CommandError(f"no lake at {lake}", 2)
+    if not args.lake and ensure_lake(lake, size, progress=console.is_terminal):
+        console.print(f"bench: wrote the synthetic lake of size {size.label} to {lake} (kept for later runs)")
+    out = Path(args.out) if args.out else Path(settings.paths.data) / "bench" / size.name / "results"
+    check = (size.name == "small" or bool(args.lake)) and not args.no_check
+    dataset = _dataset(stages, lake, out, console)
+    facts = machine()
+    status: dict[str, dict[str, Any]] = {}
+    outputs: dict[str, dict[str, Any]] = {}
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    for name in sorted(backends, key=lambda b: b != REFERENCE):  # the reference first
+        why = unavailable(name)
+        if why:
+            console.print(f"bench: {name} skipped: {why}")
+            status[name] = {"note": why}
+            continue
+        console.print(f"bench: {name} ({', '.join(stages)}) ...")
+        outputs[name] = _worker(name, stages, args, lake, work, check, dataset)
+        status[name] = {"device": outputs[name]["device"], "process_peak_rss": outputs[name]["process_peak_rss"]}
+    if not outputs:
+        raise CommandError("no backend could run: " + "; ".join(f"{b}: {s['note']}" for b, s in status.items()))
+    facts["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    gpu = outputs.get("gpu", {}).get("device")
+    facts["gpu"] = gpu
+    if gpu is None:
+        facts["gpu_note"] = status.get("gpu", {}).get("note", "not run")
+    from gpuetl.bench import report as rep
+
+    rows = bar_rows(lake)
+    results = [r | {"backend": b, "rows_per_s": rows / r["median_s"] if r.get("median_s") else None}
+               for b, o in outputs.items() for r in o["results"]]
+    if check:
+        _check(results, work)
+    doc = {"created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+           "size": {"name": size.name, "codes": size.codes, "start": size.start, "end": size.end,
+                    "label": size.label if not args.lake else f"lake {lake}"},
+           "rows": rows, "machine": facts, "backends": status, "checked": check,
+           "settings": {"warmup": args.warmup, "repeat": args.repeat, "budget_s": args.budget},
+           "results": results}
+    doc["ratios"] = rep.ratios(results)
+    with_chart = importlib.util.find_spec("matplotlib") is not None
+    if not with_chart:
+        console.print("bench: matplotlib is not installed: no chart (pip install 'gpuetl[bench]')")
+    paths = rep.write(doc, out, with_chart)
+    Console().print(rep.console_table(doc))
+    console.print(f"bench: results in {', '.join(str(p) for p in paths)}")
+    unequal = [f"{r['backend']} {r['stage']}" for r in results if r.get("equal") is False]
+    if unequal:
+        console.print(f"bench: outputs differ from {REFERENCE}'s: {', '.join(unequal)} (see results.md)")
+        return 1
+    return 0
+
+
+def _dataset(stages: list[str], lake: Path, out: Path, console: Console) -> Path | None:
+    """The dataset the tensors/train stages read, built (untimed, default config) where those stages can run."""
+    from gpuetl.bench.gpuetl_stages import optional_entry
+
+    if not any(optional_entry(s)[0] is not None for s in ("tensors", "train") if s in stages):
+        return None
+    from gpuetl.bench.inputs import ensure_dataset
+
+    console.print("bench: building the dataset the tensors/train stages read (untimed) ...")
+    return ensure_dataset(lake, out / "dataset")
+
+
+def _worker(name: str, stages: list[str], args: argparse.Namespace, lake: Path, work: Path, check: bool,
+            dataset: Path | None) -> dict[str, Any]:
+    job = {"backend": name, "stages": stages, "warmup": args.warmup, "repeat": args.repeat, "budget_s": args.budget,
+           "check": check, "lake": str(lake), "settings": args.settings, "overrides": list(args.overrides),
+           "result": str(work / f"{name}.json"), "canonical": str(work / f"{name}.npz"),
+           "dataset": str(dataset) if dataset else None}
+    path = work / f"{name}-job.json"
+    path.write_text(json.dumps(job))
+    log = work / f"{name}.log"
+    with log.open("w") as err:
+        done = subprocess.run([sys.executable, "-m", "gpuetl.bench.worker", str(path)], stderr=err, check=False)
+    if done.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise CommandError(f"the {name} worker failed: {tail[0]} (log: {log})")
+    result: dict[str, Any] = json.loads(Path(job["result"]).read_text())
+    return result
+
+
+def _check(results: list[dict[str, Any]], work: Path) -> None:
+    """Mark every result equal or not to the reference backend's output of the same stage."""
+    from gpuetl.bench.compare import mismatches
+
+    loaded = {}
+    for path in work.glob("*.npz"):
+        with np.load(path) as arrays:
+            loaded[path.stem] = dict(arrays)
+        path.unlink()  # the stage outputs are large and served their purpose
+    ref = loaded.get(REFERENCE, {})
+    for r in results:
+        if r["status"] != "ok" or r["stage"] in ("tensors", "train"):
+            continue
+        if r["backend"] == REFERENCE:
+            r["equal"] = True
+            continue
+        want = _stage(ref, r["stage"])
+        if not want:
+            r["note"] = f"not checked: no {REFERENCE} output of {r['stage']}"
+            continue
+        got = _stage(loaded.get(r["backend"], {}), r["stage"])
+        graphs = _stage(ref, "graphs")
+        shape = tuple(int(v) for v in graphs["grid"]) if "grid" in graphs else None
+        r["mismatches"] = mismatches(r["stage"], got, want, graphs or None, shape)  # type: ignore[arg-type]
+        r["equal"] = not r["mismatches"]
+
+
+def _stage(arrays: dict[str, np.ndarray], stage: str) -> dict[str, np.ndarray]:
+    return {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{stage}/")}
+

@@ -1,0 +1,164 @@
+"""The benchmark's stages on gpuetl itself, on whichever backend is active (GPU: cuDF/CuPy, CPU: pandas/NumPy).
+
+Each stage calls the library code the pipelines use (the lake reader, Panel + split adjustment, the feature
+registry, the as-of join kernel, the per-day statistics kernel, the graph builder, the union PageRank/Louvain
+kernels); `canonical` turns its output into host float64 arrays in (Code, Date) order for the equality check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import gpuetl.features  # noqa: F401  (registers the feature ops)
+from gpuetl import features, ops  # noqa: F401  (importing features registers the ops)
+from gpuetl.backend import Backend
+from gpuetl.bench.inputs import Inputs
+from gpuetl.bench.spec import BAR_COLUMNS, CLIP, FEATURES, GRAPH_OVERRIDES, PRICE_OPS
+from gpuetl.dataset.raw import read_raw
+from gpuetl.enrich.asof import asof_join, take
+from gpuetl.features.adjust import add_adjusted
+from gpuetl.features.cross_section import cs_rank, cs_zscore, day_stats
+from gpuetl.features.panel import Panel
+from gpuetl.graphs.build import GraphOutput, build_graphs
+from gpuetl.graphs.config import load_graph_config
+from gpuetl.graphs.returns import returns_from_panel
+from gpuetl.lake.manifest import Manifest
+
+PRICES = ("O", "H", "L", "C", "Vo", "Va", "AdjFactor")
+OPTIONAL = {"tensors": ("gpuetl.tensors", "open_dataset"), "train": ("gpuetl.train", "train_one_epoch")}
+
+
+@dataclasses.dataclass
+class Adjusted:
+    panel: Panel
+    codes: Any  # sorted codes; code index i of the panel is codes[i]
+
+
+def optional_entry(stage: str) -> tuple[Any, str]:
+    """(function, "") for the tensors/train stages where their module exists, else (None, why it is skipped)."""
+    module, name = OPTIONAL[stage]
+    if importlib.util.find_spec(module) is None:
+        return None, f"{module} does not exist yet"
+    fn = getattr(importlib.import_module(module), name, None)
+    return (fn, "") if fn is not None else (None, f"{module} has no {name}()")
+
+
+class GpuetlStages:
+    """Stage functions of one gpuetl backend: stage(state) -> output, state holding earlier stages' outputs."""
+
+    def __init__(self, backend: Backend, inputs: Inputs, dataset: Path | None = None) -> None:
+        self.backend = backend
+        self.inputs = inputs
+        self.manifest = Manifest.load(inputs.lake)
+        st = inputs.statements  # host-ok: the input table moves to the backend once, untimed
+        self.statements = backend.xdf.from_pandas(st) if backend.is_gpu else st
+        self.graph_config = load_graph_config(overrides=GRAPH_OVERRIDES)
+        self.dataset = dataset
+
+    def read(self, state: dict[str, Any]) -> Any:
+        return read_raw(self.backend, self.manifest, "bars_daily", BAR_COLUMNS)
+
+    def adjust(self, state: dict[str, Any]) -> Adjusted:
+        b = self.backend
+        frame = state["read"].sort_values(["Code", "Date"]).reset_index(drop=True)
+        code_id, codes = frame["Code"].factorize()
+        panel = Panel(b, b.xp.asarray(code_id), b.days(frame["Date"]),
+                      {c: b.to_array(frame[c].astype("float64")) for c in PRICES})
+        add_adjusted(panel)
+        return Adjusted(panel, codes)
+
+    def features(self, state: dict[str, Any]) -> dict[str, Any]:
+        panel = state["adjust"].panel
+        return {col: x for op, params in PRICE_OPS for col, x in ops.run(op, panel, params).items()}
+
+    def asof(self, state: dict[str, Any]) -> dict[str, Any]:
+        b, xp = self.backend, self.backend.xp
+        adjusted: Adjusted = state["adjust"]
+        panel = adjusted.panel
+        index = b.xdf.DataFrame({"Code": b.xdf.Series(adjusted.codes).reset_index(drop=True),
+                                 "code_id": xp.arange(len(adjusted.codes))})
+        st = self.statements.merge(index, on="Code", how="inner").sort_values(["code_id", "Eff"])
+        eff = b.days(st["Eff"])
+        idx = asof_join(b, panel.codes.astype(xp.int64), panel.dates, b.to_array(st["code_id"]).astype(xp.int64), eff)
+        close = panel["C"]
+        out = {f"st_{name}": take(xp, b.to_array(st[col]), idx) / close
+               for name, col in (("eps_yield", "EPS"), ("bps_yield", "BPS"), ("fwd_eps_yield", "FEPS"))}
+        out["st_days_since"] = xp.where(idx >= 0, panel.dates - take(xp, eff, idx), xp.nan)
+        return out
+
+    def normalize(self, state: dict[str, Any]) -> dict[str, Any]:
+        panel = state["adjust"].panel
+        feats = state["features"]
+        stats = day_stats(panel, [feats[f] for f in FEATURES], ranks=True)
+        out = {}
+        for name, s in zip(FEATURES, stats, strict=True):
+            out[f"{name}_rank"] = cs_rank(panel, feats[name], s)
+            out[f"{name}_z"] = cs_zscore(panel, feats[name], CLIP, s)
+        return out
+
+    def graphs(self, state: dict[str, Any]) -> GraphOutput:
+        return build_graphs(self.backend, returns_from_panel(state["adjust"].panel), self.graph_config)
+
+    def analytics(self, state: dict[str, Any]) -> dict[str, Any]:
+        """PageRank and Louvain of every daily graph, on one disjoint union of the days' graphs."""
+        b, xp = self.backend, self.backend.xp
+        out: GraphOutput = state["graphs"]
+        valid = xp.isfinite(out.features["graph_degree"])  # (T, N): the nodes of each day
+        n_dates, n = valid.shape
+        vertex = xp.cumsum(valid.reshape(-1), dtype=xp.int64) - 1
+        nodes = xp.flatnonzero(valid.reshape(-1))
+        offsets = xp.concatenate([xp.zeros(1, dtype=xp.int64), xp.cumsum(valid.sum(axis=1), dtype=xp.int64)])
+        e = out.edges
+        base = e["day"] * n
+        src, dst = vertex[base + e["src"]], vertex[base + e["dst"]]
+        cfg = self.graph_config
+        pr = b.kernels.union_pagerank(src, dst, e["weight"], offsets, damping=cfg.pagerank.damping,
+                                      tol=cfg.pagerank.tol, max_iter=cfg.pagerank.max_iter)
+        labels = b.kernels.union_louvain(src, dst, e["weight"], offsets, resolution=cfg.louvain.resolution,
+                                         threshold=cfg.louvain.threshold, max_level=cfg.louvain.max_level,
+                                         seed=cfg.louvain.seed)
+        result = {}
+        for name, values in (("pagerank", pr), ("community", labels.astype(xp.float64))):
+            dense = xp.full(n_dates * n, xp.nan)
+            dense[nodes] = values
+            result[name] = dense.reshape(n_dates, n)
+        return result
+
+    def tensors(self, state: dict[str, Any]) -> Any:
+        fn, why = optional_entry("tensors")
+        if fn is None:
+            raise LookupError(why)
+        return fn(self.dataset)
+
+    def train(self, state: dict[str, Any]) -> Any:
+        fn, why = optional_entry("train")
+        if fn is None:
+            raise LookupError(why)
+        return fn(self.dataset)
+
+    # ----------------------------------------------------------------------------- for the equality check
+
+    def canonical(self, stage: str, output: Any) -> dict[str, np.ndarray]:
+        """Host float64 arrays: per (Code, Date) row in that order, or per (date, code) on the graphs' grid."""
+        b = self.backend
+        host = (lambda x: b.xp.asnumpy(x)) if b.is_gpu else np.asarray  # host-ok: the check, never timed
+        if stage == "read":
+            frame = output.sort_values(["Code", "Date"])
+            return {c: host(b.to_array(frame[c].astype("float64"))) for c in PRICES}
+        if stage == "adjust":
+            p = output.panel
+            return {c: host(p[c]) for c in ("open", "high", "low", "close", "volume")}
+        if stage == "graphs":
+            e = output.edges
+            graph = {f"edge_{k}": host(v).astype(np.float64) for k, v in e.items()}
+            grid = np.array(output.features["graph_degree"].shape, dtype=np.float64)  # (dates, codes)
+            return graph | {k: host(v).reshape(-1) for k, v in output.features.items()} | {"grid": grid}
+        if stage == "analytics":
+            return {k: host(v).reshape(-1) for k, v in output.items()}
+        return {k: host(v) for k, v in output.items()}

@@ -1,0 +1,172 @@
+"""Timing a stage the same way every time, and the facts about the machine the timings come from.
+
+`timed` runs warm-ups (the first run's output feeds the equality check), then repetitions, synchronising the
+device before each clock read, and returns the median, min, max and spread of the repetitions. A stage whose
+warm-up took longer than `budget_s / repeat` gets fewer repetitions, and one whose warm-up alone took longer
+than `budget_s` none: its (last) warm-up run is then its one timing, so the per-day Louvain loops of the CPU
+do not run for an hour at the medium size. While it runs, a sampler thread reads the process's resident memory
+(peak host RSS during the stage); on the GPU, the RMM statistics adaptor's counters give the peak device
+bytes the stage allocated beyond what was held before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import resource
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from gpuetl.backend import Backend
+
+VERSIONED = ("numpy", "pandas", "pyarrow", "polars", "numba", "networkx", "scipy", "matplotlib", "cudf", "cupy",
+             "rmm", "pylibcugraph", "torch")
+
+
+@dataclasses.dataclass
+class Timing:
+    seconds: list[float]  # the timed repetitions
+    warmup_s: list[float]
+    peak_rss_bytes: int | None
+    peak_device_bytes: int | None
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.seconds)
+
+    def summary(self) -> dict[str, Any]:
+        med = self.median_s
+        return {"median_s": med, "min_s": min(self.seconds), "max_s": max(self.seconds),
+                "spread": (max(self.seconds) - min(self.seconds)) / med if med > 0 else 0.0,
+                "repeat": len(self.seconds), "warmup_s": self.warmup_s, "seconds": self.seconds,
+                "peak_rss_bytes": self.peak_rss_bytes, "peak_device_bytes": self.peak_device_bytes}
+
+
+def timed(backend: Backend | None, fn: Callable[[], Any], *, warmup: int, repeat: int,
+          budget_s: float = math.inf, keep_first: bool = False) -> tuple[Timing, Any, Any]:
+    """(timing, output of the first run, output of the last run) of `fn` (the first run is a warm-up if any);
+    the first run's output is the last one's unless `keep_first` (for the equality check)."""
+    sync = backend.synchronize if backend is not None else (lambda: None)
+    outputs: list[Any] = []  # every run's output replaces the last one; the first stays if kept
+    warm: list[float] = []
+    times: list[float] = []
+
+    def run(into: list[float]) -> None:
+        seconds, out = _clock(fn, sync)
+        into.append(seconds)
+        outputs[1 if keep_first else 0:] = [out]
+
+    with rss_sampler() as rss, device_peak(backend) as device:
+        for _ in range(warmup):
+            run(warm)
+        reps = max(repeat, 1)
+        if warm and max(warm) > 0 and budget_s < math.inf:
+            reps = min(reps, int(budget_s // max(warm)))
+        for _ in range(reps):
+            run(times)
+    if not times:  # the warm-up alone took longer than the budget: its last run is the one timing
+        times, warm = warm[-1:], warm[:-1]
+    return Timing(times, warm, rss.peak, device.peak), outputs[0], outputs[-1]
+
+
+def _clock(fn: Callable[[], Any], sync: Callable[[], None]) -> tuple[float, Any]:
+    sync()
+    t0 = time.perf_counter()
+    out = fn()
+    sync()
+    return time.perf_counter() - t0, out
+
+
+class _Peak:
+    peak: int | None = None
+
+
+@contextmanager
+def rss_sampler(every_s: float = 0.005) -> Iterator[_Peak]:
+    """The highest resident set size seen while the block runs (sampled; /proc on Linux), else None."""
+    result = _Peak()
+    statm = Path("/proc/self/statm")
+    if not statm.exists():
+        yield result
+        return
+    page = os.sysconf("SC_PAGE_SIZE")
+    stop = threading.Event()
+
+    def sample() -> None:
+        peak = 0
+        while True:
+            peak = max(peak, int(statm.read_text().split()[1]) * page)
+            result.peak = peak
+            if stop.wait(every_s):
+                return
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextmanager
+def device_peak(backend: Backend | None) -> Iterator[_Peak]:
+    """Peak device bytes allocated inside the block beyond those held before it (RMM counters), else None."""
+    result = _Peak()
+    pool = backend.pool if backend is not None else None
+    if pool is None or not hasattr(pool, "push_counters"):
+        yield result
+        if pool is not None:  # an RMM without counter frames: the process's high-water mark
+            result.peak = int(pool.allocation_counts.peak_bytes)
+        return
+    pool.push_counters()
+    try:
+        yield result
+    finally:
+        result.peak = int(pool.pop_counters().peak_bytes)
+
+
+def process_peak_rss() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, memory, load, OS and library versions of this machine (the GPU comes from the GPU worker)."""
+    from gpuetl import __version__
+    from gpuetl.doctor import installed_version
+
+    return {
+        "cpu": _cpu_model(), "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gib": _memory_gib(), "load_average": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(), "python": platform.python_version(), "gpuetl": __version__,
+        "versions": {m: installed_version(m) for m in VERSIONED},
+    }
+
+
+def _cpu_model() -> str:
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    meminfo = Path("/proc/meminfo")
+    if not meminfo.exists():
+        return None
+    for line in meminfo.read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return round(int(line.split()[1]) / 2**20, 1)
+    return None
