@@ -8,6 +8,7 @@ TORCH       ?= torch==2.13.0
 START       ?= 2024-01-01
 END         ?= 2024-12-31
 SET         ?=
+DATASET_CONFIG ?= configs/dataset/default.yaml
 BACKEND     ?= auto
 SIZE        ?= small
 BACKENDS    ?= gpu,cpu,polars,pandas-naive
@@ -50,10 +51,10 @@ demo: ## the main job on the built-in demo market: fetch from the fake J-Quants 
 	$(PY) -m gpuetl build --lake $(DEMO_LAKE) --out data/datasets/demo --backend $(BACKEND) $(SETARGS)
 	$(PY) -m gpuetl graph --dataset data/datasets/demo --lake $(DEMO_LAKE) --backend $(BACKEND) $(SETARGS)
 
-dataset: ## fetch what is missing from START=$(START) to END=$(END) (the demo market when no key is set), build, graphs on BACKEND=$(BACKEND)
+dataset: ## fetch what is missing from START=$(START) (and the warm-up before it) to END=$(END) (the demo market when no key is set), build, graphs on BACKEND=$(BACKEND)
 ifeq ($(HAS_KEY),yes)
-	$(PY) -m gpuetl fetch --start $(START) --end $(END) $(SETARGS)
-	$(PY) -m gpuetl build --backend $(BACKEND) $(SETARGS)
+	$(PY) -m gpuetl fetch --start $(START) --end $(END) --warmup-for $(DATASET_CONFIG) $(SETARGS)
+	$(PY) -m gpuetl build --config $(DATASET_CONFIG) --config-set start=$(START) --config-set end=$(END) --backend $(BACKEND) $(SETARGS)
 	$(PY) -m gpuetl graph --backend $(BACKEND) $(SETARGS)
 else
 	@echo "make dataset: no JQUANTS_API_KEY (environment or .env): using the built-in demo market" >&2

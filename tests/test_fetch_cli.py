@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gpuetl.cli import common_options
@@ -57,3 +58,19 @@ def test_the_summary_goes_to_stdout_progress_and_logs_to_stderr(tmp_path: Path,
     assert code == 0 and "fetch 2024-01-22 .. 2024-01-26" in out and "bars_daily" in out and "demo:" not in out
     assert "demo: building a synthetic market" in err
     assert re.search(r"^fetch: \d+/\d+ units, [\d,]+ rows, \d+ requests", err, re.M)  # progress, where no terminal
+
+
+def test_warmup_for_fetches_the_history_the_dataset_warm_up_needs() -> None:
+    """`fetch --warmup-for CONFIG` starts early enough that the build, asked for START, has its warm-up (the
+    longest declared lookback, in business days of the TSE calendar with its holidays) before START."""
+    from gpuetl.dataset.build import warmup_days
+    from gpuetl.dataset.config import load_dataset_config
+    from gpuetl.pipelines.fetch_cli import warmup_start
+    from gpuetl.synth.calendar import build_calendar
+
+    need = warmup_days(load_dataset_config("configs/dataset/default.yaml"))
+    open_days = build_calendar(2013, 2017).business_days("equity")
+    for start in ("2016-01-04", "2015-05-07", "2016-08-15"):
+        first = np.datetime64(warmup_start(start, "configs/dataset/default.yaml"))
+        between = ((open_days >= first) & (open_days < np.datetime64(start))).sum()
+        assert need <= between <= need + 40, (start, between)

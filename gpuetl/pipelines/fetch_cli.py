@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 from gpuetl.cli import demo_lake
@@ -23,6 +24,7 @@ from gpuetl.config import Settings
 from gpuetl.jquants import spec
 from gpuetl.jquants.env import Credentials
 from gpuetl.jquants.errors import JQuantsError
+from gpuetl.lake import Lake
 from gpuetl.lake.atomic import OutputError, check_writable_dir
 from gpuetl.lake.manifest import ManifestError
 from gpuetl.pipelines.fetch import FetchError, FetchInputError, FetchSummary, fetch
@@ -44,17 +46,35 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="fetch from the built-in fake J-Quants server over a synthetic market (no key needed)")
     p.add_argument("--verify", action="store_true",
                    help="first hash the lake's units in the window against the manifest; fetch bad ones again")
+    p.add_argument("--warmup-for", metavar="YAML",
+                   help="also fetch the history this dataset config's warm-up needs before --start (the longest "
+                        "lookback its ops declare, in business days), e.g. configs/dataset/default.yaml")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (instead of the table)")
     p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.set_defaults(run=run)
 
 
+def warmup_start(start: str, config: str) -> dt.date:
+    """`start` moved back by the dataset config's warm-up: its business days as weekdays, plus a tenth for the
+    TSE's ~20 holidays a year (fetching a few days too many costs a few requests; too few leaves NaN)."""
+    from gpuetl.dataset.build import warmup_days
+    from gpuetl.dataset.config import load_dataset_config
+
+    days = warmup_days(load_dataset_config(config))
+    first = np.busday_offset(np.datetime64(parse_day(start, "--start"), "D"), -days, roll="backward")
+    return (first - np.timedelta64((days // 10) * 7 // 5, "D")).astype(dt.date)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     console = Console(stderr=True)
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
+    start = args.start
+    if args.warmup_for and start:
+        start = warmup_start(start, args.warmup_for)
+        print(f"gpuetl fetch: from {start}: the {args.warmup_for} warm-up before {args.start}", file=sys.stderr)
     try:
         summary = asyncio.run(fetch_lake(
-            settings, args.start, args.end, datasets, args.lake, demo=args.demo, api_url=args.api_url,
+            settings, start, args.end, datasets, args.lake, demo=args.demo, api_url=args.api_url,
             plan=args.plan, api_version=args.api_version, progress=not args.no_progress, console=console,
             verify=args.verify))
     except FetchError as err:
@@ -96,6 +116,7 @@ async def _demo(settings: Settings, start: str | dt.date | None, end: str | dt.d
     from gpuetl.jquants.fake.options import FakeOptions
     from gpuetl.jquants.fake.server import FakeServer
     from gpuetl.synth import MarketConfig, build_market
+    from gpuetl.synth.lake import write_snapshot_history
 
     demo = settings.demo
     first, last = parse_day(start or demo.start, "start"), parse_day(end or demo.end, "end")
@@ -117,6 +138,14 @@ async def _demo(settings: Settings, start: str | dt.date | None, end: str | dt.d
         settings = dataclasses.replace(settings, jquants=dataclasses.replace(
             settings.jquants, requests_per_minute=options.requests_per_minute))
         # the fake market's "today" (the day after its last date) stamps snapshots and marks units final
-        return await fetch(settings, first, last, datasets, lake, server.url, options.plan, progress,
-                           api_version=api_version, credentials=creds, today=server.state.today,
-                           console=console, verify=verify)
+        summary = await fetch(settings, first, last, datasets, lake, server.url, options.plan, progress,
+                              api_version=api_version, credentials=creds, today=server.state.today,
+                              console=console, verify=verify)
+    # J-Quants serves only today's earnings calendar: the demo also records the snapshots a daily fetch
+    # would have accumulated over the range, so its dataset has the history a real lake builds up
+    with Lake(lake).exclusive():
+        history = write_snapshot_history(market, lake, datasets or settings.fetch.datasets, first, last)
+    if any(history.values()):
+        console.print("demo: recorded the daily snapshot history of " + ", ".join(
+            f"{name} ({n} days)" for name, n in history.items() if n) + " (J-Quants serves only the current one)")
+    return summary

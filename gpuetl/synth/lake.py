@@ -4,6 +4,8 @@ The units come from the fetch planner itself (one per business day, from/to chun
 unit holds the rows the fake J-Quants server answers for it (rows whose date field falls in the unit),
 so a lake written here equals one fetched from the demo server, and a later fetch over the same range
 requests nothing. For benchmarks at sizes where going through HTTP would only measure the loopback.
+Snapshot-only datasets (the earnings calendar) also get the daily history a daily fetch accumulates
+(`write_snapshot_history`; `fetch --demo` records the same).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from rich.progress import Progress
 from gpuetl.jquants import schema, spec
 from gpuetl.lake import Lake, Unit
 from gpuetl.pipelines.fetch_plan import business_days, plan_dataset
-from gpuetl.synth.market import SyntheticMarket
+from gpuetl.synth.market import SNAPSHOTS, SyntheticMarket
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +63,27 @@ def write_lake(market: SyntheticMarket, root: str | Path, datasets: Sequence[str
             lake.flush()
             market.tables.release(ds.name)  # keep peak memory to one dataset at a time
             bar.advance(task)
+    for name, n in write_snapshot_history(market, root, datasets, start, end).items():
+        units[name] += n
     return SynthSummary(rows, units, today)
+
+
+def write_snapshot_history(market: SyntheticMarket, root: str | Path, datasets: Sequence[str], first: dt.date,
+                           last: dt.date) -> dict[str, int]:
+    """Record, for each snapshot-only dataset among `datasets`, one snapshot per business day in [first, last]
+    stamped with that day, as a daily `gpuetl fetch` would have accumulated (J-Quants serves only the current
+    schedule, so no fetch can recover the past ones). Returns the units written per dataset."""
+    lake = Lake(root)
+    written: dict[str, int] = {}
+    days = [d.date() for d in market.business_days("equity") if first <= d.date() <= last]
+    for name in (n for n in datasets if n in SNAPSHOTS):
+        ds = spec.get(name)
+        todo = [d for d in days if not lake.complete(ds, Unit.snapshot(d))]
+        for day in todo:
+            lake.write(ds, Unit.snapshot(day), schema.to_table(ds, market.snapshot(name, day)), final=True)
+        lake.flush()
+        written[name] = len(todo)
+    return written
 
 
 def _by_unit(ds: spec.Dataset, table: pa.Table, units: Sequence[Unit]) -> list[tuple[Unit, pa.Table]]:

@@ -45,6 +45,11 @@ BUILDERS: dict[str, Builder] = {
     "options": derivatives.options,
 }
 
+# datasets J-Quants serves only as the current snapshot: what the API showed on a given day
+SNAPSHOTS: dict[str, Callable[[SyntheticMarket, Any], pd.DataFrame]] = {
+    "earnings_calendar": corporate.earnings_calendar_on,
+}
+
 
 class LazyTables(Mapping[str, pd.DataFrame]):
     """Dataset name -> canonical frame, built on first access and kept; `release` drops one again."""
@@ -114,6 +119,12 @@ class SyntheticMarket:
 
     def table(self, name: str) -> pd.DataFrame:
         return self.tables[name]
+
+    def snapshot(self, name: str, day: Any) -> pd.DataFrame:
+        """What a snapshot-only dataset (`SNAPSHOTS`) showed on `day`: the row a daily fetch recorded then."""
+        if name not in SNAPSHOTS:
+            raise KeyError(f"{name!r} has no snapshot history; snapshot datasets: {', '.join(SNAPSHOTS)}")
+        return SNAPSHOTS[name](self, day)
 
     def business_days(self, kind: str = "equity") -> pd.DatetimeIndex:
         """Business days of the published calendar: HolDiv 1/2 (equity) or 1/2/3 (derivatives)."""
