@@ -64,7 +64,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps({"out": str(out), "lake": str(lake), "backend": b.name, "rows": result.rows,
                           "codes": result.codes, "dates": result.dates, "features": len(result.features),
-                          "targets": len(result.targets), "timings_s": result.timings,
+                          "targets": len(result.targets), "warmup_days": result.warmup_days,
+                          "invalid_price_rows": result.invalid_prices, "timings_s": result.timings,
                           "peak_device_bytes": result.peak_device_bytes,
                           "peak_host_bytes": result.peak_host_bytes}, indent=2))
         return 0
@@ -72,5 +73,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     console.print(timings_table(f"built {out} on {b.name}", result.timings, "stage"))
     peak = peak_memory_text(result.peak_device_bytes, result.peak_host_bytes)
     console.print(f"{result.rows:,} rows, {result.codes:,} codes, {result.dates:,} dates, "
-                  f"{len(result.features)} features, {len(result.targets)} targets{peak}")
+                  f"{len(result.features)} features, {len(result.targets)} targets, {result.warmup_days} business "
+                  f"days of warm-up, {result.invalid_prices:,} bars with non-positive prices read as missing{peak}")
     return 0
