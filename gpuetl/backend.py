@@ -94,13 +94,17 @@ class Backend:
             return series.astype("float64").to_cupy(na_value=float("nan"))
         return series.to_numpy(dtype="float64", na_value=float("nan"))
 
-    def read_parquet(self, files: list[str], columns: list[str] | None = None) -> Any:
-        """Parquet files -> one frame of this backend (cuDF reads straight to the device)."""
+    def read_parquet(self, files: list[str], columns: list[str] | None = None,
+                     filters: list[tuple[str, str, Any]] | None = None) -> Any:
+        """Parquet files -> one frame of this backend (cuDF reads straight to the device); `filters` keeps the
+        rows that match every (column, op, value) condition, pushed down to the reader."""
         if self.is_gpu:  # dataset_kwargs={}: no year=/month= columns from the folder names, as on the CPU
-            return self.xdf.read_parquet(files, columns=columns, dataset_kwargs={})
+            return self.xdf.read_parquet(files, columns=columns, filters=filters, dataset_kwargs={})
         import pyarrow.dataset as pads
+        import pyarrow.parquet as pq
 
-        return pads.dataset(files, format="parquet").to_table(columns=columns).to_pandas(date_as_object=False)  # host-ok: the CPU backend reads into pandas
+        expr = pq.filters_to_expression(filters) if filters else None
+        return pads.dataset(files, format="parquet").to_table(columns=columns, filter=expr).to_pandas(date_as_object=False)  # host-ok: the CPU backend reads into pandas
 
     def write_parquet(self, columns: Mapping[str, Any], path: str | Path, dictionary: list[str] | None = None) -> None:
         """Equal-length columns (arrays or Series of this backend, default index) -> one Parquet file.

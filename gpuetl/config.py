@@ -114,6 +114,25 @@ class DemoSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class BuildSettings:
+    """How the dataset build splits its work (gpuetl.dataset.plan): by code, then by year."""
+
+    partition_rows: int  # rows (code-days) per code partition: bounds one partition's memory
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterSettings:
+    """The Dask cluster `--cluster local|local-cuda` starts (`tcp://host:port` joins an existing scheduler)."""
+
+    workers: int | None  # local: worker processes (null: the cores; local-cuda: one per visible GPU)
+    threads_per_worker: int
+    memory_limit: str  # per worker, e.g. "6GB" (the nanny restarts a worker that goes past it), or "auto"
+    rmm_pool_size: str | None  # local-cuda: each worker's RMM pool, e.g. "70%" of its GPU or "40GB"
+    spill_dir: str | None  # where workers spill to disk (null: Dask's default temporary folder)
+    dashboard: bool  # serve the Dask dashboard (its address is printed at start)
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """The process-wide runtime settings (configs/gpuetl.yaml)."""
 
@@ -124,6 +143,8 @@ class Settings:
     jquants: JQuantsSettings
     fetch: FetchSettings
     demo: DemoSettings
+    build: BuildSettings
+    cluster: ClusterSettings
 
 
 # ----------------------------------------------------------------------------- loading and validation

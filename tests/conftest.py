@@ -8,9 +8,14 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from gpuetl import backend as backend_mod
 from gpuetl.config import Settings, load_settings
+
+# property tests draw the same examples on every run: a CI failure is reproducible, never a lucky draw
+hypothesis_settings.register_profile("repeatable", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile("repeatable")
 
 
 @functools.cache

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from gpuetl.backend import Backend
-from gpuetl.dataset.build import _panel
+from gpuetl.dataset.codes import build_panel
 from gpuetl.dataset.config import EnrichSettings
 from gpuetl.enrich import EnrichError, enrich, groups, plan
 from gpuetl.enrich.context import Context
@@ -36,7 +36,7 @@ def context(backend: Backend, lake: Path) -> tuple[Context, pd.DataFrame]:
     bars = _read(backend, manifest, "bars_daily", ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"])
     topix = _read(backend, manifest, "topix", ["Date", "C"]).sort_values("Date")
     master = _read(backend, manifest, "master", ["Date", "Code", "S33", "Mkt"])
-    frame, panel = _panel(backend, bars, topix, master)
+    frame, panel = build_panel(backend, bars, topix, master)
     ctx = Context.create(backend, manifest, panel, frame)
     host = lambda a: backend.xp.asnumpy(a) if backend.is_gpu else np.asarray(a)  # noqa: E731
     df = pd.DataFrame({"Code": frame["Code"].to_numpy() if not backend.is_gpu else frame["Code"].to_pandas(),

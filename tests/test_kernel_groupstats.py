@@ -56,7 +56,7 @@ def test_cpu_twin_equals_pandas_groupby(case: tuple[np.ndarray, np.ndarray, int]
     np.testing.assert_array_equal(stats[[0, 2, 3, 4]], want[[0, 2, 3, 4]])
     # the mean is pandas' Kahan sum / count; pandas takes other summation paths for some small groups (a lone
     # group, a few values), where its mean can differ in the last bits
-    np.testing.assert_allclose(stats[1], want[1], rtol=1e-15, atol=0)
+    np.testing.assert_allclose(stats[1], want[1], rtol=1e-13, atol=0)
     np.testing.assert_array_equal(rank, want_rank)
     np.testing.assert_array_equal(rank / stats[0][:, seg], want_pct)  # rank(pct=True) is rank / count
 

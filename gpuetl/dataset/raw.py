@@ -14,10 +14,10 @@ from gpuetl.lake.verify import READ_ERRORS, read_error
 
 
 def read_raw(backend: Backend, manifest: Manifest, dataset: str, columns: list[str],
-             error: type[Exception] = RuntimeError) -> Any:
+             error: type[Exception] = RuntimeError, filters: list[tuple[str, str, Any]] | None = None) -> Any:
     """`columns` of raw `dataset` in the lake of `manifest` (load it once per run: it can be megabytes);
     a lake without the dataset, or with a file that cannot be read, raises `error` (the caller's type) saying
-    what to fetch or how to repair the lake."""
+    what to fetch or how to repair the lake. `filters` (e.g. `[("Code", "in", codes)]`) keeps matching rows."""
     files = manifest.files(dataset)
     if not files:
         raise error(f"the lake at {manifest.root} has no {dataset!r} data; fetch it first "
@@ -25,9 +25,9 @@ def read_raw(backend: Backend, manifest: Manifest, dataset: str, columns: list[s
     paths = [str(manifest.root / f) for f in files]
     try:
         if not any(r.spills for r in manifest.units(dataset).values()):
-            return backend.read_parquet(paths, columns)
+            return backend.read_parquet(paths, columns, filters)
         # a unit that recorded rows dated outside itself may share them with a neighbour: as the lake reader
         # does, drop exact duplicates (whole raw rows, so corrections survive) before selecting columns
-        return backend.read_parquet(paths).drop_duplicates()[columns]
+        return backend.read_parquet(paths, None, filters).drop_duplicates()[columns]
     except READ_ERRORS as err:
         raise error(read_error(manifest.root, files, err)) from err

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gpuetl.backend import Backend
 from gpuetl.features.cross_section import DayStats, Method, cs_rankgauss, cs_zscore, day_stats
 from gpuetl.features.panel import Panel
 from gpuetl.ops import Normalization
@@ -41,14 +42,19 @@ def day_values(panel: Panel, x: Any, name: str) -> Any:
 def time_series_zscore(panel: Panel, x: Any, name: str, window: int, min_periods: int, clip: float) -> Any:
     """The day's value against its trailing `window` days (at least `min_periods` values), per row;
     NaN where the raw value is missing or the window has no spread (exactly equal values)."""
-    b, xp = panel.backend, panel.xp
-    v = day_values(panel, x, name)
-    mean, std = (b.rolling(v, window, stat, min_periods) for stat in ("mean", "std"))
+    z = series_zscore(panel.backend, day_values(panel, x, name), window, min_periods, clip)
+    return panel.xp.where(panel.xp.isnan(x), panel.xp.nan, panel.broadcast_dates(z))
+
+
+def series_zscore(backend: Backend, v: Any, window: int, min_periods: int, clip: float) -> Any:
+    """z-scores of a per-date series against its trailing `window` values (at least `min_periods`), winsorised
+    at +-clip; NaN where the window has no spread (exactly equal values) or too few values."""
+    xp = backend.xp
+    mean, std = (backend.rolling(v, window, stat, min_periods) for stat in ("mean", "std"))
     # a window of equal values has no spread: exactly, not by the rounding of a library's rolling sums
-    flat = b.rolling(v, window, "max", min_periods) == b.rolling(v, window, "min", min_periods)
+    flat = backend.rolling(v, window, "max", min_periods) == backend.rolling(v, window, "min", min_periods)
     ok = (std > 0) & ~flat
-    z = xp.clip(xp.where(ok, (v - mean) / xp.where(ok, std, 1.0), xp.nan), -clip, clip)
-    return xp.where(xp.isnan(x), xp.nan, panel.broadcast_dates(z))
+    return xp.clip(xp.where(ok, (v - mean) / xp.where(ok, std, 1.0), xp.nan), -clip, clip)
 
 
 def cross_section_stats(panel: Panel, kinds: Mapping[str, Normalization], method: Method) -> dict[str, DayStats]:

@@ -19,7 +19,8 @@ from gpuetl.kernels.ewm import center_of_mass, segment_ids, segment_offsets
 class Panel:
     """Columns of a sorted (Code, Date) panel plus the per-code segment structure."""
 
-    def __init__(self, backend: Backend, codes: Any, dates: Any, columns: Mapping[str, Any]) -> None:
+    def __init__(self, backend: Backend, codes: Any, dates: Any, columns: Mapping[str, Any],
+                 date_index: Any = None) -> None:
         xp = backend.xp
         self.backend = backend
         self.xp = xp
@@ -29,8 +30,14 @@ class Panel:
         self.offsets = segment_offsets(xp, codes)
         self.group = segment_ids(xp, self.offsets)
         self.position = xp.arange(self.n) - self.offsets[:-1][self.group]  # row number within its code
-        # the cross-section: sorted distinct dates and each row's index into them
-        self.unique_dates, self.date_id = xp.unique(self.dates, return_inverse=True)
+        # the cross-section: sorted distinct dates and each row's index into them; `date_index` (sorted, holding
+        # every row's date) gives a panel of some codes the dates of all of them, so per-date series (TOPIX,
+        # calendars) are the same whichever codes a panel holds
+        if date_index is None:
+            self.unique_dates, self.date_id = xp.unique(self.dates, return_inverse=True)
+        else:
+            self.unique_dates = xp.asarray(date_index, dtype=xp.int64)
+            self.date_id = xp.searchsorted(self.unique_dates, self.dates)
         self.columns: dict[str, Any] = {k: _column(xp, v) for k, v in columns.items()}
         self.final: set[str] = set()  # stored as float32: no later op reads them (see `finalize`)
         self.date_columns: dict[str, Any] = {}  # per-date series (e.g. TOPIX), aligned with unique_dates

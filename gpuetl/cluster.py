@@ -1,0 +1,130 @@
+"""Where a stage's tasks run: in this process, one after another, or on a Dask cluster (distributed's
+LocalCluster on CPUs, dask-cuda's LocalCUDACluster on GPUs, or any scheduler at tcp://host:port).
+
+A stage hands a `Runner` a function of (backend, item) and its items; the runner returns the results in
+order. On a cluster each worker process chooses its own backend once (CPU workers on `local`, a GPU and its
+own RMM pool per worker on `local-cuda`, the settings' backend on a remote scheduler), Dask schedules,
+retries and spills, its progress bar shows the tasks and its dashboard address is printed at the start.
+Programs that start a local cluster need the `if __name__ == "__main__":` guard: spawned workers import
+the main module again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
+
+from rich.progress import Progress
+
+from gpuetl.backend import Backend
+from gpuetl.config import Settings
+
+T = TypeVar("T")
+R = TypeVar("R")
+CLUSTERS = ("local", "local-cuda", "tcp://host:port")
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be started or reached; the message says what is missing."""
+
+
+class Runner(Protocol):
+    name: str
+
+    def map(self, fn: Callable[[Backend, T], R], items: Sequence[T], label: str) -> list[R]: ...
+
+
+@dataclasses.dataclass
+class InProcess:
+    """Every task in this process, in order, on its backend."""
+
+    backend: Backend
+    progress: bool = False
+    name: str = "in-process"
+
+    def map(self, fn: Callable[[Backend, T], R], items: Sequence[T], label: str) -> list[R]:
+        out: list[R] = []
+        with Progress(disable=not self.progress, transient=True) as bar:
+            task = bar.add_task(label, total=len(items))
+            for item in items:
+                out.append(fn(self.backend, item))
+                bar.advance(task)
+        return out
+
+
+@dataclasses.dataclass
+class OnDask:
+    """Every task on a Dask cluster's workers, each with the backend its settings choose."""
+
+    client: Any  # distributed.Client
+    settings: Settings  # what each worker's backend is made from
+    progress: bool = False
+    name: str = "dask"
+
+    def map(self, fn: Callable[[Backend, T], R], items: Sequence[T], label: str) -> list[R]:
+        from distributed import progress as dask_progress
+
+        futures = self.client.map(functools.partial(_on_worker, self.settings, fn), list(items),
+                                  key=[f"{label}-{i}" for i in range(len(items))], pure=False)
+        if self.progress:
+            print(f"{label}: {len(items)} tasks", file=sys.stderr)
+            dask_progress(futures)
+            print(file=sys.stderr)
+        return list(self.client.gather(futures))
+
+
+def _on_worker(settings: Settings, fn: Callable[[Backend, T], R], item: T) -> R:
+    from gpuetl import backend
+
+    return fn(backend.init(settings), item)
+
+
+@contextlib.contextmanager
+def open_runner(cluster: str | None, settings: Settings, backend: Backend,
+                progress: bool = False) -> Iterator[Runner]:
+    """The runner `--cluster` names (None: this process), started and shut down around the work."""
+    if cluster is None:
+        yield InProcess(backend, progress)
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as err:  # the cluster extra
+        raise ClusterError(f"--cluster needs dask.distributed ({err}); install the `cluster` extra") from None
+    c = settings.cluster
+    workers_settings = settings
+    with contextlib.ExitStack() as stack:
+        if cluster == "local":
+            workers_settings = dataclasses.replace(settings, backend="cpu")
+            made = stack.enter_context(LocalCluster(
+                n_workers=c.workers, threads_per_worker=c.threads_per_worker, memory_limit=c.memory_limit,
+                local_directory=c.spill_dir, dashboard_address=":8787" if c.dashboard else None, processes=True))
+            client = stack.enter_context(Client(made))
+        elif cluster == "local-cuda":
+            try:
+                from dask_cuda import LocalCUDACluster
+            except ImportError as err:
+                raise ClusterError(f"--cluster local-cuda needs dask-cuda ({err}); install the `gpu` extra") from None
+            pool = c.rmm_pool_size or settings.gpu.rmm_pool
+            # each worker makes its own RMM pool through the backend (gpu.rmm_pool), on its own GPU (device 0
+            # of the devices dask-cuda makes visible to it)
+            workers_settings = dataclasses.replace(settings, backend="gpu",
+                                                   gpu=dataclasses.replace(settings.gpu, device=0, rmm_pool=pool))
+            made = stack.enter_context(LocalCUDACluster(
+                n_workers=c.workers, threads_per_worker=c.threads_per_worker, memory_limit=c.memory_limit,
+                local_directory=c.spill_dir, dashboard_address=":8787" if c.dashboard else None))
+            client = stack.enter_context(Client(made))
+        elif cluster.startswith("tcp://"):
+            try:
+                client = stack.enter_context(Client(cluster, timeout="10s"))
+            except OSError as err:
+                raise ClusterError(f"no Dask scheduler at {cluster} ({err})") from None
+        else:
+            raise ClusterError(f"--cluster {cluster!r}: expected one of {', '.join(CLUSTERS)}")
+        workers = len(client.scheduler_info().get("workers", {}))
+        link = client.dashboard_link if c.dashboard or cluster.startswith("tcp://") else "off"
+        print(f"dask: {cluster} with {workers} worker(s); dashboard {link}", file=sys.stderr)
+        yield OnDask(client, workers_settings, progress)

@@ -1,0 +1,218 @@
+"""The plan of a dataset build: which dates and codes, which ops run where, and how the work is split.
+
+The build runs in two kinds of task, whichever runs them (this process, or a Dask cluster):
+
+- **code parts** (`gpuetl.dataset.codes`): a contiguous range of codes with their whole history from the
+  warm-up on: lake read, split adjustment, enrichment, every op whose axis is `code` or `market` (ops.AXES),
+  targets; the rows from `spill_from` on are written to the spill store, one file per year;
+- **years** (`gpuetl.dataset.days`): every code's rows of one year (and the `overlap` business days before
+  it that the per-day ops read): the ops whose axis is `day` (per-day ranks, sector-relative returns), the
+  normalised view, and the dataset's year file.
+
+A value depends only on its code's history (code ops), on the per-date market series over every date (market
+ops: each code part holds the global date list), or on its day's cross-section (day ops), so the result is
+the same whatever the split, bit for bit (tests/test_dataset_parts.py). The split bounds memory: a code part
+holds at most `build.partition_rows` rows, a year one year of rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpuetl import ops
+from gpuetl.backend import Backend
+from gpuetl.dataset.config import DatasetConfig
+from gpuetl.dataset.raw import read_raw
+from gpuetl.dates import civil_from_days, day_of
+from gpuetl.enrich import plan as enrich_plan
+from gpuetl.lake.manifest import Manifest
+from gpuetl.ops import Normalization
+
+log = logging.getLogger(__name__)
+
+BASE_COLUMNS = frozenset({"O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL", "open", "high", "low", "close",
+                          "volume", "turnover", "cum_factor", "sector", "mkt_close"})  # what the panel starts with
+
+
+class BuildError(RuntimeError):
+    """The lake cannot make this dataset (missing datasets, empty range); says what to fetch."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildPlan:
+    cfg: DatasetConfig
+    lake: Path
+    dates: np.ndarray  # int64 days (host): every date with bars from `read_from` to the end, sorted
+    first_day: int  # the first date written
+    read_from: int  # the first date read (the warm-up before first_day)
+    spill_from: int  # the first date a year reads (the day ops' overlap before first_day)
+    warmup: int  # business days of history before first_day
+    overlap: int  # business days before a year that its day ops read
+    parts: tuple[tuple[str, ...], ...]  # codes of each code part, sorted, contiguous
+    enrich: tuple[str, ...]  # the enrichment ops that run
+    enrich_status: dict[str, str]
+    steps: tuple[tuple[str, dict[str, Any]], ...]  # the feature ops, in config order
+    kinds: dict[str, Normalization]  # every feature column, in dataset order, with its normalisation
+    groups: dict[str, list[str]]  # feature columns by group
+    targets: tuple[str, ...]
+    day_inputs: tuple[str, ...]  # columns the day ops read that a code part must hand over (float64)
+    later: tuple[frozenset[str], ...]  # later[i]: the columns that steps[i:] read
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.kinds)
+
+    def axis(self, op: str) -> str:
+        return ops.get(op).axis
+
+    def years(self) -> list[int]:
+        """The years with dates written, in order."""
+        written = self.dates[self.dates >= self.first_day]
+        year, _, _ = civil_from_days(np, written)
+        return sorted({int(y) for y in year})
+
+    def year_window(self, year: int) -> tuple[int, int, int]:
+        """(first date a year's day ops read, first date it writes, its last date)."""
+        written = self.dates[self.dates >= self.first_day]
+        y, _, _ = civil_from_days(np, written)
+        days = written[y == year]
+        at = int(np.searchsorted(self.dates, days[0]))
+        return int(self.dates[max(at - self.overlap, 0)]), int(days[0]), int(days[-1])
+
+    @property
+    def time_series(self) -> list[str]:
+        return [c for c, kind in self.kinds.items() if kind == "time_series"]
+
+
+def warmup_days(cfg: DatasetConfig) -> int:
+    """Business days of history the build reads before its first date: the longest lookback the config's ops
+    declare, and for `time_series`-normalised columns their op's lookback plus the z-score's `min_periods`."""
+    norm = cfg.normalize
+    need = 0
+    for op, params in cfg.feature_params():
+        spec = ops.get(op, "feature")
+        lookback = int(spec.lookback(params))
+        need = max(need, lookback)
+        if norm.method != "none" and "time_series" in spec.normalization(params).values():
+            need = max(need, lookback + norm.ts_min_periods - 1)
+    if norm.method != "none" and any("time_series" in ops.get(g).normalization({}).values()
+                                     for g, switch in cfg.enrich.switches().items() if switch is not False):
+        need = max(need, norm.ts_min_periods - 1)
+    return need
+
+
+def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manifest, partition_rows: int,
+              target_names: list[str]) -> BuildPlan:
+    """Dates, warm-up and code parts from the lake's bars (two columns read), and the ops' declarations."""
+    steps = tuple(cfg.feature_params())
+    enrich_ops, status = enrich_plan(cfg.enrich.switches(), manifest)
+    kinds: dict[str, Normalization] = {}
+    groups: dict[str, list[str]] = {}
+    for name in enrich_ops:
+        kinds |= ops.get(name).normalization({})
+        groups[name] = list(ops.get(name).outputs({}))
+    for op, params in steps:
+        spec = ops.get(op, "feature")
+        kinds |= spec.normalization(params)
+        groups.setdefault(spec.group, []).extend(spec.outputs(params))
+    later = _later_reads(steps)
+    _check_axes(steps, cfg)
+    day_reads = set().union(*(ops.get(op).reads(p) for op, p in steps if ops.get(op).axis == "day"))
+    day_outputs = {c for op, p in steps if ops.get(op).axis == "day" for c in ops.get(op).outputs(p)}
+    day_inputs = tuple(sorted(day_reads - day_outputs))
+    overlap = max([int(ops.get(op).lookback(p)) for op, p in steps if ops.get(op).axis == "day"], default=0)
+    warmup = warmup_days(cfg)
+
+    keys = read_raw(backend, manifest, "bars_daily", ["Code", "Date"], BuildError)
+    days = backend.days(keys["Date"])
+    xp = backend.xp
+    if cfg.end:
+        keys, days = _rows(keys, days, days <= day_of(cfg.end))
+    all_dates = _host(backend, xp.unique(days))
+    if len(all_dates) == 0:
+        raise BuildError(f"no daily bars in the lake up to {cfg.end}")
+    if cfg.start:
+        first_day = day_of(cfg.start)
+        at = int(np.searchsorted(all_dates, first_day))
+        if at < warmup:
+            log.info("only %d of the %d warm-up business days before %s are in the lake: the first rows' "
+                     "long-window features are missing", at, warmup, cfg.start)
+    else:
+        if len(all_dates) <= warmup:
+            raise BuildError(f"the lake holds {len(all_dates)} business days of bars, not more than the {warmup}-day "
+                             f"warm-up the features need: fetch more history, or set start (--config-set start=...)")
+        at = warmup
+        first_day = int(all_dates[at])
+    if at >= len(all_dates):
+        raise BuildError(f"no daily bars in the lake between {cfg.start} and {cfg.end}")
+    read_from = int(all_dates[max(at - warmup, 0)])
+    spill_from = int(all_dates[max(at - overlap, 0)])
+    keys, days = _rows(keys, days, days >= read_from)
+    counts = keys["Code"].value_counts().sort_index()
+    codes = [str(c) for c in _host(backend, counts.index)]
+    parts = _split(codes, _host(backend, counts.values), partition_rows)
+    return BuildPlan(cfg, lake, all_dates[all_dates >= read_from], first_day, read_from, spill_from, warmup,
+                     overlap, parts, tuple(enrich_ops), status, steps, kinds, groups, tuple(target_names),
+                     day_inputs, later)
+
+
+def _check_axes(steps: tuple[tuple[str, dict[str, Any]], ...], cfg: DatasetConfig) -> None:
+    """What the two-step build needs: no code or market op reads a day op's output (they run before the day
+    ops), and no day op's output is normalised as a time series (that needs every year at once)."""
+    from gpuetl.config import ConfigError
+
+    made_by_day: dict[str, str] = {}
+    for i, (op, params) in enumerate(steps):
+        spec = ops.get(op)
+        if spec.axis != "day":
+            used = sorted(spec.reads(params) & set(made_by_day))
+            if used:
+                raise ConfigError(f"features[{i}] ({op}, per code) reads {', '.join(used)}, made per day by "
+                                  f"{made_by_day[used[0]]}: per-day ops run after the per-code ones; move it "
+                                  "before that op or drop the column")
+            continue
+        if "time_series" in spec.normalization(params).values() and cfg.normalize.method != "none":
+            raise ConfigError(f"features[{i}] ({op}) is a per-day op with a time_series output")
+        made_by_day |= dict.fromkeys(spec.outputs(params), op)
+
+
+def _later_reads(steps: tuple[tuple[str, dict[str, Any]], ...]) -> tuple[frozenset[str], ...]:
+    later: list[frozenset[str]] = [frozenset()]
+    for op, params in reversed(steps):
+        later.append(later[-1] | ops.get(op).reads(params))
+    return tuple(later[::-1])
+
+
+def _split(codes: list[str], rows: np.ndarray, limit: int) -> tuple[tuple[str, ...], ...]:
+    """Contiguous runs of sorted codes with at most `limit` rows each (a code is never split)."""
+    parts: list[tuple[str, ...]] = []
+    current: list[str] = []
+    total = 0
+    for code, n in zip(codes, rows, strict=True):
+        if current and total + int(n) > limit:
+            parts.append(tuple(current))
+            current, total = [], 0
+        current.append(code)
+        total += int(n)
+    if current:
+        parts.append(tuple(current))
+    return tuple(parts)
+
+
+def _rows(frame: Any, days: Any, keep: Any) -> tuple[Any, Any]:
+    idx = keep.nonzero()[0]  # NumPy and CuPy alike
+    return frame.iloc[idx], days[idx]
+
+
+def _host(backend: Backend, values: Any) -> np.ndarray:
+    """A small array or index (dates, codes) on the host, for planning."""
+    if hasattr(values, "to_pandas"):
+        values = values.to_pandas()  # host-ok: the plan's few thousand dates and codes
+    if backend.is_gpu and hasattr(values, "get"):
+        values = values.get()  # host-ok: the plan's few thousand dates and codes
+    return np.asarray(values)
