@@ -10,17 +10,19 @@ END         ?= 2024-12-31
 SET         ?=
 BACKEND     ?= auto
 SETARGS     := $(foreach s,$(SET),--set $(s))
+TRAIN_SET   ?=
+TRAINARGS   := $(foreach s,$(TRAIN_SET),--config-set $(s))
 
 .PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu train baseline bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: ## CPU dev env: $(VENV) with torch ($(TORCH)) and `pip install -e .[dev]`
+setup: ## CPU dev env: $(VENV) with torch ($(TORCH)) and `pip install -e .[dev,train]`
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,train]"
 	$(PY) -m gpuetl doctor
 
 setup-conda: ## GPU env: the RAPIDS conda env from environment.yml
@@ -60,8 +62,11 @@ dataset-gpu: ## `make dataset` on the GPU (fails, naming what is missing, where 
 dataset-cpu: ## `make dataset` on the CPU (pandas/NumPy)
 	$(MAKE) dataset BACKEND=cpu
 
-train baseline:
-	@echo "make $@: GAT training and the XGBoost baseline are not built yet" >&2; exit 2
+train: ## walk-forward GAT training on the demo dataset (configs/train/gat.yaml; TRAIN_SET="k=v ...") -> data/runs/gat
+	$(PY) -m gpuetl train --config configs/train/gat.yaml --backend $(BACKEND) $(SETARGS) $(TRAINARGS)
+
+baseline: ## the XGBoost baseline on the same folds (configs/train/xgb.yaml; TRAIN_SET="k=v ...") -> data/runs/xgb
+	$(PY) -m gpuetl baseline --config configs/train/xgb.yaml --backend $(BACKEND) $(SETARGS) $(TRAINARGS)
 
 bench: ## the benchmark suite (BACKEND=gpu|cpu|auto; SMOKE=1 for the small sizes) -> benchmarks/results/
 	$(PY) -m benchmarks.run --backend $(BACKEND) $(if $(SMOKE),--smoke)

@@ -84,12 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     from gpuetl.jquants.fake.cli import add_parser as add_demo_server
     from gpuetl.pipelines.fetch_cli import add_parser as add_fetch
     from gpuetl.synth.cli import add_parser as add_synth
+    from gpuetl.train.cli import add_parser as add_train
 
     add_fetch(sub, common)
     add_demo_server(sub, common)
     add_synth(sub, common)
     add_build(sub, common)
     add_graph(sub, common)
+    add_train(sub, common)
     return parser
 
 
