@@ -71,8 +71,6 @@ def setup(backend: Backend, codes: int, days: int, features: int) -> dict[str, A
               "optimizer": torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr),
               "batches": batches(list(range(window, d)), cfg.optim.days_per_batch, np.random.default_rng(2)),
               "stock_days": codes * days}
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     return inputs
 
 
@@ -84,11 +82,10 @@ def run(backend: Backend, inputs: dict[str, Any]) -> None:
 
 
 def report(backend: Backend, inputs: dict[str, Any], stats: dict[str, float]) -> dict[str, Any]:
-    device = inputs["sampler"].values.device
+    pool = backend.memory_stats()  # the RMM pool torch allocates from on the GPU backend
     return {"stock_days_per_s": round(inputs["stock_days"] / stats["median_s"], 1),
             "peak_host_gib": round(peak_host_bytes() / 2**30, 2),
-            "peak_device_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-            if device.type == "cuda" else None}
+            "peak_device_gib": round(pool["peak_bytes"] / 2**30, 2) if pool else None}
 
 
 if __name__ == "__main__":

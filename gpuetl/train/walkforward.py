@@ -135,7 +135,7 @@ def _metrics(name: str, data: TrainData, plan: SplitPlan, results: list[FoldResu
     overall["fold_mean_rank_ic"] = float(np.mean([r.summary["rank_ic"] for r in results]))
     seconds = sum(r.fit.seconds for r in results)
     stock_days = sum(r.fit.stock_days for r in results)
-    device_peak = torch.cuda.max_memory_allocated(data.device) if data.device.type == "cuda" else None
+    device_peak = peak_device_bytes(data)
     return {
         "model": name, "label": data.label, "heads": list(data.heads),
         "folds": [{"fold": r.index, "test_year": r.test_year, **r.summary, "best": r.fit.best,
@@ -149,6 +149,14 @@ def _metrics(name: str, data: TrainData, plan: SplitPlan, results: list[FoldResu
         "daily": {"dates": [str(d) for r in results for d in r.dates], **{k: v.tolist() for k, v in daily.items()},
                   "fold": [r.index for r in results for _ in r.dates]},
     }
+
+
+def peak_device_bytes(data: TrainData) -> int | None:
+    """Peak bytes of the backend's RMM pool (cuDF, CuPy and torch share it), else torch's own peak; None on the CPU."""
+    stats = data.backend.memory_stats()
+    if stats is not None:
+        return stats["peak_bytes"]
+    return int(torch.cuda.max_memory_allocated(data.device)) if data.device.type == "cuda" else None
 
 
 def _finite(value: Any) -> Any:
