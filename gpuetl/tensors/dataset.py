@@ -22,14 +22,10 @@ import torch
 from gpuetl import backend as backend_mod
 from gpuetl.backend import Backend
 from gpuetl.config import load_settings
-from gpuetl.tensors.graphs import DailyGraphs, graph_dir, load_daily_graphs
+from gpuetl.tensors.graphs import DailyGraphs, DatasetError, graph_dir, load_daily_graphs
 from gpuetl.tensors.panel import PanelTensors, build_panel, host_dates, host_strings
 
 KEYS = ("Code", "Date")
-
-
-class DatasetError(RuntimeError):
-    """The folder is not a built dataset (or lacks what was asked for); the message says what to run."""
 
 
 class Dataset:

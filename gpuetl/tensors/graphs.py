@@ -26,6 +26,10 @@ from gpuetl.backend import Backend
 from gpuetl.tensors.panel import to_torch
 
 
+class DatasetError(RuntimeError):
+    """The folder is not a built dataset (or lacks what was asked for); the message says what to run."""
+
+
 @dataclasses.dataclass(frozen=True)
 class DailyGraphs:
     """Directed edges (src -> dst: dst aggregates from src) of every panel date, grouped by date."""
@@ -156,7 +160,7 @@ def load_daily_graphs(backend: Backend, folder: Path, codes: np.ndarray, dates: 
     src = to_torch(lookup[backend.to_array(edges["src"]).astype(xp.int64)], device)
     dst = to_torch(lookup[backend.to_array(edges["dst"]).astype(xp.int64)], device)
     if bool((src < 0).any() | (dst < 0).any()):  # host-ok: one check at load
-        raise ValueError(f"{folder}: edges name codes the dataset does not have; rebuild the graphs (`gpuetl graph`)")
+        raise DatasetError(f"{folder}: edges name codes the dataset does not have; rebuild the graphs (`gpuetl graph`)")
     edge_day = to_torch(backend.days(edges["Date"]), device)
     weight = to_torch(backend.to_array(edges["weight"]).astype(xp.float32), device)
     panel_days = torch.as_tensor(dates.astype("datetime64[D]").astype(np.int64), device=src.device)

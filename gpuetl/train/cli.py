@@ -42,10 +42,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from gpuetl.tensors.panel import torch_device
     from gpuetl.train.config import load_gat_config, load_xgb_config
     from gpuetl.train.data import load_train_data
-    from gpuetl.train.learner import Learner
+    from gpuetl.train.learner import Learner, TrainError
     from gpuetl.train.report import fold_table
     from gpuetl.train.splits import SplitError
-    from gpuetl.train.walkforward import TrainError, walk_forward
+    from gpuetl.train.walkforward import walk_forward
 
     cfg = command_config(load_gat_config if args.model == "train" else load_xgb_config, args)
     b = backend.init(settings)

@@ -13,6 +13,11 @@ from rich.progress import Progress
 from gpuetl.train.data import FoldData
 
 
+class TrainError(RuntimeError):
+    """A run that cannot go on (no fold fits the data, a fold without samples, checkpoints of another config);
+    the message says what to change."""
+
+
 @dataclasses.dataclass
 class FitLog:
     history: list[dict[str, Any]]  # per epoch (GAT) or per validation check (XGBoost)

@@ -23,7 +23,7 @@ from gpuetl.tensors import DaySampler
 from gpuetl.train.config import GatConfig
 from gpuetl.train.data import FoldData, TrainData
 from gpuetl.train.ema import EMA
-from gpuetl.train.learner import FitLog
+from gpuetl.train.learner import FitLog, TrainError
 from gpuetl.train.loss import ranking_loss
 from gpuetl.train.metrics import daily_rank_ic
 from gpuetl.train.model import GATRanker
@@ -118,7 +118,7 @@ class GATLearner:
         data = fold.data
         train, valid = data.days(fold.fold.train), data.days(fold.fold.valid)
         if not train or not valid:
-            raise ValueError(f"fold {fold.fold.index}: no training or validation day has codes with the label")
+            raise TrainError(f"fold {fold.fold.index}: no training or validation day has codes with the label")
         sampler = self.sampler(fold)
         rng = np.random.default_rng(self.seed)
         state: dict[str, Any] = {"epoch": 0, "history": [], "best": -np.inf, "best_epoch": -1, "bad": 0,
@@ -171,7 +171,7 @@ class GATLearner:
         tmp.replace(path)
 
     def _restore(self, path: Path, rng: np.random.Generator) -> dict[str, Any]:
-        saved = torch.load(path, map_location=self.ema.model.parameters().__next__().device, weights_only=False)
+        saved = torch.load(path, map_location=next(self.model.parameters()).device, weights_only=False)
         self.model.load_state_dict(saved.pop("model"))
         self.ema.load_state_dict(saved.pop("ema"))
         self.optimizer.load_state_dict(saved.pop("optimizer"))

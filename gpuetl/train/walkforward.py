@@ -29,14 +29,10 @@ from gpuetl.stages import peak_host_bytes
 from gpuetl.tensors import Dataset
 from gpuetl.train.config import GatConfig, XgbConfig
 from gpuetl.train.data import TrainData
-from gpuetl.train.learner import FitLog, Learner
+from gpuetl.train.learner import FitLog, Learner, TrainError
 from gpuetl.train.metrics import DAILY, daily_metrics, summarize, to_host
 from gpuetl.train.report import write_report
 from gpuetl.train.splits import SplitPlan, check_plan, label_reach, plan_splits
-
-
-class TrainError(RuntimeError):
-    """A run that cannot go on (no fold fits the data, checkpoints of another config); says what to change."""
 
 
 @dataclasses.dataclass

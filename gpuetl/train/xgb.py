@@ -18,7 +18,7 @@ from rich.progress import Progress
 
 from gpuetl.train.config import XgbConfig
 from gpuetl.train.data import FoldData
-from gpuetl.train.learner import FitLog
+from gpuetl.train.learner import FitLog, TrainError
 from gpuetl.train.loop import synchronize
 from gpuetl.train.loss import masked_zscore
 from gpuetl.train.metrics import daily_rank_ic
@@ -92,7 +92,7 @@ class XGBLearner:
                           int(saved["stock_days"]), resumed=True)
         train, valid = data.days(fold.fold.train), data.days(fold.fold.valid)
         if not train or not valid:
-            raise ValueError(f"fold {fold.fold.index}: no training or validation day has codes with the label")
+            raise TrainError(f"fold {fold.fold.index}: no training or validation day has codes with the label")
         x, label, mask = day_rows(fold, train)
         rows = mask & torch.isfinite(label)
         target = masked_zscore(torch.nan_to_num(label, nan=0.0), rows).clamp(-c.target_clip, c.target_clip)
