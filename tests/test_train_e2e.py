@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("torch_geometric")
 pytest.importorskip("xgboost")
 
+from gpuetl.backend import Backend
 from gpuetl.cli import main
 from tests.train_fixtures import TINY_TRAIN, TINY_XGB, write_tiny_dataset
 
@@ -117,3 +118,27 @@ def test_commands_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "no dataset" in capsys.readouterr().err
     assert run("baseline", tmp_path, tmp_path / "out", ["splits.embargo_days=3"]) == 2
     assert "longest horizon" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_train_and_baseline_on_the_gpu(dataset: Path, tmp_path: Path, gpu_backend: Backend) -> None:
+    """The same runs on the device: panel, graphs, GAT steps (bf16) and XGBoost (device=cuda from CuPy)."""
+    from gpuetl.tensors import open_dataset
+    from gpuetl.train.config import load_gat_config, load_xgb_config
+    from gpuetl.train.data import load_train_data
+    from gpuetl.train.loop import GATLearner
+    from gpuetl.train.walkforward import walk_forward
+    from gpuetl.train.xgb import XGBLearner
+
+    ds = open_dataset(dataset, gpu_backend)
+    gat = load_gat_config("configs/train/gat.yaml", TINY_TRAIN)
+    data = load_train_data(ds, gat.data, sector=gat.model.sector)
+    assert data.device.type == "cuda" and data.graphs is not None and data.graphs.src.is_cuda
+    metrics = walk_forward(gat, ds, data, lambda seed: GATLearner(gat, data, seed), tmp_path / "gat", progress=False)
+    assert metrics["overall"]["rank_ic"] > 0.3 and metrics["train"]["peak_device_bytes"] > 0
+    xgb = load_xgb_config("configs/train/xgb.yaml", TINY_XGB)
+    rows = load_train_data(ds, xgb.data, graphs=False)
+    on_gpu = walk_forward(xgb, ds, rows, lambda seed: XGBLearner(xgb, seed), tmp_path / "xgb", progress=False)
+    assert run("baseline", dataset, tmp_path / "xgb-cpu", TINY_XGB) == 0
+    on_cpu = json.loads((tmp_path / "xgb-cpu" / "metrics.json").read_text())
+    assert abs(on_gpu["overall"]["rank_ic"] - on_cpu["overall"]["rank_ic"]) < 0.03
