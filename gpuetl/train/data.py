@@ -4,6 +4,7 @@ per fold the day lists and the context standardised on that fold's training days
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 import numpy as np
@@ -38,7 +39,7 @@ def resolve_label(ds: Dataset, cfg: DataSettings) -> tuple[str, tuple[str, ...]]
 def select_inputs(ds: Dataset, cfg: InputSettings) -> tuple[list[str], list[str]]:
     """(per-code input columns, day-constant context columns)."""
     context = [f for f in ds.features if f.startswith(cfg.context_prefixes)]
-    kept = [f for f in ds.features if f not in context and not f.startswith(cfg.exclude_prefixes or ("\0",))]
+    kept = [f for f in ds.features if f not in context and not f.startswith(cfg.exclude_prefixes)]
     inputs = [f + ds.suffix for f in kept]
     if cfg.missing_flags:
         inputs += [f + "_missing" for f in kept]
@@ -72,9 +73,9 @@ class TrainData:
         """(D, N, F) per-code inputs: a view of the panel."""
         return self.panel.values[:, :, : len(self.inputs)]
 
-    @property
+    @functools.cached_property
     def context(self) -> torch.Tensor:
-        """(D, C) raw context: the day's mean over its codes (the columns are day-constant)."""
+        """(D, C) raw context: the day's mean over its codes (the columns are day-constant); computed once."""
         raw = self.panel.values[:, :, len(self.inputs): len(self.inputs) + len(self.context_columns)]
         return torch.nanmean(raw, dim=1) if raw.shape[-1] else raw.new_zeros((raw.shape[0], 0))
 

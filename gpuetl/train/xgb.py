@@ -25,10 +25,11 @@ from gpuetl.train.metrics import daily_rank_ic
 
 
 def day_rows(fold: FoldData, days: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(T, N, F + C) inputs and context of `days`, their (T, N) label, and the (T, N) codes that count."""
+    """(T, N, F + C) inputs and (fold-standardised) context of `days`, their (T, N) label, and the (T, N) codes
+    that count."""
     d = fold.data
     x = torch.stack([d.x[t] for t in days])
-    ctx = torch.stack([d.context[t] for t in days])
+    ctx = torch.stack([fold.context[t] for t in days])
     label, mask = d.rows(days)
     return torch.cat([x, ctx.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1), label, mask
 
