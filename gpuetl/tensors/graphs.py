@@ -53,10 +53,6 @@ class DailyGraphs:
         lo, hi = int(self.start[t]), int(self.stop[t])
         return torch.stack([self.src[lo:hi], self.dst[lo:hi]]), self.attr[lo:hi, self.relations.index("weight")]
 
-    def count(self, t: int) -> int:
-        """Directed edges of date index t."""
-        return int(self.stop[t] - self.start[t])
-
     def batch(self, days: Sequence[int], graph: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """The disjoint union of the days' graphs (node b * n_codes + code for the b-th day) with one self-loop per
         node: edge_index (2, E), edge_attr (E, A + 1), the last column flagging the loops. The loops are added
@@ -102,10 +98,10 @@ class DailyGraphs:
         ok &= keep_first
         day = torch.arange(d, device=s.device).view(d, 1, 1).expand_as(leader)
         sector_edges = _Edges(day[ok], leader[ok], member[ok], torch.ones(int(ok.sum()), 1, device=self.attr.device))
-        own = _Edges(self.day_of_edges(), self.src, self.dst, self.attr)
+        own = _Edges(self._day_of_edges(), self.src, self.dst, self.attr)
         return own.merge(sector_edges).graphs((*self.relations, "sector"), d, n)
 
-    def day_of_edges(self) -> torch.Tensor:
+    def _day_of_edges(self) -> torch.Tensor:
         """(E,) the date index of each edge."""
         counts = torch.as_tensor(self.stop - self.start, device=self.src.device)
         return torch.repeat_interleave(torch.arange(len(self.start), device=self.src.device), counts)

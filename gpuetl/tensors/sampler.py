@@ -55,7 +55,7 @@ class DaySampler:
         self.values, self.eligible, self.targets = values, eligible, targets
         self.window_days = window
         d, n, _ = values.shape
-        self.n_days, self.n_codes = int(d), int(n)
+        self.n_codes = int(n)
         self.windows = values.unfold(0, window, 1) if d >= window else None  # (D-L+1, N, F, L), a view
         self.context = context if context is not None else values.new_zeros((d, 0))
         self.graphs, self.graph = graphs, graph and graphs is not None

@@ -29,7 +29,8 @@ class FitLog:
 
 
 class Learner(Protocol):
-    name: str
+    name: str  # the model's name in the run's files
+    checkpoint_suffix: str  # of its per-fold checkpoint (checkpoints/fold<k>.<suffix>)
 
     def fit(self, fold: FoldData, checkpoint: Path, resume: bool, progress: Progress | None) -> FitLog: ...
 

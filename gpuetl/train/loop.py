@@ -89,6 +89,7 @@ class GATLearner:
     """The GAT behind `fit` / `predict` (see gpuetl/train/learner.py)."""
 
     name = "gat"
+    checkpoint_suffix = "pt"
 
     def __init__(self, cfg: GatConfig, data: TrainData, seed: int) -> None:
         self.cfg, self.seed = cfg, seed

@@ -97,8 +97,7 @@ def walk_forward(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learn
             seed = cfg.run.seed + fold.index
             model = first if fold.index == 0 else learner(seed)
             fd = data.fold(fold)
-            log = model.fit(fd, out / "checkpoints" / f"fold{fold.index}.{'pt' if model.name != 'xgb' else 'ubj'}",
-                            resume, bar)
+            log = model.fit(fd, out / "checkpoints" / f"fold{fold.index}.{model.checkpoint_suffix}", resume, bar)
             days = list(fold.test.days)
             pred = model.predict(fd, days)
             label, mask = data.rows(days)
@@ -108,8 +107,7 @@ def walk_forward(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learn
             frames.append(_predictions(data, dates, fold.index, pred, label, mask))
             bar.console.print(f"fold {fold.index} (test {fold.test_year}): RankIC {results[-1].summary['rank_ic']:+.4f}")
     pd.concat(frames, ignore_index=True).to_parquet(out / "predictions.parquet", index=False)
-    metrics = _metrics(first.name, data, plan, results)
-    metrics = _finite(metrics)
+    metrics = _finite(_metrics(first.name, data, plan, results))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_report(out, metrics)
     return metrics

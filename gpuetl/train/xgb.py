@@ -65,6 +65,7 @@ class XGBLearner:
     """XGBoost regression on the label's per-day z-scores (see the module docstring)."""
 
     name = "xgb"
+    checkpoint_suffix = "ubj"
 
     def __init__(self, cfg: XgbConfig, seed: int) -> None:
         self.cfg, self.seed = cfg, seed
