@@ -58,6 +58,7 @@ def test_train_writes_the_run_and_the_graph_carries_the_signal(dataset: Path, tm
     assert [f["test_year"] for f in metrics["folds"]] == [2022] and metrics["label"] == "target_next_ret_1d"
     assert predictions["Date"].dt.year.eq(2022).all()
     fold = metrics["folds"][0]
+    assert fold["seed"] == 7  # run.seed + the fold's index, recorded
     assert 1 <= fold["best"] <= len(fold["history"]) and fold["history"][0]["stock_days_per_s"] > 0
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["run"]["seed"] == 7 and config["heads"] == ["target_next_ret_1d", "target_next_ret_2d"]

@@ -39,6 +39,7 @@ from gpuetl.train.splits import SplitPlan, check_plan, label_reach, plan_splits
 class FoldResult:
     index: int
     test_year: int
+    seed: int
     summary: dict[str, float]
     dates: np.ndarray  # test dates (datetime64[D])
     daily: dict[str, np.ndarray]
@@ -103,7 +104,7 @@ def walk_forward(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learn
             label, mask = data.rows(days)
             daily = to_host(daily_metrics(pred, label, mask, cfg.eval))
             dates = ds.dates[fold.test.first: fold.test.last + 1]
-            results.append(FoldResult(fold.index, fold.test_year, summarize(daily), dates, daily, log))
+            results.append(FoldResult(fold.index, fold.test_year, seed, summarize(daily), dates, daily, log))
             frames.append(_predictions(data, dates, fold.index, pred, label, mask))
             bar.console.print(f"fold {fold.index} (test {fold.test_year}): RankIC {results[-1].summary['rank_ic']:+.4f}")
     pd.concat(frames, ignore_index=True).to_parquet(out / "predictions.parquet", index=False)
@@ -132,7 +133,7 @@ def _metrics(name: str, data: TrainData, plan: SplitPlan, results: list[FoldResu
     device_peak = peak_device_bytes(data)
     return {
         "model": name, "label": data.label, "heads": list(data.heads),
-        "folds": [{"fold": r.index, "test_year": r.test_year, **r.summary, "best": r.fit.best,
+        "folds": [{"fold": r.index, "test_year": r.test_year, "seed": r.seed, **r.summary, "best": r.fit.best,
                    "best_valid_rank_ic": r.fit.best_score, "train_seconds": round(r.fit.seconds, 3),
                    "resumed": r.fit.resumed, "history": r.fit.history} for r in results],
         "overall": overall,
