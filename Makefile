@@ -13,6 +13,8 @@ BACKEND     ?= auto
 SIZE        ?= small
 BACKENDS    ?= gpu,cpu,polars,pandas-naive
 SETARGS     := $(foreach s,$(SET),--set $(s))
+TRAIN_SET   ?=
+TRAINARGS   := $(foreach s,$(TRAIN_SET),--config-set $(s))
 
 .PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu train baseline bench clean
 
@@ -23,11 +25,11 @@ help: ## this list of targets (with the variables above as they are now)
 	  | sed $(foreach v,$(HELP_VARS),-e 's|$$($(v))|$($(v))|g') \
 	  | awk -F':.*## ' '{n = split($$1, t, " "); for (i = 1; i <= n; i++) printf "  %-12s %s\n", t[i], $$2}'
 
-setup: ## CPU dev env: $(VENV) with torch ($(TORCH)) and `pip install -e .[dev]`
+setup: ## CPU dev env: $(VENV) with torch ($(TORCH)) and `pip install -e .[dev,train,bench]`
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,train,bench]"
 	$(PY) -m gpuetl doctor
 
 setup-conda: ## GPU env: the RAPIDS conda env from environment.yml
@@ -67,8 +69,11 @@ dataset-gpu: ## `make dataset` on the GPU (fails, naming what is missing, where 
 dataset-cpu: ## `make dataset` on the CPU (pandas/NumPy)
 	$(MAKE) dataset BACKEND=cpu
 
-train baseline: ## GAT training / the XGBoost baseline (not built yet: fail with a message)
-	@echo "make $@: GAT training and the XGBoost baseline are not built yet" >&2; exit 2
+train: ## walk-forward GAT training on the demo dataset (configs/train/gat.yaml; TRAIN_SET="k=v ...") -> data/runs/gat
+	$(PY) -m gpuetl train --config configs/train/gat.yaml --backend $(BACKEND) $(SETARGS) $(TRAINARGS)
+
+baseline: ## the XGBoost baseline on the same folds (configs/train/xgb.yaml; TRAIN_SET="k=v ...") -> data/runs/xgb
+	$(PY) -m gpuetl baseline --config configs/train/xgb.yaml --backend $(BACKEND) $(SETARGS) $(TRAINARGS)
 
 bench: ## stage by stage vs Polars and pandas (SIZE=small|medium|full, BACKENDS=gpu,cpu,...) -> benchmarks/results/bench-SIZE/
 	$(PY) -m gpuetl bench --size $(SIZE) --backends $(BACKENDS) --out benchmarks/results/bench-$(SIZE)

@@ -25,7 +25,10 @@ def measure(backend: backend_mod.Backend, fn: Callable[[], Any], *, warmup: int,
 
 
 def main(suite: str, sizes: Mapping[str, Mapping[str, Any]], setup: Callable[..., Any],
-         run: Callable[[backend_mod.Backend, Any], Any], smoke_size: str, argv: list[str] | None = None) -> list[dict]:
+         run: Callable[[backend_mod.Backend, Any], Any], smoke_size: str, argv: list[str] | None = None,
+         report: Callable[[backend_mod.Backend, Any, dict[str, float]], dict[str, Any]] | None = None) -> list[dict]:
+    """Run the suite's sizes; `report(backend, inputs, stats)`, if given, adds the suite's own figures to a row
+    (e.g. a throughput from the median time, peak memory)."""
     parser = argparse.ArgumentParser(prog=f"bench_{suite}")
     parser.add_argument("--backend", choices=("auto", "gpu", "cpu"), default="auto")
     parser.add_argument("--sizes", default=",".join(sizes), help=f"comma list from: {', '.join(sizes)}")
@@ -46,7 +49,7 @@ def main(suite: str, sizes: Mapping[str, Mapping[str, Any]], setup: Callable[...
                         warmup=0 if args.smoke else args.warmup, repeat=1 if args.smoke else args.repeat)
         row = {"suite": suite, "size": size, **sizes[size], "backend": backend.name,
                "device": backend.device.name if backend.device else platform.processor() or platform.machine(),
-               **stats}
+               **stats, **(report(backend, inputs, stats) if report else {})}
         results.append(row)
         print(json.dumps(row))
     if args.out:

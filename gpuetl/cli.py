@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gpuetl.lake.cli import add_parser as add_lake
     from gpuetl.pipelines.fetch_cli import add_parser as add_fetch
     from gpuetl.synth.cli import add_parser as add_synth
+    from gpuetl.train.cli import add_parser as add_train
 
     add_fetch(sub, common)
     add_lake(sub, common)
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_synth(sub, common)
     add_build(sub, common)
     add_graph(sub, common)
+    add_train(sub, common)
     add_bench(sub, common)
     _describe(sub)
     return parser

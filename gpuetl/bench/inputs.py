@@ -82,7 +82,15 @@ def ensure_dataset(lake: Path, out: Path) -> Path:
         from gpuetl.config import load_settings
         from gpuetl.dataset.build import build_dataset
         from gpuetl.dataset.config import load_dataset_config
+        from gpuetl.dataset.plan import warmup_days
+        from gpuetl.dataset.raw import read_raw
+        from gpuetl.lake.manifest import Manifest
 
         cpu = backend.create(load_settings(overrides=["backend=cpu"]))
-        build_dataset(cpu, load_dataset_config("configs/dataset/default.yaml"), lake, out, progress=False)
+        cfg = load_dataset_config("configs/dataset/default.yaml")
+        # from the first date with a full warm-up, or from the lake's first date when it is shorter than that
+        dates = np.unique(read_raw(cpu, Manifest.load(lake), "bars_daily", ["Date"])["Date"].to_numpy())
+        start = dates[min(warmup_days(cfg), len(dates) - 1)] if len(dates) > warmup_days(cfg) else dates[0]
+        cfg = load_dataset_config("configs/dataset/default.yaml", [f"start={str(start)[:10]}"])
+        build_dataset(cpu, cfg, lake, out, progress=False)
     return out

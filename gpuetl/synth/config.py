@@ -20,8 +20,13 @@ class MarketConfig:
     start: str  # first date with data, YYYY-MM-DD
     end: str  # last date with data, YYYY-MM-DD
     seed: int
-    # --- planted signal: a hidden peer graph with a one-day lead-lag
+    # --- planted signal: a hidden peer graph whose news diffuses over a few days (a one-day lead-lag, fading)
     lead_lag: float = 0.08  # loading of a stock's return at t+1 on its leaders' non-market return at t
+    # relative loading at lags 1, 2, ...: r[t+l, i] += lead_lag * lead_lag_decay[l-1] * sum_j w_ij x[t, j].
+    # Lag 1 alone is invisible to the tradeable next-day label (close t+1 -> t+1+k, entered at close t+1);
+    # real lead-lag effects fade over several days (large caps lead small caps for about a week), so later
+    # lags keep part of the signal for a strategy that trades at the next close.
+    lead_lag_decay: tuple[float, ...] = (1.0, 0.5, 0.25)
     max_leaders: int = 3  # each stock has 1..max_leaders leaders
     in_sector_share: float = 0.8  # share of leaders drawn from the follower's own 33-sector
     # --- return model (daily, log returns)
@@ -44,6 +49,8 @@ class MarketConfig:
             raise ValueError(f"codes must be >= 1, got {self.codes}")
         if np.datetime64(self.start) > np.datetime64(self.end):
             raise ValueError(f"start {self.start} is after end {self.end}")
+        if any(w < 0 for w in self.lead_lag_decay):
+            raise ValueError(f"lead_lag_decay must be >= 0 at every lag, got {self.lead_lag_decay}")
         if int(self.start[:4]) < 2002:
             raise ValueError(f"start {self.start}: the holiday rules here cover 2000 onwards (start from 2002)")
 

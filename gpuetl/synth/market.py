@@ -146,7 +146,9 @@ def _truth(m: SyntheticMarket, returns: Any) -> dict[str, Any]:
     return {
         "peers": pd.DataFrame({"follower": codes[g.follower], "leader": codes[g.leader], "weight": g.weight}),
         "lead_lag": m.config.lead_lag,
-        "lead_lag_rule": "r[t+1, i] += lead_lag * sum_j weight[i, j] * x[t, j]; x = sector + idiosyncratic part",
+        "lead_lag_decay": list(m.config.lead_lag_decay),
+        "lead_lag_rule": "r[t+l, i] += lead_lag * lead_lag_decay[l-1] * sum_j weight[i, j] * x[t, j] for l = 1, 2, ...; "
+                         "x = sector + idiosyncratic part",
         "loadings": pd.DataFrame({"Code": codes, "beta": returns.beta, "sector_beta": returns.sector_beta,
                                   "idio_vol": returns.idio_vol}),
         "factors": pd.DataFrame(returns.sector, index=pd.DatetimeIndex(m.days.astype("datetime64[ns]"), name="Date"),

@@ -1,12 +1,14 @@
 """The latent daily return model, with the planted peer graph.
 
-    r[t, i] = beta_i * m[t] + x[t, i] + lead_lag * sum_j w[i, j] * x[t-1, j] + jumps[t, i]
+    r[t, i] = beta_i * m[t] + x[t, i] + lead_lag * sum_l decay[l-1] * sum_j w[i, j] * x[t-l, j] + jumps[t, i]
     x[t, i] = gamma_i * s[t, sector(i)] + e[t, i]             (the non-market part)
 
 m, s and e are GARCH(1,1) processes with unit-variance Student-t innovations (volatility clustering and
 fat tails). The peer graph (i follows leaders j, mostly in its own sector and tilted to large caps)
-makes a stock's next-day return load on its leaders' non-market return today: the signal the
-models should find. Jumps are earnings reactions and IPO first-day moves.
+makes a stock's returns over the next days (l = 1, 2, ..., len(decay); decay = lead_lag_decay, 1, 0.5,
+0.25 by default) load on its leaders' non-market return today: the signal the models should find. The
+lags after the first are what a strategy entering at the next close (the default label) can still earn.
+Jumps are earnings reactions and IPO first-day moves.
 """
 
 from __future__ import annotations
@@ -121,8 +123,9 @@ def build_returns(config: MarketConfig, universe: Universe, n_days: int, jump_co
     peers = peer_graph(config, universe)
     total = beta[None, :] * market[:, None]
     if d > 1 and peers.follower.size:
-        lagged = peers.matrix(n) @ x[:-1].T  # (N, D-1): sum_j w[i, j] x[t-1, j]
-        total[1:] += config.lead_lag * lagged.T
+        led = (peers.matrix(n) @ x.T).T  # (D, N): sum_j w[i, j] x[t, j]
+        for lag, decay in enumerate(config.lead_lag_decay[: d - 1], start=1):
+            total[lag:] += config.lead_lag * decay * led[:-lag]
     total += x
     np.add.at(total, (jump_day, jump_code), jump_size)
     return Returns(total=total, vol=vol, market=market, sector=sector, beta=beta, sector_beta=sector_beta,

@@ -1,0 +1,155 @@
+"""What a training run learns from: the dataset's inputs, context and labels as one panel on the device, and
+per fold the day lists and the context standardised on that fold's training days."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+
+import numpy as np
+import torch
+
+from gpuetl.backend import Backend
+from gpuetl.tensors import DailyGraphs, Dataset, DatasetError, DaySampler, PanelTensors
+from gpuetl.tensors.sampler import eligible_rows
+from gpuetl.train.config import DataSettings, InputSettings, SectorRelation
+from gpuetl.train.loss import masked_zscore
+from gpuetl.train.splits import Fold, Period
+
+_HORIZON = re.compile(r"^(target_[a-z_]+)_(\d+)d$")
+
+
+def resolve_label(ds: Dataset, cfg: DataSettings) -> tuple[str, tuple[str, ...]]:
+    """The evaluated label and the head targets (the label's family at each horizon)."""
+    label = ds.default_label if cfg.label == "default" else cfg.label
+    match = _HORIZON.match(label)
+    if label not in ds.targets or match is None:
+        raise DatasetError(f"label {label!r} is not a target of {ds.path} ({', '.join(ds.targets)})")
+    family, k = match.group(1), int(match.group(2))
+    if k not in cfg.horizons:
+        raise DatasetError(f"the label's horizon {k} is not among data.horizons {list(cfg.horizons)}")
+    heads = tuple(f"{family}_{h}d" for h in cfg.horizons)
+    missing = [h for h in heads if h not in ds.targets]
+    if missing:
+        raise DatasetError(f"{ds.path} has no target(s) {', '.join(missing)} (data.horizons {list(cfg.horizons)})")
+    return label, heads
+
+
+def select_inputs(ds: Dataset, cfg: InputSettings) -> tuple[list[str], list[str]]:
+    """(per-code input columns, day-constant context columns)."""
+    context = [f for f in ds.features if f.startswith(cfg.context_prefixes)]
+    kept = [f for f in ds.features if f not in context and not f.startswith(cfg.exclude_prefixes)]
+    inputs = [f + ds.suffix for f in kept]
+    if cfg.missing_flags:
+        inputs += [f + "_missing" for f in kept]
+    if cfg.graph_features:
+        if not ds.graph_features:
+            raise DatasetError(f"data.inputs.graph_features: no graphs at {ds.path}/graphs (run `gpuetl graph`)")
+        inputs += ds.graph_features
+    return inputs, context
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainData:
+    """One panel (inputs | context | head targets) on `device`, and what indexes it."""
+
+    backend: Backend  # whose array module hands tensors to libraries that take arrays (XGBoost)
+    panel: PanelTensors
+    inputs: tuple[str, ...]
+    context_columns: tuple[str, ...]
+    heads: tuple[str, ...]
+    label: str
+    graphs: DailyGraphs | None
+    eligible: torch.Tensor  # (D, N) bool: codes that count (a row, and min_history rows so far)
+    label_counts: np.ndarray  # (D,) host: codes that count and have the label, per day
+
+    @property
+    def device(self) -> torch.device:
+        return self.panel.values.device
+
+    @property
+    def x(self) -> torch.Tensor:
+        """(D, N, F) per-code inputs: a view of the panel."""
+        return self.panel.values[:, :, : len(self.inputs)]
+
+    @functools.cached_property
+    def context(self) -> torch.Tensor:
+        """(D, C) raw context: the day's mean over its codes (the columns are day-constant); computed once."""
+        raw = self.panel.values[:, :, len(self.inputs): len(self.inputs) + len(self.context_columns)]
+        return torch.nanmean(raw, dim=1) if raw.shape[-1] else raw.new_zeros((raw.shape[0], 0))
+
+    @property
+    def edge_dim(self) -> int:
+        """Edge attributes of a batch: one per relation and the self-loop flag."""
+        return self.graphs.attr.shape[1] + 1 if self.graphs is not None else 1
+
+    @property
+    def label_index(self) -> int:
+        return self.heads.index(self.label)
+
+    @property
+    def y(self) -> torch.Tensor:
+        """(D, N) the evaluated label."""
+        return self.panel.targets[:, :, self.label_index]
+
+    def rows(self, days: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(len(days), N) label and mask of the codes that count, stacked from per-day views (no index copy)."""
+        return torch.stack([self.y[t] for t in days]), torch.stack([self.eligible[t] for t in days])
+
+    def days(self, period: Period, min_codes: int = 2) -> list[int]:
+        """Days of `period` with at least `min_codes` codes that count and have the label."""
+        return [t for t in period.days if self.label_counts[t] >= min_codes]
+
+    def fold(self, fold: Fold) -> FoldData:
+        ctx = self.context
+        train = ctx[fold.train.first: fold.train.last + 1]
+        mean, std = torch.nanmean(train, dim=0), _nanstd(train)
+        z = torch.nan_to_num((ctx - mean) / torch.where(std > 0, std, torch.ones_like(std)), nan=0.0)
+        return FoldData(self, fold, z)
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldData:
+    """A fold's view of the training data: its periods, and the context standardised on its training days."""
+
+    data: TrainData
+    fold: Fold
+    context: torch.Tensor  # (D, C)
+
+    def sampler(self, window: int, graph: bool = True) -> DaySampler:
+        d = self.data
+        return DaySampler(d.x, d.eligible, d.panel.targets, window, self.context, d.graphs, graph)
+
+
+def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str | None = None,
+                    graphs: bool = True, sector: SectorRelation | None = None) -> TrainData:
+    """Read the dataset's inputs, context and head targets into one panel on `device` (the backend's by default),
+    with its daily graphs when `graphs` (plus the sector relation when given)."""
+    label, heads = resolve_label(ds, cfg)
+    inputs, context = select_inputs(ds, cfg.inputs)
+    relation = [sector.column, sector.size] if graphs and sector is not None else []
+    missing = [c for c in relation if c not in ds.features]
+    if missing:
+        raise DatasetError(f"{ds.path} has no {', '.join(missing)} for the sector relation (model.sector: null "
+                           "to use the correlation graph alone)")
+    panel = ds.panel([*inputs, *context, *relation], device, heads)
+    graph_cols = [i for i, c in enumerate(inputs) if c in ds.graph_features]
+    if graph_cols:  # raw graph features -> per-day z-scores over the day's codes (the dataset's own are z-scored)
+        for j in graph_cols:
+            col = panel.values[:, :, j]
+            ok = panel.present & torch.isfinite(col)
+            col.copy_(torch.where(ok, masked_zscore(col, ok), torch.zeros_like(col)))
+    eligible = eligible_rows(panel.present, cfg.min_history)
+    counts = (eligible & torch.isfinite(panel.targets[:, :, heads.index(label)])).sum(1)
+    daily = ds.graphs(device) if graphs and ds.graphs_metadata else None
+    if daily is not None and sector is not None:
+        daily = daily.with_sector(panel.column(sector.column), panel.column(sector.size), sector.peers)
+    return TrainData(backend=ds.backend, panel=panel, inputs=tuple(inputs), context_columns=tuple(context), heads=heads,
+                     label=label, graphs=daily, eligible=eligible,
+                     label_counts=counts.cpu().numpy())  # host-ok: D counts, once
+
+
+def _nanstd(x: torch.Tensor) -> torch.Tensor:
+    mean = torch.nanmean(x, dim=0, keepdim=True)
+    return torch.nanmean((x - mean) ** 2, dim=0).sqrt()

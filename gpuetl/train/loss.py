@@ -1,0 +1,55 @@
+"""The training loss: Huber on cross-sectionally normalised targets plus a differentiable rank-correlation term.
+
+Per day and horizon, over the codes that count (mask) and have the target:
+- targets are z-scored across codes and clipped at +-clip, so every day weighs alike whatever its volatility;
+- Huber(pred, z) is averaged over those entries;
+- the rank term is 1 - corr(soft_rank(pred), rank(target)): soft ranks from pairwise sigmoids of the day's
+  z-scored predictions (temperature in z units), exact average ranks of the target. O(N^2) per day.
+total = huber_weight * huber + rank_weight * rank term. No boolean indexing: no device sync.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from gpuetl.train.config import LossSettings
+from gpuetl.train.metrics import average_ranks, masked_pearson
+
+
+def masked_zscore(x: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """z-scores of x along `dim` over masked-in entries (population std); 0 where masked out or no spread."""
+    m = mask.to(x.dtype)
+    n = m.sum(dim, keepdim=True).clamp(min=1)
+    x0 = torch.where(mask, x, torch.zeros_like(x))
+    mean = x0.sum(dim, keepdim=True) / n
+    dev = (x0 - mean) * m
+    std = ((dev * dev).sum(dim, keepdim=True) / n).sqrt()
+    return torch.where(mask & (std > 0), dev / std.clamp(min=1e-12), torch.zeros_like(x))
+
+
+def soft_rank(x: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(R, N) -> differentiable ranks among each row's masked-in entries: 0.5 + sum_j sigmoid((x_i - x_j) / t)."""
+    diff = (x.unsqueeze(-1) - x.unsqueeze(-2)) / temperature
+    return 0.5 + (torch.sigmoid(diff) * mask.unsqueeze(-2).to(x.dtype)).sum(-1)
+
+
+def ranking_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                 cfg: LossSettings) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """pred, target (B, N, H), mask (B, N) -> the scalar loss and its parts (device tensors, not read here)."""
+    pred = pred.float()
+    valid = mask.unsqueeze(-1) & torch.isfinite(target)  # (B, N, H)
+    # per (day, horizon) rows across codes
+    p = pred.transpose(1, 2).reshape(-1, pred.shape[1])
+    y = torch.nan_to_num(target.float(), nan=0.0).transpose(1, 2).reshape(-1, pred.shape[1])
+    v = valid.transpose(1, 2).reshape(-1, pred.shape[1])
+    z = masked_zscore(y, v).clamp(-cfg.target_clip, cfg.target_clip)
+    count = v.sum().clamp(min=1)
+    huber = (F.huber_loss(p, z, reduction="none", delta=cfg.huber_delta) * v).sum() / count
+    ranks = soft_rank(masked_zscore(p, v), v, cfg.rank_temperature)
+    target_ranks = torch.nan_to_num(average_ranks(y, v), nan=0.0)
+    rows = (v.sum(-1) >= 2).to(p.dtype)
+    corr = torch.nan_to_num(masked_pearson(ranks, target_ranks, v), nan=0.0)  # 0 on days with < 2 codes
+    rank = ((1.0 - corr) * rows).sum() / rows.sum().clamp(min=1)
+    total = cfg.huber_weight * huber + cfg.rank_weight * rank
+    return total, {"huber": huber.detach(), "rank": rank.detach()}

@@ -1,0 +1,120 @@
+"""The ranking model: a per-code temporal encoder, per-day context, GATv2 layers over the day's graph, one head
+per horizon. PyG style: `reset_parameters()`, a typed `forward`, shapes in the docstrings."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GATv2Conv
+from torch_geometric.nn.inits import reset
+
+
+class TemporalEncoder(nn.Module):
+    r"""Encodes each code's last L days into one vector: a shared input projection, then a GRU (its last hidden
+    state) or a small pre-norm transformer (its last position, with learned position embeddings).
+
+    Args:
+        in_channels: F, inputs per day.
+        hidden_channels: size of the code's encoding.
+        window: L (the transformer's position embeddings).
+        kind: "gru" or "transformer".
+        layers: recurrent or transformer layers.
+        heads: transformer attention heads.
+        dropout: dropout between GRU layers.
+
+    Shapes:
+        input: (M, L, F) for M codes (of all days in the batch); output: (M, hidden_channels)
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, window: int, kind: str = "gru", layers: int = 1,
+                 heads: int = 4, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.kind = kind
+        self.proj = nn.Linear(in_channels, hidden_channels)
+        if kind == "gru":
+            self.rnn = nn.GRU(hidden_channels, hidden_channels, num_layers=layers, batch_first=True,
+                              dropout=dropout if layers > 1 else 0.0)
+        elif kind == "transformer":
+            # no dropout inside (on CPU, masks over every (code, head, L, L) attention map cost more than the
+            # attention itself); GATRanker drops out the encoding instead
+            layer = nn.TransformerEncoderLayer(hidden_channels, heads, 2 * hidden_channels, 0.0, batch_first=True,
+                                               norm_first=True)
+            self.transformer = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+            self.position = nn.Parameter(torch.zeros(window, hidden_channels))
+        else:
+            raise ValueError(f"encoder must be gru or transformer, not {kind!r}")
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.proj.reset_parameters()
+        if self.kind == "gru":
+            self.rnn.reset_parameters()
+        else:
+            for layer in self.transformer.layers:
+                for module in layer.modules():
+                    if module is not layer and hasattr(module, "reset_parameters"):
+                        module.reset_parameters()
+            nn.init.normal_(self.position, std=0.02)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.gelu(self.proj(x))
+        if self.kind == "gru":
+            _, last = self.rnn(h)
+            return last[-1]
+        return self.transformer(h + self.position[-h.shape[1]:])[:, -1]
+
+
+class GATRanker(nn.Module):
+    r"""Scores every code of a batch of days for each horizon.
+
+    encode the window -> add the day's context -> `gat_layers` x [h + ELU(GATv2(LayerNorm(h), edge attributes))]
+    -> MLP head with one output per horizon. The graph of a batch is the disjoint union of its days' graphs
+    with a self-loop per node (weight 1); with only the self-loops (the graph-free ablation) every layer sees
+    the code alone and the model is otherwise the same, parameter for parameter.
+
+    Args:
+        in_channels: F, per-code inputs per day.
+        context_channels: C, day-constant inputs (0 for none).
+        hidden_channels: width of encodings and GAT layers (a multiple of `heads`).
+        horizons: H, outputs per code.
+        window: L.
+        encoder: "gru" or "transformer"; encoder_layers: its depth.
+        gat_layers: GATv2 layers; heads: attention heads per layer.
+        edge_dim: A, edge attributes (the relations' weights and the self-loop flag) the attention sees.
+        dropout: dropout in the encoder, on the attention coefficients and after each layer.
+
+    Shapes:
+        x: (M, L, F); context: (M, C); edge_index: (2, E) with self-loops; edge_attr: (E, A) -> (M, H)
+    """
+
+    def __init__(self, in_channels: int, context_channels: int, hidden_channels: int, horizons: int, window: int,
+                 encoder: str = "gru", encoder_layers: int = 1, gat_layers: int = 2, heads: int = 4,
+                 edge_dim: int = 1, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dropout = dropout
+        self.encoder = TemporalEncoder(in_channels, hidden_channels, window, encoder, encoder_layers, heads, dropout)
+        self.context = nn.Linear(context_channels, hidden_channels) if context_channels else None
+        self.convs = nn.ModuleList(
+            GATv2Conv(hidden_channels, hidden_channels // heads, heads=heads, edge_dim=edge_dim, add_self_loops=False,
+                      dropout=dropout) for _ in range(gat_layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden_channels) for _ in range(gat_layers))
+        self.head = nn.Sequential(nn.Linear(hidden_channels, hidden_channels), nn.GELU(),
+                                  nn.Linear(hidden_channels, horizons))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.encoder.reset_parameters()
+        if self.context is not None:
+            self.context.reset_parameters()
+        for module in (*self.convs, *self.norms, self.head):
+            reset(module)
+
+    def forward(self, x: Tensor, context: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+        h = F.dropout(self.encoder(x), self.dropout, self.training)
+        if self.context is not None:
+            h = h + self.context(context)
+        attr = edge_attr.to(h.dtype)
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            h = h + F.dropout(F.elu(conv(norm(h), edge_index, edge_attr=attr)), self.dropout, self.training)
+        return self.head(h)

@@ -1,0 +1,119 @@
+"""The run's Markdown report (per-fold tables, the overall row, training cost) and its PNG charts (training
+curves, daily test RankIC, cumulative long-short return), from metrics.json's content."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+COLUMNS = (("rank_ic", "RankIC", "+.4f"), ("rank_icir", "RankICIR", "+.3f"), ("rank_ic_t", "t", "+.2f"),
+           ("ic", "IC", "+.4f"), ("icir", "ICIR", "+.3f"), ("hit_rate", "hit", ".3f"),
+           ("jpx_score", "JPX score", "+.3f"), ("long_short_cum", "long-short", "+.1%"), ("days", "days", "d"))
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return format(value, spec)
+
+
+def fold_table(metrics: dict[str, Any]) -> str:
+    """The per-fold metrics and the overall row as a Markdown table."""
+    head = ["fold", "test year", *(c[1] for c in COLUMNS), "chosen", "valid RankIC"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+    for f in metrics["folds"]:
+        cells = [str(f["fold"]), str(f["test_year"]), *(_fmt(f[k], s) for k, _, s in COLUMNS), str(f["best"]),
+                 _fmt(f["best_valid_rank_ic"], "+.4f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    o = metrics["overall"]
+    lines.append("| **all** | " + " | ".join(["", *(_fmt(o[k], s) for k, _, s in COLUMNS), "", ""]) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out: Path, metrics: dict[str, Any]) -> Path:
+    charts = write_charts(out, metrics)
+    t = metrics["train"]
+    chosen = "epoch" if metrics["model"] != "xgb" else "trees"
+    lines = [
+        f"# {metrics['model']}: walk-forward test metrics",
+        "",
+        f"Label `{metrics['label']}` (heads: {', '.join(metrics['heads'])}); metrics per test day over the codes "
+        "that count, then averaged. RankIC t = mean / std * sqrt(days); JPX score = mean / std of the daily "
+        "spread (top/bottom 200, or 20% of the names below 400, weights linspace(2, 1)); long-short = "
+        "cumulated daily return of the same portfolios. 'chosen' is the "
+        f"{chosen} picked by validation RankIC.",
+        "",
+        fold_table(metrics),
+        "",
+        f"Mean of the folds' RankIC: {_fmt(metrics['overall']['fold_mean_rank_ic'], '+.4f')}.",
+    ]
+    if metrics["skipped_years"]:
+        lines += ["", "Years without a fold: " + "; ".join(metrics["skipped_years"])]
+    rate = t["stock_days_per_s"]
+    lines += ["", f"Training: {t['seconds']:.1f} s, {t['stock_days']:,} stock-days"
+              + (f" ({rate:,.0f} stock-days/s)" if rate else "")
+              + f", peak host memory {t['peak_host_bytes'] / 2**30:.2f} GiB"
+              + (f", peak device memory {t['peak_device_bytes'] / 2**30:.2f} GiB" if t["peak_device_bytes"] else "")
+              + "."]
+    lines += ["", *(f"![{name}](charts/{name}.png)" for name in charts), ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def write_charts(out: Path, metrics: dict[str, Any]) -> list[str]:
+    """charts/curves.png, rank_ic.png, long_short.png; returns their names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = out / "charts"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for f in metrics["folds"]:
+        h = f["history"]
+        x = [e.get("epoch", e.get("trees")) for e in h]
+        if h and "train_loss" in h[0]:
+            axes[0].plot(x, [e["train_loss"] for e in h], marker="o", label=f"fold {f['fold']}")
+        axes[1].plot(x, [e["valid_rank_ic"] for e in h], marker="o", label=f"fold {f['fold']}")
+    axes[0].set(title="training loss", xlabel="epoch")
+    axes[1].set(title="validation RankIC", xlabel="epoch" if metrics["model"] != "xgb" else "trees")
+    for ax in axes:
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "curves.png", dpi=100)
+    plt.close(fig)
+    names.append("curves")
+
+    daily = metrics["daily"]
+    dates = np.array(daily["dates"], dtype="datetime64[D]")
+    ric = np.array([np.nan if v is None else v for v in daily["rank_ic"]], dtype=float)
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.bar(dates, np.nan_to_num(ric), width=1.0, color="tab:blue", alpha=0.4, label="daily RankIC")
+    rolling = np.convolve(np.nan_to_num(ric), np.ones(20) / 20, mode="same")
+    ax.plot(dates, rolling, color="tab:blue", label="20-day mean")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set(title=f"{metrics['model']}: test RankIC per day")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "rank_ic.png", dpi=100)
+    plt.close(fig)
+    names.append("rank_ic")
+
+    ls = np.array([np.nan if v is None else v for v in daily["long_short"]], dtype=float)
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.plot(dates, np.cumprod(1 + np.nan_to_num(ls)) - 1, color="tab:green")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set(title=f"{metrics['model']}: cumulative long-short return (test days)")
+    fig.tight_layout()
+    fig.savefig(folder / "long_short.png", dpi=100)
+    plt.close(fig)
+    names.append("long_short")
+    return names

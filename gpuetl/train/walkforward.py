@@ -1,0 +1,167 @@
+"""A walk-forward run: plan and check the folds, fit and score a learner fold by fold, write the run folder.
+
+    <out>/config.json        the resolved config, dataset, label, heads, inputs, seeds, device, versions
+    <out>/splits.json        the split plan (checked before any fit)
+    <out>/checkpoints/       fold<k>.pt (GAT: every epoch) or fold<k>.ubj + .json (XGBoost); --resume reuses them
+    <out>/predictions.parquet  Date, Code, fold, prediction, label: every scored test row
+    <out>/metrics.json       per fold and overall summaries, daily series, training curves, throughput, memory
+    <out>/report.md, <out>/charts/*.png
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gpuetl import __version__
+from gpuetl.config import to_dict
+from gpuetl.stages import peak_host_bytes
+from gpuetl.tensors import Dataset
+from gpuetl.train.config import GatConfig, XgbConfig
+from gpuetl.train.data import TrainData
+from gpuetl.train.learner import FitLog, Learner, TrainError
+from gpuetl.train.metrics import DAILY, daily_metrics, summarize, to_host
+from gpuetl.train.report import write_report
+from gpuetl.train.splits import SplitPlan, check_plan, label_reach, plan_splits
+
+
+@dataclasses.dataclass
+class FoldResult:
+    index: int
+    test_year: int
+    seed: int
+    summary: dict[str, float]
+    dates: np.ndarray  # test dates (datetime64[D])
+    daily: dict[str, np.ndarray]
+    fit: FitLog
+
+
+def progress_bar(enabled: bool) -> Progress:
+    """Per-epoch bars on stderr (rich), hidden when disabled."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), disable=not enabled, transient=True)
+
+
+def _run_config(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, model: str) -> dict[str, Any]:
+    config = to_dict(cfg)
+    config["run"].pop("progress")
+    return {"model": model, "config": config, "dataset": str(ds.path.resolve()), "label": data.label,
+            "heads": list(data.heads), "inputs": list(data.inputs), "context": list(data.context_columns),
+            "device": str(data.device), "backend": ds.backend.name, "gpuetl": __version__, "torch": torch.__version__}
+
+
+def _prepare(out: Path, run_config: dict[str, Any], resume: bool) -> None:
+    saved = out / "config.json"
+    if resume and saved.is_file():
+        before = json.loads(saved.read_text())
+        changed = sorted(k for k in set(before) | set(run_config) if k != "device" and before.get(k) != run_config.get(k))
+        if changed:
+            raise TrainError(f"{out} holds a run with a different {', '.join(changed)}: drop --resume (starts afresh) "
+                             "or choose another --out")
+    elif (out / "checkpoints").exists():
+        shutil.rmtree(out / "checkpoints")
+    out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(run_config, indent=2))
+
+
+def plan_run(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, out: Path) -> SplitPlan:
+    """Plan the folds, write splits.json, and check the plan as read back from it."""
+    plan = plan_splits(ds.dates, cfg.splits, label_reach(data.label, cfg.data.horizons))
+    if not plan.folds:
+        raise TrainError(f"no fold fits {ds.path} ({len(ds.dates)} dates): {'; '.join(plan.skipped)}")
+    plan.save(out / "splits.json", ds.dates)
+    checked = SplitPlan.from_json(json.loads((out / "splits.json").read_text()))
+    check_plan(checked, ds.dates, max(cfg.data.horizons))
+    return checked
+
+
+def walk_forward(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Callable[[int], Learner],
+                 out: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Fit and score `learner(seed)` on every fold; write the run folder; return metrics.json's content."""
+    first = learner(cfg.run.seed)
+    _prepare(out, _run_config(cfg, ds, data, first.name), resume)
+    plan = plan_run(cfg, ds, data, out)
+    results: list[FoldResult] = []
+    frames: list[pd.DataFrame] = []
+    with progress_bar(progress) as bar:
+        for fold in plan.folds:
+            seed = cfg.run.seed + fold.index
+            model = first if fold.index == 0 else learner(seed)
+            fd = data.fold(fold)
+            log = model.fit(fd, out / "checkpoints" / f"fold{fold.index}.{model.checkpoint_suffix}", resume, bar)
+            days = list(fold.test.days)
+            pred = model.predict(fd, days)
+            label, mask = data.rows(days)
+            daily = to_host(daily_metrics(pred, label, mask, cfg.eval))
+            dates = ds.dates[fold.test.first: fold.test.last + 1]
+            results.append(FoldResult(fold.index, fold.test_year, seed, summarize(daily), dates, daily, log))
+            frames.append(_predictions(data, dates, fold.index, pred, label, mask))
+            bar.console.print(f"fold {fold.index} (test {fold.test_year}): RankIC {results[-1].summary['rank_ic']:+.4f}")
+    pd.concat(frames, ignore_index=True).to_parquet(out / "predictions.parquet", index=False)
+    metrics = _finite(_metrics(first.name, data, plan, results))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_report(out, metrics)
+    return metrics
+
+
+def _predictions(data: TrainData, dates: np.ndarray, fold: int, pred: torch.Tensor, label: torch.Tensor,
+                 mask: torch.Tensor) -> pd.DataFrame:
+    """The fold's scored rows as a host frame (once per fold, for the run folder)."""
+    m = mask.cpu().numpy()  # host-ok: the fold's predictions are written to predictions.parquet
+    t, n = np.nonzero(m)
+    return pd.DataFrame({"Date": dates[t].astype("datetime64[ms]"), "Code": data.panel.codes[n],
+                         "fold": np.int16(fold), "prediction": pred.cpu().numpy()[m].astype(np.float32),  # host-ok: as above
+                         "label": label.cpu().numpy()[m].astype(np.float32)})  # host-ok: as above
+
+
+def _metrics(name: str, data: TrainData, plan: SplitPlan, results: list[FoldResult]) -> dict[str, Any]:
+    daily = {k: np.concatenate([r.daily[k] for r in results]) for k in DAILY}
+    overall = summarize(daily)
+    overall["fold_mean_rank_ic"] = float(np.mean([r.summary["rank_ic"] for r in results]))
+    seconds = sum(r.fit.seconds for r in results)
+    stock_days = sum(r.fit.stock_days for r in results)
+    device_peak = peak_device_bytes(data)
+    return {
+        "model": name, "label": data.label, "heads": list(data.heads),
+        "folds": [{"fold": r.index, "test_year": r.test_year, "seed": r.seed, **r.summary, "best": r.fit.best,
+                   "best_valid_rank_ic": r.fit.best_score, "train_seconds": round(r.fit.seconds, 3),
+                   "resumed": r.fit.resumed, "history": r.fit.history} for r in results],
+        "overall": overall,
+        "skipped_years": list(plan.skipped),
+        "train": {"seconds": round(seconds, 3), "stock_days": stock_days,
+                  "stock_days_per_s": round(stock_days / seconds, 1) if seconds > 0 else None,
+                  "peak_host_bytes": peak_host_bytes(), "peak_device_bytes": device_peak},
+        "daily": {"dates": [str(d) for r in results for d in r.dates], **{k: v.tolist() for k, v in daily.items()},
+                  "fold": [r.index for r in results for _ in r.dates]},
+    }
+
+
+def peak_device_bytes(data: TrainData) -> int | None:
+    """Peak bytes of the backend's RMM pool (cuDF, CuPy and torch share it), else torch's own peak; None on the CPU."""
+    stats = data.backend.memory_stats()
+    if stats is not None:
+        return stats["peak_bytes"]
+    return int(torch.cuda.max_memory_allocated(data.device)) if data.device.type == "cuda" else None
+
+
+def _finite(value: Any) -> Any:
+    """Plain JSON: NaN/inf as null, NumPy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,145 @@
+"""`gpuetl train` and `gpuetl baseline` end to end on a tiny dataset whose signal travels along its graph: the run
+folder, metrics that pandas recomputes from the predictions, the GAT against its graph-free ablation, resuming."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("torch_geometric")
+pytest.importorskip("xgboost")
+
+from gpuetl.backend import Backend
+from gpuetl.cli import main
+from tests.train_fixtures import TINY_TRAIN, TINY_XGB, write_tiny_dataset
+
+
+def run(command: str, dataset: Path, out: Path, overrides: list[str], *extra: str) -> int:
+    sets = [a for o in overrides for a in ("--config-set", o)]
+    return main([command, "--backend", "cpu", "--dataset", str(dataset), "--out", str(out), "--no-progress",
+                 *sets, *extra])
+
+
+def daily_rank_ic(predictions: pd.DataFrame) -> pd.Series:
+    scored = predictions.dropna(subset=["label"])
+    return scored.groupby("Date").apply(lambda d: d["prediction"].rank().corr(d["label"].rank()))
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads() -> Iterator[None]:
+    """The runs set torch's thread count in this process (run.threads=1); give the next tests theirs back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny") / "ds")
+
+
+def test_train_writes_the_run_and_the_graph_carries_the_signal(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gat"
+    assert run("train", dataset, out, TINY_TRAIN) == 0
+    for name in ("config.json", "splits.json", "metrics.json", "predictions.parquet", "report.md",
+                 "charts/curves.png", "charts/rank_ic.png", "charts/long_short.png", "checkpoints/fold0.pt"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    ric = daily_rank_ic(predictions)
+    assert math.isclose(metrics["overall"]["rank_ic"], ric.mean(), rel_tol=1e-6)
+    assert [f["test_year"] for f in metrics["folds"]] == [2022] and metrics["label"] == "target_next_ret_1d"
+    assert predictions["Date"].dt.year.eq(2022).all()
+    fold = metrics["folds"][0]
+    assert fold["seed"] == 7  # run.seed + the fold's index, recorded
+    assert 1 <= fold["best"] <= len(fold["history"]) and fold["history"][0]["stock_days_per_s"] > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["run"]["seed"] == 7 and config["heads"] == ["target_next_ret_1d", "target_next_ret_2d"]
+    assert config["context"] == ["mkt_ret_1d", "cal_dow"] and "ret_1d_z" in config["inputs"]
+    report = (out / "report.md").read_text()
+    assert "| 0 | 2022 |" in report and "![rank_ic](charts/rank_ic.png)" in report
+    # the label is the neighbours' returns: the GAT finds it; the same model without edges cannot
+    assert metrics["overall"]["rank_ic"] > 0.3
+    alone = tmp_path / "alone"
+    assert run("train", dataset, alone, [*TINY_TRAIN, "model.graph=false"]) == 0
+    without = json.loads((alone / "metrics.json").read_text())
+    assert without["overall"]["rank_ic"] < metrics["overall"]["rank_ic"] - 0.2
+    # resuming a finished run trains nothing and predicts the same
+    assert run("train", dataset, out, TINY_TRAIN, "--resume") == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["folds"][0]["resumed"] and again["overall"] == metrics["overall"]
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "predictions.parquet"), predictions)
+    # a changed config does not resume from the old checkpoints
+    assert run("train", dataset, out, [*TINY_TRAIN, "model.hidden=8"], "--resume") == 1
+
+
+def test_resume_continues_an_interrupted_fold(dataset: Path, tmp_path: Path) -> None:
+    """Two epochs, then two more from the checkpoint == four epochs in one go (same seed, same batches)."""
+    base = [o for o in TINY_TRAIN if not o.startswith(("optim.max_epochs", "optim.patience"))] + ["optim.patience=10"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert run("train", dataset, whole, [*base, "optim.max_epochs=4"]) == 0
+    assert run("train", dataset, part, [*base, "optim.max_epochs=2"]) == 0
+    config = json.loads((part / "config.json").read_text())
+    config["config"]["optim"]["max_epochs"] = 4  # the same run, allowed to go on
+    (part / "config.json").write_text(json.dumps(config))
+    ckpt = part / "checkpoints" / "fold0.pt"
+    import torch
+
+    state = torch.load(ckpt, weights_only=False)
+    state["done"] = False  # stopped by the budget, not by early stopping
+    torch.save(state, ckpt)
+    assert run("train", dataset, part, [*base, "optim.max_epochs=4"], "--resume") == 0
+    a = json.loads((whole / "metrics.json").read_text())["folds"][0]["history"]
+    b = json.loads((part / "metrics.json").read_text())["folds"][0]["history"]
+    assert [e["train_loss"] for e in a] == pytest.approx([e["train_loss"] for e in b], rel=1e-5)
+
+
+def test_baseline_scores_the_same_rows_on_the_same_folds(dataset: Path, tmp_path: Path) -> None:
+    gat, xgb = tmp_path / "gat", tmp_path / "xgb"
+    assert run("train", dataset, gat, [*TINY_TRAIN, "optim.max_epochs=1"]) == 0
+    assert run("baseline", dataset, xgb, TINY_XGB) == 0
+    assert (xgb / "checkpoints" / "fold0.ubj").is_file() and (xgb / "report.md").is_file()
+    assert json.loads((xgb / "splits.json").read_text()) == json.loads((gat / "splits.json").read_text())
+    a, b = (pd.read_parquet(p / "predictions.parquet") for p in (gat, xgb))
+    pd.testing.assert_frame_equal(a[["Date", "Code", "label"]], b[["Date", "Code", "label"]])
+    metrics = json.loads((xgb / "metrics.json").read_text())
+    assert math.isclose(metrics["overall"]["rank_ic"], daily_rank_ic(b).mean(), rel_tol=1e-6)
+    assert metrics["model"] == "xgb" and metrics["folds"][0]["best"] % 10 == 0
+
+
+def test_commands_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("train", tmp_path / "none", tmp_path / "out", []) == 1
+    assert "no dataset" in capsys.readouterr().err
+    assert run("baseline", tmp_path, tmp_path / "out", ["splits.embargo_days=3"]) == 2
+    assert "longest horizon" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_train_and_baseline_on_the_gpu(dataset: Path, tmp_path: Path, gpu_backend: Backend) -> None:
+    """The same runs on the device: panel, graphs, GAT steps (bf16) and XGBoost (device=cuda from CuPy)."""
+    from gpuetl.tensors import open_dataset
+    from gpuetl.train.config import load_gat_config, load_xgb_config
+    from gpuetl.train.data import load_train_data
+    from gpuetl.train.loop import GATLearner
+    from gpuetl.train.walkforward import walk_forward
+    from gpuetl.train.xgb import XGBLearner
+
+    ds = open_dataset(dataset, gpu_backend)
+    gat = load_gat_config("configs/train/gat.yaml", TINY_TRAIN)
+    data = load_train_data(ds, gat.data, sector=gat.model.sector)
+    assert data.device.type == "cuda" and data.graphs is not None and data.graphs.src.is_cuda
+    metrics = walk_forward(gat, ds, data, lambda seed: GATLearner(gat, data, seed), tmp_path / "gat", progress=False)
+    assert metrics["overall"]["rank_ic"] > 0.3 and metrics["train"]["peak_device_bytes"] > 0
+    xgb = load_xgb_config("configs/train/xgb.yaml", TINY_XGB)
+    rows = load_train_data(ds, xgb.data, graphs=False)
+    on_gpu = walk_forward(xgb, ds, rows, lambda seed: XGBLearner(xgb, seed), tmp_path / "xgb", progress=False)
+    assert run("baseline", dataset, tmp_path / "xgb-cpu", TINY_XGB) == 0
+    on_cpu = json.loads((tmp_path / "xgb-cpu" / "metrics.json").read_text())
+    assert abs(on_gpu["overall"]["rank_ic"] - on_cpu["overall"]["rank_ic"]) < 0.03
