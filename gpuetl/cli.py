@@ -64,6 +64,14 @@ def add_config_options(p: argparse.ArgumentParser, default: str, what: str, exam
                    help=f"override a {what}-config key, e.g. --config-set {example} (repeatable)")
 
 
+def add_cluster_option(p: argparse.ArgumentParser) -> None:
+    """`--cluster`: run the command's tasks on Dask (settings `cluster:` size a local one)."""
+    p.add_argument("--cluster", metavar="local|local-cuda|tcp://HOST:PORT",
+                   help="run the tasks on a Dask cluster: a LocalCluster of CPU workers (local), a LocalCUDACluster "
+                        "with a worker per GPU (local-cuda) or an existing scheduler (tcp://...); default: this "
+                        "process")
+
+
 def command_config(load: Callable[[str, list[str]], Any], args: argparse.Namespace) -> Any:
     """The command's config from --config / --config-set; a bad or missing file is a CommandError (exit 2)."""
     try:

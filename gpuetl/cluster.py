@@ -35,6 +35,9 @@ class ClusterError(RuntimeError):
 class Runner(Protocol):
     name: str
 
+    @property
+    def workers(self) -> int: ...  # tasks that run at once
+
     def map(self, fn: Callable[[Backend, T], R], items: Sequence[T], label: str) -> list[R]: ...
 
 
@@ -45,6 +48,7 @@ class InProcess:
     backend: Backend
     progress: bool = False
     name: str = "in-process"
+    workers: int = 1
 
     def map(self, fn: Callable[[Backend, T], R], items: Sequence[T], label: str) -> list[R]:
         out: list[R] = []
@@ -65,14 +69,19 @@ class OnDask:
     progress: bool = False
     name: str = "dask"
 
+    @property
+    def workers(self) -> int:
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
     def map(self, fn: Callable[[Backend, T], R], items: Sequence[T], label: str) -> list[R]:
         from distributed import progress as dask_progress
 
         futures = self.client.map(functools.partial(_on_worker, self.settings, fn), list(items),
                                   key=[f"{label}-{i}" for i in range(len(items))], pure=False)
-        if self.progress:
+        if self.progress:  # Dask's text bar writes to stdout, which holds the command's result: stderr
             print(f"{label}: {len(items)} tasks", file=sys.stderr)
-            dask_progress(futures)
+            with contextlib.redirect_stdout(sys.stderr):
+                dask_progress(futures)
             print(file=sys.stderr)
         return list(self.client.gather(futures))
 
@@ -93,7 +102,7 @@ def open_runner(cluster: str | None, settings: Settings, backend: Backend,
     try:
         from distributed import Client, LocalCluster
     except ImportError as err:  # the cluster extra
-        raise ClusterError(f"--cluster needs dask.distributed ({err}); install the `cluster` extra") from None
+        raise ClusterError(f"--cluster needs dask.distributed ({err}): pip install 'dask[distributed]'") from None
     c = settings.cluster
     workers_settings = settings
     with contextlib.ExitStack() as stack:

@@ -11,6 +11,7 @@ from rich.console import Console
 from gpuetl.cli import (
     DEMO_DATASET,
     CommandError,
+    add_cluster_option,
     add_config_options,
     command_config,
     is_demo_lake,
@@ -32,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                                  "<paths.datasets>/demo from the demo lake)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out even if gpuetl did not write it (its files are deleted)")
+    add_cluster_option(p)
     p.add_argument("--json", action="store_true", help="print the build summary as JSON (instead of the tables)")
     p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.set_defaults(run=run)
@@ -39,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from gpuetl import backend
+    from gpuetl.cluster import ClusterError, open_runner
     from gpuetl.dataset.build import BuildError, build_dataset
     from gpuetl.dataset.config import load_dataset_config
     from gpuetl.graphs.io import StaleGraphsError, check_graphs
@@ -52,8 +55,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     b = backend.init(settings)
     had_graphs = (out / "graphs" / "graphs.json").exists()
     try:
-        result = build_dataset(b, cfg, lake, out, progress=show_progress(args), overwrite=args.overwrite)
-    except BuildError as err:  # nothing was written: the dataset folder is swapped in only at the end
+        with open_runner(args.cluster, settings, b, show_progress(args)) as runner:
+            result = build_dataset(b, cfg, lake, out, progress=show_progress(args), overwrite=args.overwrite,
+                                   runner=runner, partition_rows=settings.build.partition_rows)
+    except (BuildError, ClusterError) as err:  # nothing was written: the dataset folder is swapped in at the end
         raise CommandError(str(err)) from None
     if had_graphs:
         try:
@@ -65,7 +70,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps({"out": str(out), "lake": str(lake), "backend": b.name, "rows": result.rows,
                           "codes": result.codes, "dates": result.dates, "features": len(result.features),
                           "targets": len(result.targets), "warmup_days": result.warmup_days,
-                          "invalid_price_rows": result.invalid_prices, "timings_s": result.timings,
+                          "invalid_price_rows": result.invalid_prices, "parts": result.parts,
+                          "runner": result.runner, "timings_s": result.timings,
                           "peak_device_bytes": result.peak_device_bytes,
                           "peak_host_bytes": result.peak_host_bytes}, indent=2))
         return 0

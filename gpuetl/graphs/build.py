@@ -51,7 +51,7 @@ def batch_size(backend: Backend, n_codes: int, cfg: GraphConfig) -> int:
 
 
 def build_graphs(backend: Backend, returns: Returns, cfg: GraphConfig, start: int = 0, progress: bool = False,
-                 eligible: Any = None) -> GraphOutput:
+                 eligible: Any = None, stop: int | None = None) -> GraphOutput:
     """Graphs for every `every_n_days`-th date index from `start`, and the features of every date from there.
 
     `eligible` (T, N) bool, if given, says which codes may be nodes on each date (e.g. the dataset's rows, so a
@@ -61,6 +61,8 @@ def build_graphs(backend: Backend, returns: Returns, cfg: GraphConfig, start: in
     timer = StageTimer(backend)
     n_dates, n_codes = returns.shape
     days = graph_day_indices(n_dates, start, cfg.every_n_days)
+    if stop is not None:  # a slice of the graph days (a task's share): the same graphs as in one run
+        days = days[days < stop]
     # a date index t has at most t returns in its window (row 0 has none): earlier days cannot have nodes
     computed = days[days >= cfg.min_observations]
     spec = ops.get("graph", "graph")

@@ -12,6 +12,7 @@ from rich.console import Console
 from gpuetl.cli import (
     DEMO_DATASET,
     CommandError,
+    add_cluster_option,
     add_config_options,
     command_config,
     lake_dir,
@@ -37,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--out", help="output directory (default: <dataset>/graphs)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace --out even if gpuetl did not write it (its files are deleted)")
+    add_cluster_option(p)
     p.add_argument("--json", action="store_true", help="print the graph summary as JSON (instead of the tables)")
     p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
     p.set_defaults(run=run)
@@ -63,6 +65,7 @@ def dataset_dir(arg: str | None, settings: Settings) -> Path:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from gpuetl import backend
+    from gpuetl.cluster import ClusterError, open_runner
     from gpuetl.graphs.config import load_graph_config
     from gpuetl.graphs.dataset import GraphInputError, graph_dataset
     from gpuetl.graphs.io import StaleGraphsError, check_graphs
@@ -80,8 +83,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             note("graph", f"replacing the stale graphs at {out} (made from an earlier build of {dataset})")
     b = backend.init(settings)
     try:
-        result = graph_dataset(b, cfg, dataset, lake, out, progress=show_progress(args), overwrite=args.overwrite)
-    except GraphInputError as err:
+        with open_runner(args.cluster, settings, b, show_progress(args)) as runner:
+            result = graph_dataset(b, cfg, dataset, lake, out, progress=show_progress(args), overwrite=args.overwrite,
+                                   runner=runner)
+    except (GraphInputError, ClusterError) as err:
         raise CommandError(str(err)) from None
     if args.json:
         print(json.dumps({"dataset": str(dataset), "out": str(result.out), "lake": str(lake), "backend": b.name,

@@ -12,19 +12,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import itertools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gpuetl import ops
 from gpuetl.backend import Backend
+from gpuetl.cluster import InProcess, Runner
 from gpuetl.dataset.raw import read_raw
 from gpuetl.dates import EPOCH, civil_from_days
 from gpuetl.features.adjust import cumulative_factor
 from gpuetl.features.panel import Panel
-from gpuetl.graphs.build import GraphOutput, build_graphs, panel_features
+from gpuetl.graphs.build import GraphOutput, build_graphs, graph_day_indices, panel_features
 from gpuetl.graphs.config import GraphConfig
 from gpuetl.graphs.io import dataset_digest, dates_from_days, write_graphs
-from gpuetl.graphs.returns import returns_from_panel
+from gpuetl.graphs.returns import Returns, returns_from_panel
 from gpuetl.lake.manifest import Manifest
 from gpuetl.stages import peak_host_bytes
 
@@ -134,29 +139,104 @@ def graph_stage(backend: Backend, panel: Panel, codes: Any, cfg: GraphConfig, fi
     return panel_features(panel, output), output
 
 
-def graph_dataset(backend: Backend, cfg: GraphConfig, dataset: str | Path, lake: str | Path,
-                  out: str | Path | None = None, progress: bool = True, overwrite: bool = False) -> GraphRunResult:
-    dataset, lake = Path(dataset), Path(lake)
-    out = Path(out) if out else dataset / "graphs"
-    rows = dataset_rows(backend, dataset)
+@dataclasses.dataclass(frozen=True)
+class GraphJob:
+    """What every graph task reads: the dataset, the lake and the config (hashable: tasks cache their inputs)."""
+
+    dataset: Path
+    lake: Path
+    cfg: GraphConfig
+
+
+@dataclasses.dataclass
+class GraphInputs:
+    rows: Any  # the dataset's (Code, Date) rows
+    codes: Any  # code index -> Code
+    returns: Returns
+    eligible: Any  # (T, N) bool: the codes that may be nodes on each date (the dataset's rows)
+    start: int  # the first graph day's date index
+    date_pos: Any
+    code_pos: Any
+    found: Any
+
+
+@functools.lru_cache(maxsize=1)
+def graph_inputs(backend: Backend, job: GraphJob) -> GraphInputs:
+    """The dataset's rows and the lake's returns from the graph window before its first date (cached: the tasks
+    of one run in one process share them)."""
+    rows = dataset_rows(backend, job.dataset)
     if len(rows) == 0:
-        raise GraphInputError(f"the dataset at {dataset} has no rows")
+        raise GraphInputError(f"the dataset at {job.dataset} has no rows")
     row_days = backend.days(rows["Date"])
     first, last = int(row_days.min()), int(row_days.max())  # host-ok: two scalars set the lake's read window
-    spec = ops.get("graph", "graph")
-    bars = load_bars(backend, lake, first, last, spec.lookback(cfg))
+    bars = load_bars(backend, job.lake, first, last, ops.get("graph", "graph").lookback(job.cfg))
     panel, codes = adjusted_panel(backend, bars)
     start = int(backend.xp.searchsorted(panel.unique_dates, first))  # host-ok: the first graph day's index
     date_pos, code_pos, found = locate_rows(backend, rows, codes, panel.unique_dates)
     eligible = backend.xp.zeros((len(panel.unique_dates), len(codes)), dtype=bool)
     eligible[date_pos[found], code_pos[found]] = True  # nodes: the dataset's rows (its universe, day by day)
-    output = build_graphs(backend, returns_from_panel(panel), cfg, start, progress, eligible)
-    features = row_features(backend, rows, output, date_pos, code_pos, found) if output.features else None
-    write_graphs(backend, out, codes, output, cfg, features,
-                 {"dataset": str(dataset), "lake": str(lake), "dataset_rows": len(rows),
-                  "dataset_hash": dataset_digest(dataset), **days_with_edges(backend, output),
-                  "normalization": spec.normalization(cfg)}, overwrite)
+    return GraphInputs(rows, codes, returns_from_panel(panel), eligible, start, date_pos, code_pos, found)
+
+
+def graph_chunks(inputs: GraphInputs, cfg: GraphConfig, tasks: int) -> list[tuple[int, int]]:
+    """[lo, hi) date-index ranges, one per task, cut at graph days, so each date is served by one task."""
+    n = inputs.returns.shape[0]
+    days = graph_day_indices(n, inputs.start, cfg.every_n_days)
+    if tasks <= 1 or len(days) <= 1:
+        return [(inputs.start, n)]
+    cuts = [int(days[i]) for i in np.linspace(0, len(days), tasks + 1, dtype=int)[1:-1]]
+    bounds = [inputs.start, *sorted(set(cuts) - {inputs.start}), n]
+    return list(itertools.pairwise(bounds))
+
+
+def graph_chunk(job: GraphJob, backend: Backend, bounds: tuple[int, int]) -> GraphOutput:
+    """The graphs of the graph days in [lo, hi), with the features of the dates they serve (rows lo..hi-1)."""
+    lo, hi = bounds
+    inputs = graph_inputs(backend, job)
+    out = build_graphs(backend, inputs.returns, job.cfg, lo, False, inputs.eligible, stop=hi)
+    return dataclasses.replace(out, features={k: v[lo:hi] for k, v in out.features.items()})
+
+
+def _merge(backend: Backend, inputs: GraphInputs, chunks: list[tuple[int, int]], parts: list[GraphOutput]) -> GraphOutput:
+    xp = backend.xp
+    n, n_codes = inputs.returns.shape
+    features = {k: xp.full((n, n_codes), xp.nan) for k in (parts[0].features if parts else {})}
+    for (lo, hi), part in zip(chunks, parts, strict=True):
+        for k, v in part.features.items():
+            features[k][lo:hi] = v
+    edges = {k: xp.concatenate([p.edges[k] for p in parts]) for k in ("day", "src", "dst", "weight")}
+    timings: dict[str, float] = {}
+    for p in parts:
+        for k, secs in p.timings.items():
+            timings[k] = round(timings.get(k, 0.0) + secs, 4)
+    return GraphOutput(inputs.returns.dates, np.concatenate([p.graph_days for p in parts]), edges, features,
+                       max(p.batch_days for p in parts), timings)
+
+
+def graph_dataset(backend: Backend, cfg: GraphConfig, dataset: str | Path, lake: str | Path,
+                  out: str | Path | None = None, progress: bool = True, overwrite: bool = False,
+                  runner: Runner | None = None) -> GraphRunResult:
+    """Graphs of a dataset's rows, written beside it; `runner` runs the graph days in tasks (default: this
+    process, one task; on a cluster two per worker), each the same graphs as one run makes."""
+    job = GraphJob(Path(dataset), Path(lake), cfg)
+    out = Path(out) if out else job.dataset / "graphs"
+    runner = runner or InProcess(backend, progress)
+    try:
+        inputs = graph_inputs(backend, job)
+        chunks = graph_chunks(inputs, cfg, 2 * runner.workers if runner.workers > 1 else 1)
+        output = _merge(backend, inputs, chunks, runner.map(functools.partial(graph_chunk, job), chunks, "graphs"))
+        spec = ops.get("graph", "graph")
+        rows = inputs.rows
+        features = (row_features(backend, rows, output, inputs.date_pos, inputs.code_pos, inputs.found)
+                    if output.features else None)
+        write_graphs(backend, out, inputs.codes, output, cfg, features,
+                     {"dataset": str(dataset), "lake": str(lake), "dataset_rows": len(rows),
+                      "dataset_hash": dataset_digest(dataset), **days_with_edges(backend, output),
+                      "normalization": spec.normalization(cfg), "tasks": len(chunks), "runner": runner.name},
+                     overwrite)
+    finally:
+        graph_inputs.cache_clear()
     stats = backend.memory_stats()
-    return GraphRunResult(out, len(rows), len(codes), len(output.graph_days), output.n_edges, list(output.features),
-                          output.batch_days, output.timings, stats["peak_bytes"] if stats else None,
-                          peak_host_bytes())
+    return GraphRunResult(out, len(rows), len(inputs.codes), len(output.graph_days), output.n_edges,
+                          list(output.features), output.batch_days, output.timings,
+                          stats["peak_bytes"] if stats else None, peak_host_bytes())

@@ -29,7 +29,8 @@ from gpuetl.stages import provenance
 
 _MS_PER_DAY = 86_400_000
 # metadata.json keys that describe a build run, not what it made (a faster or GPU rebuild makes the same rows)
-_RUN_DETAILS = frozenset({"created_at", "timings_s", "peak_device_bytes", "peak_host_bytes", "backend", "device"})
+_RUN_DETAILS = frozenset({"created_at", "timings_s", "peak_device_bytes", "peak_host_bytes", "backend", "device",
+                          "parts", "runner"})  # how a build ran, not what it made
 
 
 class StaleGraphsError(RuntimeError):

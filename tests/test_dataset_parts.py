@@ -1,0 +1,103 @@
+"""The split of the work never changes the result (issue 15): a dataset built as one code part or as many, in
+this process or on a Dask LocalCluster of 2 worker processes, and its graphs built as one task or as several,
+are the same files, bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gpuetl.cli import main
+from gpuetl.cluster import InProcess, OnDask
+from gpuetl.config import load_settings
+from gpuetl.dataset.build import build_dataset
+from gpuetl.dataset.config import load_dataset_config
+from gpuetl.graphs.config import load_graph_config
+from gpuetl.graphs.dataset import graph_dataset
+from tests._testing import CPU
+from tests.support.lakes import CONFIG, edge_tables, read_dataset, write_tables
+
+EXACT = dict(check_exact=True, check_dtype=True)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("parts") / "lake"
+    write_tables(root, edge_tables(start="2023-06-01", end="2025-03-31", codes=12, seed=5))
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(lake: Path) -> Path:
+    """The default dataset (universe prime_standard: rows not written still count in the per-day ops) and its
+    graphs, as one part and one task in this process."""
+    out = lake.parent / "one"
+    cfg = load_dataset_config(CONFIG, ["universe=prime_standard"])
+    res = build_dataset(CPU, cfg, lake, out, progress=False, partition_rows=10**9)
+    assert res.parts == 1
+    graph_dataset(CPU, load_graph_config(), out, lake, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[OnDask]:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="2GB",
+                      dashboard_address=None) as made, Client(made) as client:
+        yield OnDask(client, dataclasses.replace(load_settings(), backend="cpu"))
+
+
+def read_graphs(ds: Path) -> dict[str, pd.DataFrame]:
+    g = ds / "graphs"
+    edges = pd.read_parquet(g / "edges").sort_values(["Date", "src", "dst"]).reset_index(drop=True)
+    feats = pd.read_parquet(g / "features").sort_values(["Code", "Date"]).reset_index(drop=True)
+    return {"edges": edges, "features": feats, "codes": pd.read_parquet(g / "codes.parquet")}
+
+
+def assert_same(a: Path, b: Path) -> None:
+    pd.testing.assert_frame_equal(read_dataset(a), read_dataset(b), **EXACT)
+    ga, gb = read_graphs(a), read_graphs(b)
+    for name in ga:
+        pd.testing.assert_frame_equal(ga[name], gb[name], **EXACT, obj=name)
+    ma, mb = (json.loads((p / "metadata.json").read_text()) for p in (a, b))
+    assert ma["coverage"] == mb["coverage"] and ma["rows"] == mb["rows"] and ma["codes"] == mb["codes"]
+
+
+def test_many_code_parts_and_graph_tasks_in_this_process(lake: Path, reference: Path, tmp_path: Path) -> None:
+    cfg = load_dataset_config(CONFIG, ["universe=prime_standard"])
+    res = build_dataset(CPU, cfg, lake, tmp_path / "many", progress=False, partition_rows=1500)
+    assert res.parts >= 4
+    out = graph_dataset(CPU, load_graph_config(), tmp_path / "many", lake, progress=False,
+                        runner=InProcess(CPU, workers=3))
+    assert json.loads((out.out / "graphs.json").read_text())["tasks"] == 6
+    assert_same(reference, tmp_path / "many")
+
+
+def test_a_dask_cluster_builds_the_same_dataset_and_graphs(lake: Path, reference: Path, cluster: OnDask,
+                                                           tmp_path: Path) -> None:
+    cfg = load_dataset_config(CONFIG, ["universe=prime_standard"])
+    res = build_dataset(CPU, cfg, lake, tmp_path / "dask", progress=False, runner=cluster, partition_rows=3000)
+    assert res.parts >= 2 and res.runner == "dask"
+    graph_dataset(CPU, load_graph_config(), tmp_path / "dask", lake, progress=False, runner=cluster)
+    assert_same(reference, tmp_path / "dask")
+
+
+def test_the_commands_take_a_scheduler_address(lake: Path, reference: Path, cluster: OnDask, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    address = cluster.client.scheduler.address
+    s = ["--backend", "cpu", "--set", "build.partition_rows=3000", "--config-set", "universe=prime_standard"]
+    assert main(["build", *s, "--lake", str(lake), "--out", str(tmp_path / "cli"), "--cluster", address,
+                 "--no-progress"]) == 0
+    assert main(["graph", "--backend", "cpu", "--dataset", str(tmp_path / "cli"), "--lake", str(lake), "--cluster",
+                 address, "--no-progress"]) == 0
+    assert f"dask: {address} with 2 worker(s)" in capsys.readouterr().err
+    assert_same(reference, tmp_path / "cli")
+    assert main(["build", "--backend", "cpu", "--lake", str(lake), "--out", str(tmp_path / "x"), "--cluster",
+                 "nowhere"]) == 1
+    assert "--cluster 'nowhere': expected one of local, local-cuda, tcp://host:port" in capsys.readouterr().err
