@@ -73,7 +73,8 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
     lake, out = Path(lake), check_output_dir(out, "dataset", overwrite=overwrite)  # before the work
     runner = runner or InProcess(backend, progress)
     manifest = Manifest.load(lake)  # once: the plan and the metadata hash use this one
-    plan = make_plan(backend, cfg, lake, manifest, partition_rows, target_names(cfg.targets.horizons))
+    plan = make_plan(backend, cfg, lake, manifest, partition_rows, target_names(cfg.targets.horizons),
+                     min_parts=2 * runner.workers if runner.workers > 1 else 1)
     with replaced_dir(out, "dataset", overwrite=overwrite) as tmp:  # data and metadata.json together, or none
         spill = tmp / ".spill"
         parts: list[CodePartResult] = runner.map(functools.partial(_code_task, plan, spill),

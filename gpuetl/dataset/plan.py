@@ -107,8 +107,10 @@ def warmup_days(cfg: DatasetConfig) -> int:
 
 
 def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manifest, partition_rows: int,
-              target_names: list[str]) -> BuildPlan:
-    """Dates, warm-up and code parts from the lake's bars (two columns read), and the ops' declarations."""
+              target_names: list[str], min_parts: int = 1) -> BuildPlan:
+    """Dates, warm-up and code parts from the lake's bars (two columns read), and the ops' declarations; parts
+    of at most `partition_rows` rows, and at least `min_parts` of them where there are codes enough (so every
+    worker of a cluster has work)."""
     steps = tuple(cfg.feature_params())
     enrich_ops, status = enrich_plan(cfg.enrich.switches(), manifest)
     kinds: dict[str, Normalization] = {}
@@ -155,7 +157,8 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
     keys, days = _rows(keys, days, days >= read_from)
     counts = keys["Code"].value_counts().sort_index()
     codes = [str(c) for c in _host(backend, counts.index)]
-    parts = _split(codes, _host(backend, counts.values), partition_rows)
+    rows = _host(backend, counts.values)
+    parts = _split(codes, rows, min(partition_rows, -(-int(rows.sum()) // max(min_parts, 1))))
     return BuildPlan(cfg, lake, all_dates[all_dates >= read_from], first_day, read_from, spill_from, warmup,
                      overlap, parts, tuple(enrich_ops), status, steps, kinds, groups, tuple(target_names),
                      day_inputs, later)
