@@ -1,5 +1,5 @@
 """`python -m gpuetl` is the `gpuetl` command."""
 
-from gpuetl.cli import entry
+from gpuetl.commands import entry
 
 entry()

@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 from rich.progress import Progress
 
 from gpuetl.backend import Backend
+from gpuetl.backend import init as init_backend
 from gpuetl.config import Settings
 
 T = TypeVar("T")
@@ -87,9 +88,7 @@ class OnDask:
 
 
 def _on_worker(settings: Settings, fn: Callable[[Backend, T], R], item: T) -> R:
-    from gpuetl import backend
-
-    return fn(backend.init(settings), item)
+    return fn(init_backend(settings), item)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from gpuetl.jquants.fake.tiny import TinyMarket, tiny_market
+from gpuetl.fake.tiny import TinyMarket, tiny_market
 
 
 @functools.cache

@@ -18,7 +18,7 @@ from gpuetl.bench.inputs import Inputs, ensure_lake, load_inputs
 from gpuetl.bench.measure import timed
 from gpuetl.bench.pandas_peer import PandasStages
 from gpuetl.bench.spec import FEATURES, STAGES, Size, with_needs
-from gpuetl.cli import main
+from gpuetl.commands import main
 
 TINY = Size("tiny", 24, "2024-01-01", "2024-09-30", seed=3)  # ~190 business days: ~140 graph days
 CHECKED = ("read", "adjust", "features", "asof", "normalize", "graphs", "analytics")
@@ -134,7 +134,7 @@ def test_stages_bring_their_inputs() -> None:
 
 
 def test_missing_polars_is_said_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gpuetl.bench import cli
+    from gpuetl.commands import bench as cli
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "polars" else real(name, *a))

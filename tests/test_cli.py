@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gpuetl.cli import build_parser, main
+from gpuetl.commands import build_parser, main
 from gpuetl.doctor import installed_version
 
 
@@ -136,7 +136,7 @@ def test_bad_inputs_are_one_line_with_the_documented_exit_code(tmp_path: Path, m
     def boom(args: argparse.Namespace, settings: Any) -> int:
         raise RuntimeError("something nobody expected")
 
-    monkeypatch.setattr("gpuetl.cli._doctor", boom)
+    monkeypatch.setattr("gpuetl.commands._doctor", boom)
     one_line(capsys, ["doctor"], 1, "RuntimeError: something nobody expected (rerun with -v for the traceback)")
     assert main(["doctor", "-v"]) == 1
     assert "Traceback" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuetl.cli import main
+from gpuetl.commands import main
 from gpuetl.graphs.io import StaleGraphsError, check_graphs
 
 

@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from gpuetl.fake.request_log import max_in_window
 from gpuetl.jquants import spec
 from gpuetl.jquants.client import Client
 from gpuetl.jquants.env import Credentials
-from gpuetl.jquants.fake.request_log import max_in_window
 from gpuetl.jquants.ratelimit import HEADROOM, Limiter, ManualClock
 from gpuetl.jquants.retry import Backoff, RateLimitStreak
 

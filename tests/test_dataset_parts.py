@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gpuetl.cli import main
 from gpuetl.cluster import InProcess, OnDask
+from gpuetl.commands import main
 from gpuetl.config import load_settings
 from gpuetl.dataset.build import build_dataset
 from gpuetl.dataset.config import load_dataset_config

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpuetl.cli import main
+from gpuetl.commands import main
 from tests.support.lakes import ENRICH_DATASETS, read_dataset
 
 

@@ -30,7 +30,7 @@ from tests.support.lakes import Bdays, days, synthetic_tables, write_tables
 
 def context(backend: Backend, lake: Path) -> tuple[Context, pd.DataFrame]:
     """The build's own panel over the lake, an enrichment context, and the panel as a pandas frame."""
-    from gpuetl.dataset.raw import read_raw as _read
+    from gpuetl.lake.reader import read_raw as _read
 
     manifest = Manifest.load(lake)
     bars = _read(backend, manifest, "bars_daily", ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"])

@@ -9,10 +9,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gpuetl.fake import FakeOptions, FakeServer
+from gpuetl.fake.encode import EXTRA_KEYS
+from gpuetl.fake.tiny import LATE_LISTED, NO_TRADE
 from gpuetl.jquants import spec
-from gpuetl.jquants.fake import FakeOptions, FakeServer
-from gpuetl.jquants.fake.encode import EXTRA_KEYS
-from gpuetl.jquants.fake.tiny import LATE_LISTED, NO_TRADE
 from tests.fake_support import day, market
 
 KEY = {"x-api-key": "demo"}

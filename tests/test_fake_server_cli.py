@@ -12,9 +12,9 @@ import urllib.request
 
 import pytest
 
-from gpuetl.cli import common_options
+from gpuetl.commands.common import common_options
 from gpuetl.config import load_settings
-from gpuetl.jquants.fake import cli as fake_cli
+from gpuetl.commands import demo_server as fake_cli
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -46,8 +46,8 @@ def test_bad_flags_are_refused() -> None:
 
 SERVE = """
 from gpuetl.config import load_settings
-from gpuetl.jquants.fake.server import serve
-from gpuetl.jquants.fake.tiny import tiny_market
+from gpuetl.fake.server import serve
+from gpuetl.fake.tiny import tiny_market
 serve(load_settings().demo, tiny_market())
 """
 

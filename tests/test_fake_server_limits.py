@@ -7,10 +7,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gpuetl.jquants.fake import FakeOptions, FakeServer, Faults
-from gpuetl.jquants.fake.limits import RateLimiter
-from gpuetl.jquants.fake.options import parse_faults
-from gpuetl.jquants.fake.request_log import LoggedRequest, RequestLog
+from gpuetl.fake import FakeOptions, FakeServer, Faults
+from gpuetl.fake.limits import RateLimiter
+from gpuetl.fake.options import parse_faults
+from gpuetl.fake.request_log import LoggedRequest, RequestLog
 from tests.fake_support import Clock, day, market
 
 KEY = {"x-api-key": "demo"}

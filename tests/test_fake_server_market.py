@@ -18,10 +18,10 @@ import aiohttp
 import pandas as pd
 import pytest
 
+from gpuetl.fake import FakeOptions, FakeServer
+from gpuetl.fake.market import Market
+from gpuetl.fake.params import Version
 from gpuetl.jquants import spec
-from gpuetl.jquants.fake import FakeOptions, FakeServer
-from gpuetl.jquants.fake.market import Market
-from gpuetl.jquants.fake.params import Version
 from tests.fake_support import market as tiny
 
 SYNTH_READY = (Path(__file__).resolve().parents[1] / "gpuetl" / "synth" / "__init__.py").exists()

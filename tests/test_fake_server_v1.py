@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gpuetl.fake import FakeOptions, FakeServer
 from gpuetl.jquants import spec
-from gpuetl.jquants.fake import FakeOptions, FakeServer
 from tests.fake_support import Clock, day, market
 
 LOGIN = {"mailaddress": "demo@example.com", "password": "demo"}

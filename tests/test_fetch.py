@@ -1,4 +1,4 @@
-"""The fetch pipeline against the real fake J-Quants server (gpuetl.jquants.fake) over the tiny market.
+"""The fetch pipeline against the real fake J-Quants server (gpuetl.fake) over the tiny market.
 
 Server and client share one clock running 60x faster than the wall, so a "minute" of pacing takes a
 second and the server's request log measures the plan limit in the same time the client paces in.
@@ -22,10 +22,10 @@ import pyarrow.compute as pc
 import pytest
 
 from gpuetl.config import Settings, load_settings
+from gpuetl.fake import FakeOptions, FakeServer, Faults
 from gpuetl.jquants import schema, spec
 from gpuetl.jquants.env import Credentials
 from gpuetl.jquants.errors import PlanError
-from gpuetl.jquants.fake import FakeOptions, FakeServer, Faults
 from gpuetl.jquants.normalize import to_json
 from gpuetl.jquants.ratelimit import ScaledClock
 from gpuetl.lake import Manifest, manifest_hash, read

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpuetl.cli import common_options
+from gpuetl.commands.common import common_options
+from gpuetl.commands.fetch import add_parser
 from gpuetl.config import load_settings
 from gpuetl.jquants import env
 from gpuetl.lake import read
-from gpuetl.pipelines.fetch_cli import add_parser
 
 DEMO = ["demo.codes=4", "demo.start=2024-01-04", "demo.end=2024-01-31"]
 
@@ -63,9 +63,9 @@ def test_the_summary_goes_to_stdout_progress_and_logs_to_stderr(tmp_path: Path,
 def test_warmup_for_fetches_the_history_the_dataset_warm_up_needs() -> None:
     """`fetch --warmup-for CONFIG` starts early enough that the build, asked for START, has its warm-up (the
     longest declared lookback, in business days of the TSE calendar with its holidays) before START."""
+    from gpuetl.commands.fetch import warmup_start
     from gpuetl.dataset.build import warmup_days
     from gpuetl.dataset.config import load_dataset_config
-    from gpuetl.pipelines.fetch_cli import warmup_start
     from gpuetl.synth.calendar import build_calendar
 
     need = warmup_days(load_dataset_config("configs/dataset/default.yaml"))

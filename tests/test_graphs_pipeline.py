@@ -12,7 +12,7 @@ import pyarrow.dataset as pads
 import pytest
 
 from gpuetl.backend import Backend
-from gpuetl.cli import main
+from gpuetl.commands import main
 from gpuetl.dataset.build import build_dataset
 from gpuetl.dataset.config import load_dataset_config
 from gpuetl.graphs.build import GraphOutput, build_graphs

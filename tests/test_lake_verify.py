@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from gpuetl.cli import main
+from gpuetl.commands import main
 from gpuetl.jquants import normalize, spec
 from gpuetl.lake import Lake, Manifest, Unit, read
 from gpuetl.lake.verify import CorruptLakeError, verify

@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from gpuetl.fake import FakeOptions, FakeServer
 from gpuetl.jquants import spec
-from gpuetl.jquants.fake import FakeOptions, FakeServer
 from tests.fake_support import day, market
 
 jquantsapi = pytest.importorskip("jquantsapi")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuetl.cli import main
+from gpuetl.commands import main
 from gpuetl.graphs.io import StaleGraphsError, check_graphs, dataset_digest
 from gpuetl.lake.atomic import MARKER, OutputError, check_output_dir, output_kind, replaced_dir
 

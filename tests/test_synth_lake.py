@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuetl.cli import main
+from gpuetl.commands import main
 from gpuetl.lake import Manifest, read
 from gpuetl.synth import MarketConfig, build_market
 

@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from gpuetl.backend import Backend  # noqa: E402
-from gpuetl.cli import main  # noqa: E402
+from gpuetl.commands import main  # noqa: E402
 from gpuetl.dataset.build import build_dataset  # noqa: E402
 from gpuetl.dataset.config import load_dataset_config  # noqa: E402
 from gpuetl.tensors import DatasetError, DaySampler, open_dataset  # noqa: E402
@@ -177,7 +177,7 @@ def test_sector_relation_links_each_code_to_the_largest_of_its_sector(tmp_path: 
 
 
 def test_import_gpuetl_stays_light() -> None:
-    code = ("import sys, gpuetl, gpuetl.cli; gpuetl.cli.build_parser(); assert 'torch' not in sys.modules; "
+    code = ("import sys, gpuetl, gpuetl.commands; gpuetl.commands.build_parser(); assert 'torch' not in sys.modules; "
             "f = gpuetl.open_dataset; assert 'torch' in sys.modules and f.__name__ == 'open_dataset'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 

@@ -15,7 +15,7 @@ pytest.importorskip("torch_geometric")
 pytest.importorskip("xgboost")
 
 from gpuetl.backend import Backend
-from gpuetl.cli import main
+from gpuetl.commands import main
 from tests.train_fixtures import TINY_TRAIN, TINY_XGB, write_tiny_dataset
 
 

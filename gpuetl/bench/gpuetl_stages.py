@@ -20,7 +20,6 @@ from gpuetl import features, ops  # noqa: F401  (importing features registers th
 from gpuetl.backend import Backend
 from gpuetl.bench.inputs import Inputs
 from gpuetl.bench.spec import BAR_COLUMNS, CLIP, FEATURES, GRAPH_OVERRIDES, PRICE_OPS
-from gpuetl.dataset.raw import read_raw
 from gpuetl.enrich.asof import asof_join, take
 from gpuetl.features.adjust import add_adjusted
 from gpuetl.features.cross_section import cs_rank, cs_zscore, day_stats
@@ -29,6 +28,7 @@ from gpuetl.graphs.build import GraphOutput, build_graphs
 from gpuetl.graphs.config import load_graph_config
 from gpuetl.graphs.returns import returns_from_panel
 from gpuetl.lake.manifest import Manifest
+from gpuetl.lake.reader import read_raw
 
 PRICES = ("O", "H", "L", "C", "Vo", "Va", "AdjFactor")
 OPTIONAL = {"tensors": ("gpuetl.tensors", "open_dataset"), "train": ("gpuetl.train", "train_one_epoch")}

@@ -14,12 +14,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gpuetl import backend
 from gpuetl.backend import Backend
 from gpuetl.bench.spec import LAKE_DATASETS, STATEMENT_COLUMNS, Size
-from gpuetl.dataset.raw import read_raw
+from gpuetl.config import load_settings
+from gpuetl.dataset.build import build_dataset
+from gpuetl.dataset.config import load_dataset_config
+from gpuetl.dataset.plan import warmup_days
 from gpuetl.dates import NEVER, BusinessCalendar, day_numbers
 from gpuetl.enrich.effective import time_seconds
 from gpuetl.lake.manifest import Manifest
+from gpuetl.lake.reader import read_raw
+from gpuetl.synth import MarketConfig, build_market
+from gpuetl.synth.lake import write_lake
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,8 +46,6 @@ def ensure_lake(root: Path, size: Size, progress: bool = False) -> bool:
     """Write the size's synthetic lake unless `root` already holds LAKE_DATASETS; True when it wrote."""
     if set(LAKE_DATASETS) <= set(Manifest.load(root).datasets()):
         return False
-    from gpuetl.synth import MarketConfig, build_market
-    from gpuetl.synth.lake import write_lake
 
     market = build_market(MarketConfig(codes=size.codes, start=size.start, end=size.end, seed=size.seed))
     write_lake(market, root, list(LAKE_DATASETS), chunk_days=366, progress=progress)
@@ -78,13 +83,6 @@ def statements(cpu: Backend, manifest: Manifest) -> pd.DataFrame:
 def ensure_dataset(lake: Path, out: Path) -> Path:
     """The default dataset of `lake` at `out`, built on the CPU unless it is there already."""
     if not (out / "metadata.json").exists():
-        from gpuetl import backend
-        from gpuetl.config import load_settings
-        from gpuetl.dataset.build import build_dataset
-        from gpuetl.dataset.config import load_dataset_config
-        from gpuetl.dataset.plan import warmup_days
-        from gpuetl.dataset.raw import read_raw
-        from gpuetl.lake.manifest import Manifest
 
         cpu = backend.create(load_settings(overrides=["backend=cpu"]))
         cfg = load_dataset_config("configs/dataset/default.yaml")

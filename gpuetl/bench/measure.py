@@ -25,7 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gpuetl import __version__
 from gpuetl.backend import Backend
+from gpuetl.doctor import installed_version
 
 VERSIONED = ("numpy", "pandas", "pyarrow", "polars", "numba", "networkx", "scipy", "matplotlib", "cudf", "cupy",
              "rmm", "pylibcugraph", "torch")
@@ -141,8 +143,6 @@ def process_peak_rss() -> int:
 
 def machine() -> dict[str, Any]:
     """CPU, cores, memory, load, OS and library versions of this machine (the GPU comes from the GPU worker)."""
-    from gpuetl import __version__
-    from gpuetl.doctor import installed_version
 
     return {
         "cpu": _cpu_model(), "cores": os.cpu_count(),

@@ -2,7 +2,7 @@
 
     python -m gpuetl.bench.worker JOB.json
 
-JOB.json (written by gpuetl.bench.cli): backend, stages, warmup, repeat, budget_s, check, lake, settings,
+JOB.json (written by gpuetl.commands.bench): backend, stages, warmup, repeat, budget_s, check, lake, settings,
 overrides, result (the JSON to write), canonical (the .npz for the stage outputs when check is set). A stage
 the backend does not have, or whose input stage failed, is recorded as skipped with the reason; a stage that
 raises is recorded as an error (its one-line message) and the others still run.
@@ -19,22 +19,22 @@ from typing import Any
 
 import numpy as np
 
+from gpuetl import backend as backend_mod
+from gpuetl.bench.gpuetl_stages import GpuetlStages, optional_entry
+from gpuetl.bench.inputs import load_inputs
 from gpuetl.bench.measure import process_peak_rss, timed
+from gpuetl.bench.pandas_peer import PandasStages
 from gpuetl.bench.spec import GPUETL_BACKENDS, NEEDS, with_needs
+from gpuetl.config import load_settings
 
 
 def make_runner(job: dict[str, Any]) -> tuple[Any, Any, dict[str, Any] | None]:
     """(stages object, gpuetl Backend or None, device facts or None) for the job's backend."""
-    from gpuetl import backend as backend_mod
-    from gpuetl.bench.inputs import load_inputs
-    from gpuetl.config import load_settings
 
     name = job["backend"]
     cpu = backend_mod.create(load_settings(job["settings"], [*job["overrides"], "backend=cpu"]))
     inputs = load_inputs(cpu, Path(job["lake"]))
     if name in GPUETL_BACKENDS:
-        from gpuetl.bench.gpuetl_stages import GpuetlStages
-
         b = backend_mod.init(load_settings(job["settings"], [*job["overrides"], f"backend={name}"]))
         device = None
         if b.device is not None:
@@ -44,11 +44,10 @@ def make_runner(job: dict[str, Any]) -> tuple[Any, Any, dict[str, Any] | None]:
         dataset = Path(job["dataset"]) if job.get("dataset") else None
         return GpuetlStages(b, inputs, dataset), b, device
     if name == "polars":
-        from gpuetl.bench.polars_peer import PolarsStages
+        from gpuetl.bench.polars_peer import PolarsStages  # polars: the bench extra, optional
 
         return PolarsStages(inputs), None, None
     if name == "pandas-naive":
-        from gpuetl.bench.pandas_peer import PandasStages
 
         return PandasStages(inputs), None, None
     raise ValueError(f"unknown backend {name!r}")
@@ -70,8 +69,6 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         elif fn is None:
             failed[stage] = f"{job['backend']} has no {stage} stage"
         elif stage in ("tensors", "train"):
-            from gpuetl.bench.gpuetl_stages import optional_entry
-
             entry, why = optional_entry(stage)
             if entry is None:
                 failed[stage] = why

@@ -37,7 +37,7 @@ from gpuetl.features.targets import target_names
 from gpuetl.lake.atomic import check_output_dir, replaced_dir
 from gpuetl.lake.manifest import Manifest
 from gpuetl.ops import NORMALIZATIONS
-from gpuetl.stages import provenance
+from gpuetl.stages import peak_host_bytes, provenance
 
 RAW_DATASETS = ("bars_daily", "topix", "master")
 DEFAULT_PARTITION_ROWS = 1_500_000
@@ -68,7 +68,6 @@ def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: s
                   overwrite: bool = False, runner: Runner | None = None,
                   partition_rows: int = DEFAULT_PARTITION_ROWS) -> BuildResult:
     """Build the dataset `cfg` from `lake` into `out`; `runner` runs the tasks (default: this process)."""
-    from gpuetl.stages import peak_host_bytes
 
     lake, out = Path(lake), check_output_dir(out, "dataset", overwrite=overwrite)  # before the work
     runner = runner or InProcess(backend, progress)

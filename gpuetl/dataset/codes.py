@@ -19,7 +19,6 @@ import numpy as np
 from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.dataset.plan import BASE_COLUMNS, BuildError, BuildPlan
-from gpuetl.dataset.raw import read_raw
 from gpuetl.dates import BusinessCalendar, civil_from_days
 from gpuetl.enrich import enrich
 from gpuetl.enrich.context import has_data
@@ -28,6 +27,7 @@ from gpuetl.features.cross_section import day_stats
 from gpuetl.features.panel import Panel
 from gpuetl.features.targets import targets
 from gpuetl.lake.manifest import Manifest
+from gpuetl.lake.reader import read_raw
 from gpuetl.stages import StageTimer, peak_host_bytes
 
 log = logging.getLogger(__name__)

@@ -22,6 +22,8 @@ from gpuetl.dataset.plan import BuildPlan
 from gpuetl.dates import day_of
 from gpuetl.features.normalize import cross_section_stats, normalized
 from gpuetl.features.panel import Panel
+from gpuetl.lake.manifest import Manifest
+from gpuetl.lake.reader import read_raw
 from gpuetl.stages import StageTimer, peak_host_bytes
 
 
@@ -116,8 +118,6 @@ def _day_ops(backend: Backend, plan: BuildPlan, year: int, start: int, rows: Any
         cols["sector"] = sector_ids(backend, both["S33"])
     panel = Panel(backend, xp.asarray(codes), backend.days(both["Date"]), cols)
     if "mkt_close" in plan.day_inputs:
-        from gpuetl.dataset.raw import read_raw
-        from gpuetl.lake.manifest import Manifest
 
         topix = read_raw(backend, Manifest.load(plan.lake), "topix", ["Date", "C"]).sort_values("Date")
         panel.add_date_series("mkt_close", backend.days(topix["Date"]), backend.to_array(topix["C"]))

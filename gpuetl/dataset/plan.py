@@ -26,11 +26,12 @@ import numpy as np
 
 from gpuetl import ops
 from gpuetl.backend import Backend
+from gpuetl.config import ConfigError
 from gpuetl.dataset.config import DatasetConfig
-from gpuetl.dataset.raw import read_raw
 from gpuetl.dates import civil_from_days, day_of
 from gpuetl.enrich import plan as enrich_plan
 from gpuetl.lake.manifest import Manifest
+from gpuetl.lake.reader import read_raw
 from gpuetl.ops import Normalization
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,6 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
 def _check_axes(steps: tuple[tuple[str, dict[str, Any]], ...], cfg: DatasetConfig) -> None:
     """What the two-step build needs: no code or market op reads a day op's output (they run before the day
     ops), and no day op's output is normalised as a time series (that needs every year at once)."""
-    from gpuetl.config import ConfigError
 
     made_by_day: dict[str, str] = {}
     for i, (op, params) in enumerate(steps):

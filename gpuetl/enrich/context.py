@@ -12,11 +12,11 @@ import dataclasses
 from typing import Any
 
 from gpuetl.backend import Backend
-from gpuetl.dataset.raw import read_raw
 from gpuetl.dates import BusinessCalendar, day_numbers, to_days
 from gpuetl.enrich.asof import asof_join
 from gpuetl.features.panel import Panel
 from gpuetl.lake.manifest import Manifest
+from gpuetl.lake.reader import read_raw
 
 
 class EnrichError(RuntimeError):

@@ -22,7 +22,6 @@ import numpy as np
 from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.cluster import InProcess, Runner
-from gpuetl.dataset.raw import read_raw
 from gpuetl.dates import EPOCH, civil_from_days
 from gpuetl.features.adjust import cumulative_factor
 from gpuetl.features.panel import Panel
@@ -31,6 +30,7 @@ from gpuetl.graphs.config import GraphConfig
 from gpuetl.graphs.io import dataset_digest, dates_from_days, write_graphs
 from gpuetl.graphs.returns import Returns, returns_from_panel
 from gpuetl.lake.manifest import Manifest
+from gpuetl.lake.reader import read_raw
 from gpuetl.stages import peak_host_bytes
 
 BAR_COLUMNS = ["Code", "Date", "C", "AdjFactor"]

@@ -1,4 +1,8 @@
-"""Reading the raw lake back: one dataset, a date window, some columns, in a deterministic order.
+"""Reading the raw lake back, the one way: the files the manifest claims, and its dedupe rule.
+
+`read_raw` loads a dataset's columns straight into the backend's frame library (cuDF on the GPU): the build,
+the enrichment ops and the graph stage read the lake this way. `read` / `read_frame` give one dataset, a date
+window and some columns as an Arrow table / pandas frame, in a deterministic order (tests, the fetch).
 
 Files come from the manifest (a part file no complete unit claims is never read), are pruned by their
 year=/month= directory, scanned with pyarrow.dataset and filtered on the dataset's date column. Rows
@@ -13,12 +17,14 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from gpuetl.backend import Backend
 from gpuetl.jquants import schema, spec
 from gpuetl.lake.canonical import dedupe_sorted, lake_schema, partition_column, sort
 from gpuetl.lake.manifest import Manifest
@@ -93,3 +99,23 @@ def _month_in(rel: str, lo: dt.date | None, hi: dt.date | None) -> bool:
         return True
     ym = int(m.group(1)) * 100 + int(m.group(2))
     return (lo is None or ym >= lo.year * 100 + lo.month) and (hi is None or ym <= hi.year * 100 + hi.month)
+
+
+def read_raw(backend: Backend, manifest: Manifest, dataset: str, columns: list[str],
+             error: type[Exception] = RuntimeError, filters: list[tuple[str, str, Any]] | None = None) -> Any:
+    """`columns` of raw `dataset` in the lake of `manifest` (load it once per run: it can be megabytes);
+    a lake without the dataset, or with a file that cannot be read, raises `error` (the caller's type) saying
+    what to fetch or how to repair the lake. `filters` (e.g. `[("Code", "in", codes)]`) keeps matching rows."""
+    files = manifest.files(dataset)
+    if not files:
+        raise error(f"the lake at {manifest.root} has no {dataset!r} data; fetch it first "
+                    f"(gpuetl fetch --datasets {dataset} ..., or gpuetl fetch --demo)")
+    paths = [str(manifest.root / f) for f in files]
+    try:
+        if not any(r.spills for r in manifest.units(dataset).values()):
+            return backend.read_parquet(paths, columns, filters)
+        # a unit that recorded rows dated outside itself may share them with a neighbour: as the lake reader
+        # does, drop exact duplicates (whole raw rows, so corrections survive) before selecting columns
+        return backend.read_parquet(paths, None, filters).drop_duplicates()[columns]
+    except READ_ERRORS as err:
+        raise error(read_error(manifest.root, files, err)) from err

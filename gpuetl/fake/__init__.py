@@ -6,10 +6,10 @@ plan gating and history windows, opaque query-bound pagination, the per-plan rat
 gzip, and seeded faults (5xx, slow answers, dropped connections, 413) for client tests.
 """
 
-from gpuetl.jquants.fake.app import build_app
-from gpuetl.jquants.fake.market import Market
-from gpuetl.jquants.fake.options import FakeOptions, Faults
-from gpuetl.jquants.fake.request_log import LoggedRequest, RequestLog
-from gpuetl.jquants.fake.server import FakeServer, serve
+from gpuetl.fake.app import build_app
+from gpuetl.fake.market import Market
+from gpuetl.fake.options import FakeOptions, Faults
+from gpuetl.fake.request_log import LoggedRequest, RequestLog
+from gpuetl.fake.server import FakeServer, serve
 
 __all__ = ["FakeOptions", "FakeServer", "Faults", "LoggedRequest", "Market", "RequestLog", "build_app", "serve"]

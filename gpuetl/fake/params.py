@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from gpuetl.jquants.fake import errors
-from gpuetl.jquants.fake.errors import ApiError
+from gpuetl.fake import errors
+from gpuetl.fake.errors import ApiError
 from gpuetl.jquants.spec import Dataset
 
 Version = Literal["v1", "v2"]

@@ -16,16 +16,16 @@ from typing import Any
 
 from aiohttp import web
 
+from gpuetl.fake import errors, params
+from gpuetl.fake.errors import ApiError
+from gpuetl.fake.limits import Clock, Fault, FaultInjector, RateLimiter
+from gpuetl.fake.market import Market, MarketIndex
+from gpuetl.fake.options import FakeOptions
+from gpuetl.fake.pagination import PageKeys
+from gpuetl.fake.plans import Window
+from gpuetl.fake.request_log import LoggedRequest, RequestLog
+from gpuetl.fake.tokens import TokenStore
 from gpuetl.jquants import spec
-from gpuetl.jquants.fake import errors, params
-from gpuetl.jquants.fake.errors import ApiError
-from gpuetl.jquants.fake.limits import Clock, Fault, FaultInjector, RateLimiter
-from gpuetl.jquants.fake.market import Market, MarketIndex
-from gpuetl.jquants.fake.options import FakeOptions
-from gpuetl.jquants.fake.pagination import PageKeys
-from gpuetl.jquants.fake.plans import Window
-from gpuetl.jquants.fake.request_log import LoggedRequest, RequestLog
-from gpuetl.jquants.fake.tokens import TokenStore
 
 Sleep = Callable[[float], Awaitable[None]]
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import secrets
 
-from gpuetl.jquants.fake import errors
-from gpuetl.jquants.fake.errors import ApiError
-from gpuetl.jquants.fake.limits import Clock
+from gpuetl.fake import errors
+from gpuetl.fake.errors import ApiError
+from gpuetl.fake.limits import Clock
 
 
 class TokenStore:

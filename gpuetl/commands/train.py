@@ -8,7 +8,7 @@ import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
-from gpuetl.cli import CommandError, add_config_options, command_config
+from gpuetl.commands.common import CommandError, add_config_options, command_config
 from gpuetl.config import Settings
 
 GAT_CONFIG = "configs/train/gat.yaml"

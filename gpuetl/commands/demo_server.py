@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 from gpuetl.config import DemoSettings, Settings, check_date
+from gpuetl.fake.options import FakeOptions, parse_faults
 from gpuetl.jquants import spec
-from gpuetl.jquants.fake.options import FakeOptions, parse_faults
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -46,7 +46,7 @@ def demo_settings(args: argparse.Namespace, demo: DemoSettings) -> DemoSettings:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from gpuetl.jquants.fake.server import serve
+    from gpuetl.fake.server import serve
     from gpuetl.synth import MarketConfig, build_market
 
     try:

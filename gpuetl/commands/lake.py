@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from gpuetl.cli import MANIFEST, CommandError, demo_lake, is_demo_lake, lake_dir
+from gpuetl.commands.common import MANIFEST, CommandError, demo_lake, is_demo_lake, lake_dir
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
 
@@ -67,11 +67,11 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def _refetch(args: argparse.Namespace, settings: Settings, lake: Path, report: VerifyReport) -> tuple[list[str], int]:
     """Fetch the forgotten units again (one fetch over their span); returns what came back and what is still bad."""
+    from gpuetl.commands.fetch import fetch_lake
     from gpuetl.jquants.errors import JQuantsError
     from gpuetl.lake import Manifest
     from gpuetl.lake.verify import verify
     from gpuetl.pipelines.fetch import FetchError, FetchInputError
-    from gpuetl.pipelines.fetch_cli import fetch_lake
 
     spans = {n: s for n, s in report.spans().items() if spec.get(n).fetch != "latest"}
     if not spans:

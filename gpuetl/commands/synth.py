@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gpuetl.cli import CommandError, demo_lake, note, show_progress
+from gpuetl.commands.common import CommandError, demo_lake, note, show_progress
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from gpuetl.cli import demo_lake
+from gpuetl.commands.common import demo_lake
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
 from gpuetl.jquants.env import Credentials
@@ -113,8 +113,8 @@ async def _demo(settings: Settings, start: str | dt.date | None, end: str | dt.d
                 datasets: Sequence[str] | None, lake: str | Path | None, plan: spec.Plan | None,
                 api_version: Any, progress: bool, console: Console | None, verify: bool) -> FetchSummary:
     """Serve the fake API in-process over a synthetic market and fetch from it."""
-    from gpuetl.jquants.fake.options import FakeOptions
-    from gpuetl.jquants.fake.server import FakeServer
+    from gpuetl.fake.options import FakeOptions
+    from gpuetl.fake.server import FakeServer
     from gpuetl.synth import MarketConfig, build_market
     from gpuetl.synth.lake import write_snapshot_history
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from gpuetl.cli import (
+from gpuetl.commands.common import (
     DEMO_DATASET,
     CommandError,
     add_cluster_option,

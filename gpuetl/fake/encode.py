@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gpuetl.jquants.fake.params import Version
+from gpuetl.fake.params import Version
 from gpuetl.jquants.spec import Dataset, Field, Plan
 
 # Missing-value tokens that differ from the encoding's default, per dataset and field.

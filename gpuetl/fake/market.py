@@ -16,10 +16,10 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from gpuetl.fake.encode import WireTable
+from gpuetl.fake.params import Query
+from gpuetl.fake.plans import Window
 from gpuetl.jquants import spec
-from gpuetl.jquants.fake.encode import WireTable
-from gpuetl.jquants.fake.params import Query
-from gpuetl.jquants.fake.plans import Window
 
 # Query parameter -> the column it filters, where the catalogue's date_field / Code do not say it.
 _PARAM_COLUMN = {

@@ -12,8 +12,8 @@ import hashlib
 import hmac
 import secrets
 
-from gpuetl.jquants.fake import errors
-from gpuetl.jquants.fake.errors import ApiError
+from gpuetl.fake import errors
+from gpuetl.fake.errors import ApiError
 
 
 def _b64(raw: bytes) -> str:

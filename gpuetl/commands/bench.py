@@ -21,7 +21,7 @@ import numpy as np
 from rich.console import Console
 
 from gpuetl.bench.spec import BACKENDS, REFERENCE, SIZES, STAGES
-from gpuetl.cli import CommandError
+from gpuetl.commands.common import CommandError
 from gpuetl.config import Settings
 
 

@@ -14,11 +14,11 @@ from typing import Any, Self
 from aiohttp import web
 
 from gpuetl.config import DemoSettings
-from gpuetl.jquants.fake.app import STATE, FakeState, Sleep, build_app
-from gpuetl.jquants.fake.limits import Clock
-from gpuetl.jquants.fake.market import Market
-from gpuetl.jquants.fake.options import FakeOptions
-from gpuetl.jquants.fake.request_log import RequestLog
+from gpuetl.fake.app import STATE, FakeState, Sleep, build_app
+from gpuetl.fake.limits import Clock
+from gpuetl.fake.market import Market
+from gpuetl.fake.options import FakeOptions
+from gpuetl.fake.request_log import RequestLog
 
 
 class FakeServer:

@@ -15,9 +15,9 @@ import dataclasses
 import random
 from collections.abc import Callable
 
-from gpuetl.jquants.fake import errors
-from gpuetl.jquants.fake.errors import ApiError
-from gpuetl.jquants.fake.options import Faults
+from gpuetl.fake import errors
+from gpuetl.fake.errors import ApiError
+from gpuetl.fake.options import Faults
 
 Clock = Callable[[], float]
 WINDOW_S = 60.0

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from gpuetl.fake import errors
+from gpuetl.fake.errors import ApiError
+from gpuetl.fake.params import DATE_PARAMS, Query
 from gpuetl.jquants import spec
-from gpuetl.jquants.fake import errors
-from gpuetl.jquants.fake.errors import ApiError
-from gpuetl.jquants.fake.params import DATE_PARAMS, Query
 
 
 def _years_before(d: dt.date, years: int) -> dt.date:

@@ -1,0 +1,98 @@
+"""What every command shares: the common options, the command's own config, one-line errors, the demo lake."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from gpuetl.config import DEFAULT_SETTINGS, ConfigError, Settings
+from gpuetl.lake.manifest import FILENAME as MANIFEST
+
+EXIT_CODES = """exit codes:
+  0  done
+  1  data or runtime error (a lake without the data, a corrupt file, a fetch that could not finish)
+  2  usage or config error (a bad flag, config key or date; an --out or --lake that cannot be used)
+  3  backend unavailable (--backend gpu without a usable GPU)
+An error is one line on stderr naming the input and the fix; -v also prints its traceback."""
+
+DEMO_LAKE = "demo/raw"  # under paths.data: the lake `fetch --demo` and `synth` write (never mixed with a real one)
+DEMO_DATASET = "demo"  # under paths.datasets: the dataset `make demo` builds
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every subcommand takes, so they may follow the subcommand's name."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--settings", default=DEFAULT_SETTINGS, metavar="YAML",
+                   help="runtime settings (default: %(default)s)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set gpu.rmm_pool=40GB (repeatable)")
+    p.add_argument("--backend", choices=("auto", "gpu", "cpu"), help="shorthand for --set backend=...")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    return p
+
+
+class CommandError(Exception):
+    """A command's failure for the user: `gpuetl <command>: <message>` on stderr, exit `code`, no traceback."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def add_config_options(p: argparse.ArgumentParser, default: str, what: str, example: str) -> None:
+    """`--config YAML` and repeatable `--config-set KEY=VALUE` for a command's own config file."""
+    p.add_argument("--config", default=default, metavar="YAML", help=f"{what} config (default: %(default)s)")
+    p.add_argument("--config-set", dest="config_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a {what}-config key, e.g. --config-set {example} (repeatable)")
+
+
+def add_cluster_option(p: argparse.ArgumentParser) -> None:
+    """`--cluster`: run the command's tasks on Dask (settings `cluster:` size a local one)."""
+    p.add_argument("--cluster", metavar="local|local-cuda|tcp://HOST:PORT",
+                   help="run the tasks on a Dask cluster: a LocalCluster of CPU workers (local), a LocalCUDACluster "
+                        "with a worker per GPU (local-cuda) or an existing scheduler (tcp://...); default: this "
+                        "process")
+
+
+def command_config(load: Callable[[str, list[str]], Any], args: argparse.Namespace) -> Any:
+    """The command's config from --config / --config-set; a bad or missing file is a CommandError (exit 2)."""
+    try:
+        return load(args.config, args.config_overrides)
+    except (ConfigError, FileNotFoundError) as err:
+        raise CommandError(f"config error: {err}", 2) from None
+
+
+def note(command: str, message: str) -> None:
+    """A line for the user that is not a result (stderr)."""
+    print(f"gpuetl {command}: {message}", file=sys.stderr)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars (rich, on stderr) unless --no-progress, and only where stderr is a terminal."""
+    return not args.no_progress and Console(stderr=True).is_terminal
+
+
+def demo_lake(settings: Settings) -> Path:
+    return Path(settings.paths.data) / DEMO_LAKE
+
+
+def lake_dir(arg: str | None, settings: Settings, command: str) -> Path:
+    """The lake a reading command uses: --lake, else paths.lake; when paths.lake holds no lake but the demo lake
+    does (after `make demo`), the demo lake, said on stderr. A path that is a file is a CommandError (exit 2)."""
+    lake = Path(arg or settings.paths.lake)
+    if not arg and not (lake / MANIFEST).exists() and (demo_lake(settings) / MANIFEST).exists():
+        lake = demo_lake(settings)
+        note(command, f"no lake at {settings.paths.lake} (paths.lake); using the demo lake {lake} "
+                      "(pass --lake to choose another)")
+    if lake.exists() and not lake.is_dir():
+        raise CommandError(f"--lake {lake} is a file, not a lake folder", 2)
+    return lake
+
+
+def is_demo_lake(lake: Path, settings: Settings) -> bool:
+    return lake.resolve() == demo_lake(settings).resolve()
