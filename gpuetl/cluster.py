@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
@@ -99,12 +100,21 @@ def open_runner(cluster: str | None, settings: Settings, backend: Backend,
         yield InProcess(backend, progress)
         return
     try:
+        import dask
         from distributed import Client, LocalCluster
     except ImportError as err:  # the cluster extra
         raise ClusterError(f"--cluster needs dask.distributed ({err}): pip install 'dask[distributed]'") from None
     c = settings.cluster
     workers_settings = settings
+    # Dask logs every worker and connection at INFO: keep them at the command's level (WARNING unless -v)
+    for name in ("distributed", "dask_cuda"):
+        logging.getLogger(name).setLevel(max(logging.getLogger().getEffectiveLevel(), logging.WARNING))
     with contextlib.ExitStack() as stack:
+        # tasks hold their own arrays and write their results to disk: Dask's spilling of task results has
+        # nothing to spill, so workers pause only near their limit (and the nanny restarts one past it)
+        stack.enter_context(dask.config.set({"distributed.worker.memory.target": False,
+                                             "distributed.worker.memory.spill": False,
+                                             "distributed.worker.memory.pause": 0.9}))
         if cluster == "local":
             workers_settings = dataclasses.replace(settings, backend="cpu")
             made = stack.enter_context(LocalCluster(

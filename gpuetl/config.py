@@ -127,6 +127,7 @@ class ClusterSettings:
     workers: int | None  # local: worker processes (null: the cores; local-cuda: one per visible GPU)
     threads_per_worker: int
     memory_limit: str  # per worker, e.g. "6GB" (the nanny restarts a worker that goes past it), or "auto"
+    partition_rows: int  # rows per code part of a build on the cluster: each worker holds one part at a time
     rmm_pool_size: str | None  # local-cuda: each worker's RMM pool, e.g. "70%" of its GPU or "40GB"
     spill_dir: str | None  # where workers spill to disk (null: Dask's default temporary folder)
     dashboard: bool  # serve the Dask dashboard (its address is printed at start)

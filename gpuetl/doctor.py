@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -65,11 +64,13 @@ def report(backend: Backend, settings_path: Path) -> dict[str, Any]:
 
 
 def _allocators() -> dict[str, str]:
-    cupy = importlib.import_module("cupy")
+    """Which allocator CuPy and torch use (the RMM pool, or their own): only asked on the GPU backend."""
+    import cupy
+
     alloc = cupy.cuda.get_allocator()
     out = {"cupy": getattr(alloc, "__module__", "") + "." + getattr(alloc, "__qualname__", repr(alloc))}
     try:
-        torch = importlib.import_module("torch")
+        import torch
         from rmm.allocators.torch import rmm_torch_allocator
 
         current = torch.cuda.memory._get_current_allocator()

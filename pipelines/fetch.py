@@ -5,7 +5,7 @@ The same as `gpuetl fetch` (same flags); the pipeline itself lives in gpuetl.pip
 
 import sys
 
-from gpuetl.cli import entry
+from gpuetl.commands import entry
 
 if __name__ == "__main__":
     entry(["fetch", *sys.argv[1:]])

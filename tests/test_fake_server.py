@@ -13,7 +13,7 @@ from gpuetl.fake import FakeOptions, FakeServer
 from gpuetl.fake.encode import EXTRA_KEYS
 from gpuetl.fake.tiny import LATE_LISTED, NO_TRADE
 from gpuetl.jquants import spec
-from tests.fake_support import day, market
+from tests.support.fake import day, market
 
 KEY = {"x-api-key": "demo"}
 Start = Callable[..., Awaitable[FakeServer]]

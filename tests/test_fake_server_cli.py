@@ -12,9 +12,9 @@ import urllib.request
 
 import pytest
 
+from gpuetl.commands import demo_server as fake_cli
 from gpuetl.commands.common import common_options
 from gpuetl.config import load_settings
-from gpuetl.commands import demo_server as fake_cli
 
 
 def parse(*argv: str) -> argparse.Namespace:

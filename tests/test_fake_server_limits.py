@@ -11,7 +11,7 @@ from gpuetl.fake import FakeOptions, FakeServer, Faults
 from gpuetl.fake.limits import RateLimiter
 from gpuetl.fake.options import parse_faults
 from gpuetl.fake.request_log import LoggedRequest, RequestLog
-from tests.fake_support import Clock, day, market
+from tests.support.fake import Clock, day, market
 
 KEY = {"x-api-key": "demo"}
 

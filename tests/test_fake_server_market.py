@@ -22,7 +22,7 @@ from gpuetl.fake import FakeOptions, FakeServer
 from gpuetl.fake.market import Market
 from gpuetl.fake.params import Version
 from gpuetl.jquants import spec
-from tests.fake_support import market as tiny
+from tests.support.fake import market as tiny
 
 SYNTH_READY = (Path(__file__).resolve().parents[1] / "gpuetl" / "synth" / "__init__.py").exists()
 

@@ -11,7 +11,7 @@ import pytest
 
 from gpuetl.fake import FakeOptions, FakeServer
 from gpuetl.jquants import spec
-from tests.fake_support import Clock, day, market
+from tests.support.fake import Clock, day, market
 
 LOGIN = {"mailaddress": "demo@example.com", "password": "demo"}
 

@@ -31,7 +31,7 @@ from gpuetl.jquants.ratelimit import ScaledClock
 from gpuetl.lake import Manifest, manifest_hash, read
 from gpuetl.lake.canonical import dedupe_sorted, sort
 from gpuetl.pipelines.fetch import FetchError, FetchInputError, FetchSummary, fetch
-from tests.fake_support import market
+from tests.support.fake import market
 
 START, END = dt.date(2024, 1, 4), dt.date(2024, 1, 31)
 ALL = tuple(spec.datasets())

@@ -22,7 +22,7 @@ from gpuetl.kernels.ewm import ewm_cpu
 from gpuetl.kernels.groupstats import group_stats_cpu
 from gpuetl.kernels.knn import MAX_K, row_topk_cpu, shrunk_correlation_cpu
 from gpuetl.resources import resource_dir
-from tests import cudasim
+from tests.support import cudasim
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="cudasim needs g++ (C++20)")
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from gpuetl.backend import Backend
 from gpuetl.kernels import KernelSet
-from gpuetl.kernels.ewm import center_of_mass, ewm_cpu, segment_ids, segment_offsets
+from gpuetl.kernels.ewm import center_of_mass, ewm_cpu
+from gpuetl.kernels.segments import segment_ids, segment_offsets
 
 
 @st.composite

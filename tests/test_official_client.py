@@ -15,7 +15,7 @@ import pytest
 
 from gpuetl.fake import FakeOptions, FakeServer
 from gpuetl.jquants import spec
-from tests.fake_support import day, market
+from tests.support.fake import day, market
 
 jquantsapi = pytest.importorskip("jquantsapi")
 from jquantsapi import constants as C  # noqa: E402

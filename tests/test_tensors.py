@@ -23,7 +23,7 @@ from gpuetl.tensors import DatasetError, DaySampler, open_dataset  # noqa: E402
 from gpuetl.tensors.sampler import eligible_rows  # noqa: E402
 from tests._testing import CPU  # noqa: E402
 from tests.support.lakes import SMALL, raw_market, write_lake  # noqa: E402
-from tests.train_fixtures import write_tiny_dataset  # noqa: E402
+from tests.support.train import write_tiny_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,7 @@ def test_no_host_copy_from_the_dataset_to_the_training_step(tmp_path: Path, gpu_
     from gpuetl.train.data import load_train_data
     from gpuetl.train.loop import GATLearner, batches, train_epoch
     from gpuetl.train.splits import label_reach, plan_splits
-    from tests.train_fixtures import TINY_TRAIN
+    from tests.support.train import TINY_TRAIN
 
     ds = open_dataset(write_tiny_dataset(tmp_path / "ds"), gpu_backend)
     cfg = load_gat_config("configs/train/gat.yaml", TINY_TRAIN)

@@ -16,7 +16,7 @@ pytest.importorskip("xgboost")
 
 from gpuetl.backend import Backend
 from gpuetl.commands import main
-from tests.train_fixtures import TINY_TRAIN, TINY_XGB, write_tiny_dataset
+from tests.support.train import TINY_TRAIN, TINY_XGB, write_tiny_dataset
 
 
 def run(command: str, dataset: Path, out: Path, overrides: list[str], *extra: str) -> int:

@@ -8,8 +8,6 @@ kernels); `canonical` turns its output into host float64 arrays in (Code, Date) 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from gpuetl.lake.manifest import Manifest
 from gpuetl.lake.reader import read_raw
 
 PRICES = ("O", "H", "L", "C", "Vo", "Va", "AdjFactor")
-OPTIONAL = {"tensors": ("gpuetl.tensors", "open_dataset"), "train": ("gpuetl.train", "train_one_epoch")}
+TRAIN_CONFIG = "configs/train/gat.yaml"
 
 
 @dataclasses.dataclass
@@ -40,13 +38,19 @@ class Adjusted:
     codes: Any  # sorted codes; code index i of the panel is codes[i]
 
 
-def optional_entry(stage: str) -> tuple[Any, str]:
-    """(function, "") for the tensors/train stages where their module exists, else (None, why it is skipped)."""
-    module, name = OPTIONAL[stage]
-    if importlib.util.find_spec(module) is None:
-        return None, f"{module} does not exist yet"
-    fn = getattr(importlib.import_module(module), name, None)
-    return (fn, "") if fn is not None else (None, f"{module} has no {name}()")
+def _train_data(dataset: Path | None, backend: Backend) -> tuple[Any, Any]:
+    """The training config and the dataset's training panel, as `gpuetl train` loads them."""
+    from gpuetl.tensors import open_dataset  # torch: the train extra
+    from gpuetl.tensors.panel import torch_device
+    from gpuetl.train.config import load_gat_config
+    from gpuetl.train.data import load_train_data
+
+    if dataset is None:
+        raise LookupError("no dataset: the train stage needs one (the bench builds it from the lake)")
+    cfg = load_gat_config(TRAIN_CONFIG)
+    ds = open_dataset(dataset, backend)
+    gat = cfg.model.graph and bool(ds.graphs_metadata)
+    return cfg, load_train_data(ds, cfg.data, torch_device(backend), graphs=gat, sector=cfg.model.sector if gat else None)
 
 
 class GpuetlStages:
@@ -60,6 +64,7 @@ class GpuetlStages:
         self.statements = backend.xdf.from_pandas(st) if backend.is_gpu else st
         self.graph_config = load_graph_config(overrides=GRAPH_OVERRIDES)
         self.dataset = dataset
+        self.prepared: dict[str, Any] = {}  # inputs of the tensors/train stages, loaded once and untimed
 
     def read(self, state: dict[str, Any]) -> Any:
         return read_raw(self.backend, self.manifest, "bars_daily", BAR_COLUMNS)
@@ -131,16 +136,31 @@ class GpuetlStages:
         return result
 
     def tensors(self, state: dict[str, Any]) -> Any:
-        fn, why = optional_entry("tensors")
-        if fn is None:
-            raise LookupError(why)
-        return fn(self.dataset)
+        """The dataset's normalised features, targets and row mask as dense torch tensors (DLPack hand-off)."""
+        from gpuetl.tensors import open_dataset  # torch: the train extra
+        from gpuetl.tensors.panel import torch_device
+
+        if self.dataset is None:
+            raise LookupError("no dataset: the tensors stage needs one (the bench builds it from the lake)")
+        ds = open_dataset(self.dataset, self.backend)
+        return ds.panel(ds.normalized, torch_device(self.backend))
 
     def train(self, state: dict[str, Any]) -> Any:
-        fn, why = optional_entry("train")
-        if fn is None:
-            raise LookupError(why)
-        return fn(self.dataset)
+        """One epoch of the GAT (configs/train/gat.yaml) over every day of the dataset (its inputs, graphs and
+        sector relation read once, untimed), as `gpuetl train` runs an epoch."""
+        from gpuetl.train.loop import GATLearner, batches, train_epoch  # torch: the train extra
+        from gpuetl.train.splits import Fold, Period
+
+        if "train_data" not in self.prepared:
+            self.prepared["train_data"] = _train_data(self.dataset, self.backend)
+        cfg, data = self.prepared["train_data"]
+        learner = GATLearner(cfg, data, seed=0)
+        last = len(data.label_counts) - 1
+        everything = Period(0, last)
+        fold = data.fold(Fold(0, 0, everything, everything, everything))
+        days = [t for t in range(cfg.model.window, last + 1) if data.label_counts[t] >= 2]
+        return train_epoch(learner.model, learner.ema, learner.optimizer, learner.sampler(fold),
+                           batches(days, cfg.optim.days_per_batch), cfg)
 
     # ----------------------------------------------------------------------------- for the equality check
 

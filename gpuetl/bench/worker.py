@@ -11,6 +11,7 @@ raises is recorded as an error (its one-line message) and the others still run.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import sys
 import traceback
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from gpuetl import backend as backend_mod
-from gpuetl.bench.gpuetl_stages import GpuetlStages, optional_entry
+from gpuetl.bench.gpuetl_stages import GpuetlStages
 from gpuetl.bench.inputs import load_inputs
 from gpuetl.bench.measure import process_peak_rss, timed
 from gpuetl.bench.pandas_peer import PandasStages
@@ -68,10 +69,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             failed[stage] = f"needs {blocked[0]}: {failed[blocked[0]]}"
         elif fn is None:
             failed[stage] = f"{job['backend']} has no {stage} stage"
-        elif stage in ("tensors", "train"):
-            entry, why = optional_entry(stage)
-            if entry is None:
-                failed[stage] = why
+        elif stage in ("tensors", "train") and importlib.util.find_spec("torch") is None:
+            failed[stage] = "torch is not installed: pip install 'gpuetl[train]'"
         if stage in failed:
             if stage in chosen:
                 results.append(row | {"status": "skipped", "note": failed[stage]})

@@ -128,9 +128,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _dataset(stages: list[str], lake: Path, out: Path, console: Console) -> Path | None:
     """The dataset the tensors/train stages read, built (untimed, default config) where those stages can run."""
-    from gpuetl.bench.gpuetl_stages import optional_entry
-
-    if not any(optional_entry(s)[0] is not None for s in ("tensors", "train") if s in stages):
+    if not {"tensors", "train"} & set(stages) or importlib.util.find_spec("torch") is None:
         return None
     from gpuetl.bench.inputs import ensure_dataset
 

@@ -57,7 +57,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with open_runner(args.cluster, settings, b, show_progress(args)) as runner:
             result = build_dataset(b, cfg, lake, out, progress=show_progress(args), overwrite=args.overwrite,
-                                   runner=runner, partition_rows=settings.build.partition_rows)
+                                   runner=runner, partition_rows=settings.build.partition_rows if args.cluster is None
+                                   else settings.cluster.partition_rows)
     except (BuildError, ClusterError) as err:  # nothing was written: the dataset folder is swapped in at the end
         raise CommandError(str(err)) from None
     if had_graphs:

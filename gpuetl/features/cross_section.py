@@ -64,19 +64,6 @@ def cs_zscore(panel: Panel, x: Any, clip: float, stats: DayStats | None = None) 
     return xp.clip(z, -clip, clip)
 
 
-def zero_when_constant(panel: Panel, g: Any, std: Any) -> Any:
-    """The day's std from a frame-library groupby `g`, exactly 0 where all its values are equal.
-
-    The `group_stats` kernel applies this rule itself; this is the same rule for a std that came from a
-    groupby (libcudf's variance can give a tiny positive number on a day of equal values, which would turn
-    a day-constant feature into z-scores of about +-1 instead of missing).
-    """
-    b = panel.backend
-    lo = b.to_array(g.transform("min").reset_index(drop=True))
-    hi = b.to_array(g.transform("max").reset_index(drop=True))
-    return panel.xp.where(hi > lo, std, 0.0)
-
-
 def cs_rankgauss(panel: Panel, x: Any, stats: DayStats | None = None) -> Any:
     """Normal quantile of the day's rank: Phi^-1((rank - 0.5) / count), ties averaged."""
     s = stats if stats is not None and stats.rank is not None else day_stats(panel, [x], ranks=True)[0]

@@ -11,16 +11,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from gpuetl.arrays import Array
 from gpuetl.backend import Backend, RollingStat
 from gpuetl.dates import BusinessCalendar
-from gpuetl.kernels.ewm import center_of_mass, segment_ids, segment_offsets
+from gpuetl.kernels.ewm import center_of_mass
+from gpuetl.kernels.segments import segment_ids, segment_offsets
 
 
 class Panel:
-    """Columns of a sorted (Code, Date) panel plus the per-code segment structure."""
+    """Columns of a sorted (Code, Date) panel plus the per-code segment structure.
 
-    def __init__(self, backend: Backend, codes: Any, dates: Any, columns: Mapping[str, Any],
-                 date_index: Any = None) -> None:
+    Shapes:
+        codes, dates, every column: (n,) rows sorted by (code, date); offsets: (codes + 1,);
+        unique_dates: (dates,); a per-date series (`date_columns`, `broadcast_dates` input): (dates,)
+    """
+
+    def __init__(self, backend: Backend, codes: Array, dates: Array, columns: Mapping[str, Any],
+                 date_index: Array = None) -> None:
         xp = backend.xp
         self.backend = backend
         self.xp = xp
@@ -43,17 +50,17 @@ class Panel:
         self.date_columns: dict[str, Any] = {}  # per-date series (e.g. TOPIX), aligned with unique_dates
         self.calendar: BusinessCalendar | None = None  # the lake's trading calendar, when it has one
 
-    def add_date_series(self, name: str, dates: Any, values: Any) -> None:
+    def add_date_series(self, name: str, dates: Array, values: Array) -> None:
         """Attach a date-indexed series: kept per date, and spread to the rows as column `name`."""
         self.date_columns[name] = self.align_dates(dates, values)
         self.columns[name] = self.broadcast_dates(self.date_columns[name])
 
-    def subset(self, rows: Any) -> Panel:
+    def subset(self, rows: Array) -> Panel:
         """A new panel of the selected rows (a boolean mask or sorted indices), keeping their order."""
         idx = self._indices(rows)
         return self._with_rows(idx, {k: v[idx] for k, v in self.columns.items()})
 
-    def extract(self, rows: Any, columns: list[str]) -> Panel:
+    def extract(self, rows: Array, columns: list[str]) -> Panel:
         """The selected rows of `columns` as a new panel, moved out of this one.
 
         Each column leaves this panel as soon as its rows are copied, so a build holds one extra column at
@@ -62,7 +69,7 @@ class Panel:
         idx = self._indices(rows)
         return self._with_rows(idx, {name: self.columns.pop(name)[idx] for name in columns})
 
-    def _indices(self, rows: Any) -> Any:
+    def _indices(self, rows: Array) -> Any:
         return self.xp.flatnonzero(rows) if rows.dtype == bool else rows
 
     def _with_rows(self, idx: Any, columns: dict[str, Any]) -> Panel:
@@ -91,12 +98,12 @@ class Panel:
             self.columns[name] = self.columns[name].astype(self.xp.float32)
             self.final.add(name)
 
-    def nan(self) -> Any:
+    def nan(self) -> Array:
         return self.xp.full(self.n, self.xp.nan)
 
     # --------------------------------------------------------------------- per-code operations
 
-    def shift(self, x: Any, k: int = 1) -> Any:
+    def shift(self, x: Array, k: int = 1) -> Array:
         """x[t - k] within the same code (k > 0 looks back, k < 0 forward), NaN across code boundaries."""
         xp = self.xp
         src = xp.arange(self.n) - k
@@ -105,34 +112,34 @@ class Panel:
         ok &= self.group[src_c] == self.group
         return xp.where(ok, x[src_c], xp.nan)
 
-    def pct_change(self, x: Any, k: int = 1) -> Any:
+    def pct_change(self, x: Array, k: int = 1) -> Array:
         return x / self.shift(x, k) - 1.0
 
-    def rolling(self, x: Any, window: int, stat: RollingStat, min_periods: int | None = None) -> Any:
+    def rolling(self, x: Array, window: int, stat: RollingStat, min_periods: int | None = None) -> Array:
         """Trailing `window`-row statistic per code; pandas' groupby().rolling() semantics on both backends."""
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         return self.backend.rolling(x, window, stat, min_periods or window, groups=self.group)
 
-    def ewm(self, x: Any, *, com: float | None = None, span: float | None = None, halflife: float | None = None,
+    def ewm(self, x: Array, *, com: float | None = None, span: float | None = None, halflife: float | None = None,
             alpha: float | None = None, adjust: bool = True, ignore_na: bool = False, min_periods: int = 0,
-            stat: Literal["mean", "var", "std"] = "mean") -> Any:
+            stat: Literal["mean", "var", "std"] = "mean") -> Array:
         return self.backend.kernels.segmented_ewm(
             x, self.offsets, com=center_of_mass(com, span, halflife, alpha), adjust=adjust, ignore_na=ignore_na,
             min_periods=min_periods, stat=stat)
 
     # --------------------------------------------------------------------- per-date operations
 
-    def by_date(self, x: Any) -> Any:
+    def by_date(self, x: Array) -> Any:
         """The frame library's groupby over this panel's dates (for ranks and transforms per day)."""
         b = self.backend
         return b.series(x).groupby(b.series(self.date_id), sort=True)
 
-    def broadcast_dates(self, values_by_date: Any) -> Any:
+    def broadcast_dates(self, values_by_date: Array) -> Array:
         """A per-date array (indexed like `unique_dates`) spread to the panel's rows."""
         return values_by_date[self.date_id]
 
-    def align_dates(self, dates: Any, values: Any) -> Any:
+    def align_dates(self, dates: Array, values: Array) -> Array:
         """Values of a date-indexed series (e.g. TOPIX) at `unique_dates`; NaN where the series has no row."""
         xp = self.xp
         out = xp.full(len(self.unique_dates), xp.nan)
@@ -143,20 +150,20 @@ class Panel:
         out[pos[ok]] = xp.asarray(values, dtype=xp.float64)[ok]
         return out
 
-    def cumprod(self, x: Any) -> Any:
+    def cumprod(self, x: Array) -> Array:
         """Running product within each code (via logs would lose bits; a segmented scan keeps them)."""
         return self._segmented_scan(x, "prod")
 
-    def cummax(self, x: Any) -> Any:
+    def cummax(self, x: Array) -> Array:
         return self._segmented_scan(x, "max")
 
-    def _segmented_scan(self, x: Any, op: Literal["prod", "max"]) -> Any:
+    def _segmented_scan(self, x: Array, op: Literal["prod", "max"]) -> Array:
         b = self.backend
         grouped = b.series(x).groupby(b.series(self.group), sort=True)
         return b.to_array((grouped.cumprod() if op == "prod" else grouped.cummax()).reset_index(drop=True))
 
 
-def _column(xp: Any, values: Any) -> Any:
+def _column(xp: Any, values: Array) -> Any:
     """float64 for computing; a float32 column (finished, see `Panel.finalize`) stays float32."""
     values = xp.asarray(values)
     return values if values.dtype == xp.float32 else values.astype(xp.float64, copy=False)

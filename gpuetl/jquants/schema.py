@@ -28,10 +28,6 @@ def arrow_schema(ds: Dataset, extra: tuple[pa.Field, ...] = ()) -> pa.Schema:
     return pa.schema([pa.field(f.name, ARROW_TYPES[f.kind]) for f in ds.fields] + list(extra))
 
 
-def empty_frame(ds: Dataset) -> pd.DataFrame:
-    return to_frame(ds, arrow_schema(ds).empty_table())
-
-
 def to_table(ds: Dataset, df: pd.DataFrame, extra: tuple[pa.Field, ...] = ()) -> pa.Table:
     """Canonical pandas frame -> Arrow table with the dataset's exact schema (columns in spec order)."""
     schema = arrow_schema(ds, extra)

@@ -5,10 +5,9 @@ Same signature, checks and results as `gpuetl.kernels.asof.asof_cpu`; data stays
 
 from __future__ import annotations
 
-from typing import Any
-
 import cupy
 
+from gpuetl.arrays import Array
 from gpuetl.kernels import load_cuda_module
 from gpuetl.kernels.asof import Direction, check_inputs, common_on
 
@@ -16,8 +15,14 @@ _THREADS = 256
 _MAX_BLOCKS = 65535
 
 
-def asof_gpu(left_by: Any, left_on: Any, right_by: Any, right_on: Any, *, direction: Direction = "backward",
-             allow_exact_matches: bool = True, tolerance: float | int | None = None) -> Any:
+def asof_gpu(left_by: Array, left_on: Array, right_by: Array, right_on: Array, *, direction: Direction = "backward",
+             allow_exact_matches: bool = True, tolerance: float | int | None = None) -> Array:
+    """The as-of join on the device (one thread per left row, a binary search in its key's right rows): the
+    contract of `asof_cpu`, bit for bit.
+
+    Shapes:
+        left_by, left_on: (n,); right_by, right_on: (m,) -> index: (n,) int64 into the right rows, -1 if none
+    """
     left_by, left_on = cupy.asarray(left_by), cupy.asarray(left_on)
     right_by, right_on = cupy.asarray(right_by), cupy.asarray(right_on)
     check_inputs(cupy, left_by, left_on, right_by, right_on, direction, tolerance)

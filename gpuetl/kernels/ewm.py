@@ -54,23 +54,6 @@ def check_inputs(values: Any, offsets: Any, stat: str, min_periods: int) -> int:
     return max(int(min_periods), 1)
 
 
-def segment_offsets(xp: Any, keys: Any) -> Any:
-    """Offsets [0, ..., n] of the runs of equal consecutive `keys` (rows already sorted by key)."""
-    n = len(keys)
-    if n == 0:
-        return xp.zeros(1, dtype=np.int64)
-    starts = xp.flatnonzero(keys[1:] != keys[:-1]) + 1
-    return xp.concatenate([xp.zeros(1, dtype=np.int64), starts.astype(np.int64), xp.full(1, n, dtype=np.int64)])
-
-
-def segment_ids(xp: Any, offsets: Any) -> Any:
-    """The segment number of every row, from offsets [0, ..., n] (empty segments allowed).
-
-    Built with searchsorted, not `repeat(arange, counts)`: CuPy's repeat takes no device array of counts.
-    """
-    return xp.searchsorted(offsets[1:], xp.arange(int(offsets[-1])), side="right")
-
-
 def ewm_cpu(values: np.ndarray, offsets: np.ndarray, *, com: float, adjust: bool = True, ignore_na: bool = False,
             min_periods: int = 0, stat: Stat = "mean", bias: bool = False) -> np.ndarray:
     """EWM `stat` of `values` within each segment [offsets[i], offsets[i+1]); float64 out, NaN where undefined."""

@@ -5,18 +5,22 @@ Same signature and semantics as `gpuetl.kernels.ewm.ewm_cpu`; data stays on the 
 
 from __future__ import annotations
 
-from typing import Any
-
 import cupy
 
+from gpuetl.arrays import Array
 from gpuetl.kernels import load_cuda_module
 from gpuetl.kernels.ewm import Stat, check_inputs
 
 _THREADS = 128
 
 
-def ewm_gpu(values: Any, offsets: Any, *, com: float, adjust: bool = True, ignore_na: bool = False,
-            min_periods: int = 0, stat: Stat = "mean", bias: bool = False) -> Any:
+def ewm_gpu(values: Array, offsets: Array, *, com: float, adjust: bool = True, ignore_na: bool = False,
+            min_periods: int = 0, stat: Stat = "mean", bias: bool = False) -> Array:
+    """The segmented EWM on the device (one thread per segment): the contract of `ewm_cpu`, bit for bit.
+
+    Shapes:
+        values: (n,); offsets: (segments + 1,) -> (n,) float64
+    """
     minp = check_inputs(values, offsets, stat, min_periods)
     vals = cupy.ascontiguousarray(values, dtype=cupy.float64)
     offs = cupy.ascontiguousarray(offsets, dtype=cupy.int64)

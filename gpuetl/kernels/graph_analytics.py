@@ -27,7 +27,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
-from gpuetl.kernels.ewm import segment_ids
+from gpuetl.kernels.segments import segment_ids
 
 
 class PageRankNotConverged(RuntimeError):

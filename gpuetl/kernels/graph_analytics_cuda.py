@@ -24,8 +24,9 @@ from typing import Any
 
 import cupy
 
-from gpuetl.kernels.ewm import segment_ids
+from gpuetl.arrays import Array
 from gpuetl.kernels.graph_analytics import PageRankNotConverged, canonical_labels, check_union
+from gpuetl.kernels.segments import segment_ids
 
 
 def _graph(plc: Any, handle: Any, src: Any, dst: Any, weight: Any, n_vertices: int, transposed: bool) -> Any:
@@ -43,8 +44,13 @@ def _segment_sums(values: Any, offsets: Any) -> Any:
     return csum[offsets[1:]] - csum[offsets[:-1]]
 
 
-def union_pagerank_gpu(src: Any, dst: Any, weight: Any, offsets: Any, *, damping: float, tol: float,
-                       max_iter: int) -> Any:
+def union_pagerank_gpu(src: Array, dst: Array, weight: Array, offsets: Array, *, damping: float, tol: float,
+                       max_iter: int) -> Array:
+    """PageRank per segment of a disjoint-union graph with cuGraph: the contract of `union_pagerank_cpu`.
+
+    Shapes:
+        src, dst, weight: (edges,); offsets: (segments + 1,) -> rank: (vertices,) float64
+    """
     import pylibcugraph as plc
 
     n_vertices, _ = check_union(cupy, src, dst, weight, offsets)
@@ -71,8 +77,13 @@ def union_pagerank_gpu(src: Any, dst: Any, weight: Any, offsets: Any, *, damping
     return out / _segment_sums(out, offsets)[seg]
 
 
-def union_louvain_gpu(src: Any, dst: Any, weight: Any, offsets: Any, *, resolution: float, threshold: float,
-                      max_level: int, seed: int) -> Any:
+def union_louvain_gpu(src: Array, dst: Array, weight: Array, offsets: Array, *, resolution: float, threshold: float,
+                      max_level: int, seed: int) -> Array:
+    """Louvain per segment with cuGraph: the contract of `union_louvain_cpu` (partitions compared by modularity).
+
+    Shapes:
+        src, dst, weight: (edges,); offsets: (segments + 1,) -> labels: (vertices,) int64, canonical per segment
+    """
     import pylibcugraph as plc
 
     n_vertices, n_segments = check_union(cupy, src, dst, weight, offsets)

@@ -13,15 +13,22 @@ from typing import Any
 
 import cupy
 
+from gpuetl.arrays import Array
 from gpuetl.kernels import load_cuda_module
-from gpuetl.kernels.ewm import segment_ids
 from gpuetl.kernels.groupstats import STATS, check_inputs, group_order
+from gpuetl.kernels.segments import segment_ids
 
 _THREADS = 128
 _OPTIONS = ("-std=c++17", "--fmad=false")
 
 
-def group_stats_gpu(values: Any, labels: Any, n_groups: int, *, ranks: bool = False) -> tuple[Any, Any]:
+def group_stats_gpu(values: Array, labels: Array, n_groups: int, *, ranks: bool = False) -> tuple[Array, Array | None]:
+    """Per-group statistics on the device (one thread per column and group): the contract of `group_stats_cpu`.
+
+    Shapes:
+        values: (k, n); labels: (n,) -> stats: (5, k, n_groups) (count, mean, std, min, max),
+        rank: (k, n) or None
+    """
     k, n = check_inputs(values, labels, n_groups)
     vals = cupy.ascontiguousarray(values, dtype=cupy.float64)
     order, offs = group_order(cupy, cupy.ascontiguousarray(labels, dtype=cupy.int64), n_groups)

@@ -6,10 +6,9 @@ bit-identical outputs on both backends.
 
 from __future__ import annotations
 
-from typing import Any
-
 import cupy
 
+from gpuetl.arrays import Array
 from gpuetl.kernels import load_cuda_module
 from gpuetl.kernels.knn import check_shrunk_inputs, check_topk_inputs
 
@@ -17,8 +16,13 @@ _TILE = 32  # must match TILE in knn.cu
 _ROWS_PER_BLOCK = 8  # warps per block in row_topk (one warp per row)
 
 
-def shrunk_correlation_gpu(s: Any, inv: Any, valid: Any, target: Any, *, gamma: float, threshold: float,
-                           bits: int) -> Any:
+def shrunk_correlation_gpu(s: Array, inv: Array, valid: Array, target: Array, *, gamma: float, threshold: float,
+                           bits: int) -> Array:
+    """Shrunk correlations on the device, in place: the contract of `shrunk_correlation_cpu`, bit for bit.
+
+    Shapes:
+        s: (days, n, n); inv: (days, n); valid: (days, n); target: (days,) -> s
+    """
     check_shrunk_inputs(s, inv, valid, target, gamma, bits)
     nb, n = s.shape[0], s.shape[1]
     if nb == 0 or n == 0:
@@ -33,7 +37,12 @@ def shrunk_correlation_gpu(s: Any, inv: Any, valid: Any, target: Any, *, gamma: 
     return s
 
 
-def row_topk_gpu(x: Any, k: int) -> tuple[Any, Any]:
+def row_topk_gpu(x: Array, k: int) -> tuple[Array, Array]:
+    """Per-row top-k on the device: the contract of `row_topk_cpu` (ties by column), bit for bit.
+
+    Shapes:
+        x: (rows, cols) -> idx: (rows, k) int32, val: (rows, k) float64
+    """
     check_topk_inputs(x, k)
     rows, cols = x.shape
     idx = cupy.empty((rows, k), dtype=cupy.int32)

@@ -149,7 +149,7 @@ def load_daily_graphs(backend: Backend, folder: Path, codes: np.ndarray, dates: 
     meta = json.loads((folder / "graphs.json").read_text())
     graph_codes = pd.read_parquet(folder / "codes.parquet")  # host-ok: the node table (N codes), once
     position = pd.Series(np.arange(len(codes)), index=pd.Index(codes))
-    remap = position.reindex(graph_codes.sort_values("index")["Code"].to_numpy()).to_numpy()
+    remap = position.reindex(graph_codes.sort_values("index")["Code"].to_numpy()).to_numpy()  # host-ok: node table
     files = sorted(str(f) for f in (folder / "edges").rglob("*.parquet"))
     edges = backend.read_parquet(files, columns=["Date", "src", "dst", "weight"])
     lookup = xp.asarray(np.nan_to_num(remap, nan=-1).astype(np.int64))  # host-ok: N ints, once

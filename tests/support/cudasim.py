@@ -2,7 +2,7 @@
 
 `load_wrapper("ewm_cuda")` loads gpuetl/kernels/ewm_cuda.py as it is, with NumPy standing in for CuPy and
 `load_cuda_module` answered by `HostModule`: the same `.cu` text and options, compiled by g++ against
-tests/cudasim.h (threads, barriers and warp shuffles on the host) instead of by NVRTC. So the kernel
+tests/support/cudasim.h (threads, barriers and warp shuffles on the host) instead of by NVRTC. So the kernel
 source, its launch geometry and the wrapper's argument marshalling are all exercised, and held to the CPU
 twins by tests/test_kernel_cudasim.py.
 
