@@ -1,5 +1,5 @@
-"""The `gpuetl` command line: the top layer (gpuetl/commands/, one module per command; ARCHITECTURE.md). Each subcommand loads the runtime settings (`--settings`, default configs/gpuetl.yaml, merged with
-`--set a.b=c` overrides), chooses the backend once, and runs one pipeline; `--config` names a
+"""The `gpuetl` command line. Each subcommand loads the runtime settings (`--settings`, default configs/gpuetl.yaml,
+merged with `--set a.b=c` overrides), chooses the backend once, and runs one pipeline; `--config` names a
 command's own config (e.g. the dataset definition for `build`). Results go to stdout (a table, or JSON
 with `--json`); logs, progress and errors go to stderr."""
 
