@@ -58,13 +58,15 @@ def year_part(backend: Backend, plan: BuildPlan, year: int, spill: Path, series_
             day_cols = _day_ops(backend, plan, year, start, rows, spill, day_steps, timer)
     with timer("write"):
         keep = xp.flatnonzero(backend.to_array(rows[SELECTED].astype("float64")) == 1.0)
-        kept = rows.iloc[keep].reset_index(drop=True)
-        codes, _ = kept["Code"].factorize()
-        part = Panel(backend, xp.asarray(codes), backend.days(kept["Date"]), {})
-        for col in plan.kinds:
-            values = day_cols[col][keep] if col in day_cols else backend.to_array(kept[col])
-            part.columns[col] = values.astype(xp.float32).astype(xp.float64)  # the value the dataset stores
-        data: dict[str, Any] = {"Code": kept["Code"], "Date": kept["Date"]}
+        keys = rows[["Code", "Date"]].iloc[keep].reset_index(drop=True)
+        codes, _ = keys["Code"].factorize()
+        part = Panel(backend, xp.asarray(codes), backend.days(keys["Date"]), {})
+        for col in plan.kinds:  # as float32, the value the dataset stores (and its z-scores are computed from)
+            values = day_cols.pop(col) if col in day_cols else backend.to_array(rows[col])
+            part.columns[col] = values[keep].astype(xp.float32)
+        made = {col: backend.to_array(rows[col])[keep].astype(xp.float32) for col in plan.targets}
+        del rows, day_cols  # a year's spilled rows are the largest thing here: gone before the normalised view
+        data: dict[str, Any] = {"Code": keys["Code"], "Date": keys["Date"]}
     normed: dict[str, Any] = {}
     norm = plan.cfg.normalize
     if norm.method != "none":
@@ -74,7 +76,8 @@ def year_part(backend: Backend, plan: BuildPlan, year: int, spill: Path, series_
     first_day: dict[str, int | None] = {}
     position = xp.searchsorted(xp.asarray(plan.dates), part.dates)
     for col, kind in plan.kinds.items():
-        x = part.columns.pop(col)
+        x32 = part.columns.pop(col)
+        x = x32.astype(xp.float64)
         has = ~xp.isnan(x)
         valid[col] = int(has.sum())  # host-ok: one count per column and year, for the coverage report
         first_day[col] = int(part.dates[has].min()) if valid[col] else None  # host-ok: the first day with a value
@@ -86,15 +89,14 @@ def year_part(backend: Backend, plan: BuildPlan, year: int, spill: Path, series_
                 value, missing = normalized(part, x, kind, norm.method, norm.clip, z, stats.pop(col, None))
                 normed[f"{col}{norm.suffix}"] = value.astype(xp.float32)
                 normed[f"{col}_missing"] = missing.astype(xp.float32)
-        data[col] = x.astype(xp.float32)
+        data[col] = x32
     with timer("write"):
-        for col in plan.targets:
-            data[col] = backend.to_array(kept[col]).astype(xp.float32)
+        data |= made
         (folder / f"year={year}").mkdir(parents=True)
         backend.write_parquet(data | normed, folder / f"year={year}" / "part-0.parquet",
                               dictionary=["Code", *(c for c in normed if c.endswith("_missing"))])
     stats_ = backend.memory_stats()
-    written = kept["Code"].unique()
+    written = keys["Code"].unique()
     return YearResult(year, int(part.n), [str(c) for c in _host_strings(written)], len(part.unique_dates), valid,
                       first_day, timer.timings, stats_["peak_bytes"] if stats_ else None, peak_host_bytes())
 
