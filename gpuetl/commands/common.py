@@ -51,6 +51,19 @@ def add_config_options(p: argparse.ArgumentParser, default: str, what: str, exam
                    help=f"override a {what}-config key, e.g. --config-set {example} (repeatable)")
 
 
+def add_output_options(p: argparse.ArgumentParser, summary: str, *, overwrite: bool = False,
+                       cluster: bool = False) -> None:
+    """The options of a command that writes something and prints a summary: `--json` (the summary as JSON),
+    `--no-progress`, and where it applies `--overwrite` (an output folder gpuetl did not write) and `--cluster`."""
+    if overwrite:
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace --out even if gpuetl did not write it (its files are deleted)")
+    if cluster:
+        add_cluster_option(p)
+    p.add_argument("--json", action="store_true", help=f"print the {summary} as JSON (instead of the table)")
+    p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+
+
 def add_cluster_option(p: argparse.ArgumentParser) -> None:
     """`--cluster`: run the command's tasks on Dask (settings `cluster:` size a local one)."""
     p.add_argument("--cluster", metavar="local|local-cuda|tcp://HOST:PORT",

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from gpuetl.commands.common import demo_lake
+from gpuetl.commands.common import add_output_options, demo_lake
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
 from gpuetl.jquants.env import Credentials
@@ -49,8 +49,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-for", metavar="YAML",
                    help="also fetch the history this dataset config's warm-up needs before --start (the longest "
                         "lookback its ops declare, in business days), e.g. configs/dataset/default.yaml")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON (instead of the table)")
-    p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+    add_output_options(p, "summary")
     p.set_defaults(run=run)
 
 

@@ -12,8 +12,8 @@ from rich.console import Console
 from gpuetl.commands.common import (
     DEMO_DATASET,
     CommandError,
-    add_cluster_option,
     add_config_options,
+    add_output_options,
     command_config,
     lake_dir,
     note,
@@ -36,11 +36,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--lake", help="raw lake directory, for the returns (default: paths.lake, or the demo lake "
                                   "after `make demo`)")
     p.add_argument("--out", help="output directory (default: <dataset>/graphs)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace --out even if gpuetl did not write it (its files are deleted)")
-    add_cluster_option(p)
-    p.add_argument("--json", action="store_true", help="print the graph summary as JSON (instead of the tables)")
-    p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+    add_output_options(p, "graph summary", overwrite=True, cluster=True)
     p.set_defaults(run=run)
 
 

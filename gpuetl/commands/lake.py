@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from gpuetl.commands.common import MANIFEST, CommandError, demo_lake, is_demo_lake, lake_dir
+from gpuetl.commands.common import (
+    MANIFEST,
+    CommandError,
+    add_output_options,
+    demo_lake,
+    is_demo_lake,
+    lake_dir,
+)
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
 
@@ -34,8 +41,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     v.add_argument("--repair", action="store_true",
                    help="forget the bad units and fetch them again (the demo lake from the built-in fake server, "
                         "any other from the J-Quants API)")
-    v.add_argument("--json", action="store_true", help="print the report as JSON (instead of the table)")
-    v.add_argument("--no-progress", action="store_true", help="no progress display on stderr while repairing")
+    add_output_options(v, "report")
     v.set_defaults(run=run_verify)
 
 

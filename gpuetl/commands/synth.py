@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gpuetl.commands.common import CommandError, demo_lake, note, show_progress
+from gpuetl.commands.common import CommandError, add_output_options, demo_lake, note, show_progress
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
 
@@ -24,8 +24,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--seed", type=int, help="random seed (default: demo.seed)")
     p.add_argument("--datasets", help=f"comma-separated (default: fetch.datasets); any of: {', '.join(spec.datasets())}")
     p.add_argument("--out", help="lake directory (default: <paths.data>/demo/raw, as fetch --demo)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON (instead of the table)")
-    p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+    add_output_options(p, "summary")
     p.set_defaults(run=run)
 
 
