@@ -16,13 +16,15 @@ import pandas as pd
 
 from gpuetl import backend
 from gpuetl.backend import Backend
-from gpuetl.bench.spec import LAKE_DATASETS, STATEMENT_COLUMNS, Size
+from gpuetl.bench.spec import GRAPH_OVERRIDES, LAKE_DATASETS, STATEMENT_COLUMNS, Size
 from gpuetl.config import load_settings
 from gpuetl.dataset.build import build_dataset
 from gpuetl.dataset.config import load_dataset_config
 from gpuetl.dataset.plan import warmup_days
 from gpuetl.dates import NEVER, BusinessCalendar, day_numbers
 from gpuetl.enrich.effective import time_seconds
+from gpuetl.graphs.config import load_graph_config
+from gpuetl.graphs.dataset import graph_dataset
 from gpuetl.lake.manifest import Manifest
 from gpuetl.lake.reader import read_raw
 from gpuetl.synth import MarketConfig, build_market
@@ -81,14 +83,16 @@ def statements(cpu: Backend, manifest: Manifest) -> pd.DataFrame:
 
 
 def ensure_dataset(lake: Path, out: Path) -> Path:
-    """The default dataset of `lake` at `out`, built on the CPU unless it is there already."""
+    """The default dataset of `lake` at `out` and its graphs (the graphs stage's config: PageRank and Louvain
+    off), built on the CPU unless they are there already: the train stage runs the GAT over those graphs."""
+    cpu = backend.create(load_settings(overrides=["backend=cpu"]))
     if not (out / "metadata.json").exists():
-
-        cpu = backend.create(load_settings(overrides=["backend=cpu"]))
         cfg = load_dataset_config("configs/dataset/default.yaml")
         # from the first date with a full warm-up, or from the lake's first date when it is shorter than that
         dates = np.unique(read_raw(cpu, Manifest.load(lake), "bars_daily", ["Date"])["Date"].to_numpy())
         start = dates[min(warmup_days(cfg), len(dates) - 1)] if len(dates) > warmup_days(cfg) else dates[0]
         cfg = load_dataset_config("configs/dataset/default.yaml", [f"start={str(start)[:10]}"])
         build_dataset(cpu, cfg, lake, out, progress=False)
+    if not (out / "graphs" / "graphs.json").exists():
+        graph_dataset(cpu, load_graph_config(overrides=GRAPH_OVERRIDES), out, lake, progress=False)
     return out

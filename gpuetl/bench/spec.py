@@ -12,8 +12,9 @@ Every backend computes the same numbers per stage (checked on the small size):
 - graphs: the daily EWM-correlation kNN graphs (configs/graph/default.yaml, PageRank and Louvain off):
   edges, degree, weighted degree and peer returns;
 - analytics: PageRank and Louvain communities of every daily graph;
-- tensors, train: the dataset as device tensors and one training epoch (`gpuetl.tensors.open_dataset`,
-  `gpuetl.train.train_one_epoch`), skipped with a note where those modules do not exist yet.
+- tensors, train: the normalised dataset as dense device tensors (`gpuetl.tensors.open_dataset(...).panel`)
+  and one GAT epoch over every day (`gpuetl.train.loop.train_epoch`, configs/train/gat.yaml), on a dataset
+  the bench builds once from the lake (untimed); gpuetl only, since no peer has a counterpart.
 """
 
 from __future__ import annotations
