@@ -131,8 +131,9 @@ def open_runner(cluster: str | None, settings: Settings, backend: Backend,
             # of the devices dask-cuda makes visible to it)
             workers_settings = dataclasses.replace(settings, backend="gpu",
                                                    gpu=dataclasses.replace(settings.gpu, device=0, rmm_pool=pool))
+            # one worker per visible GPU (CUDA_VISIBLE_DEVICES): two pools of 70% cannot share a device
             made = stack.enter_context(LocalCUDACluster(
-                n_workers=c.workers, threads_per_worker=c.threads_per_worker, memory_limit=c.memory_limit,
+                n_workers=None, threads_per_worker=c.threads_per_worker, memory_limit=c.memory_limit,
                 local_directory=c.spill_dir, dashboard_address=":8787" if c.dashboard else None))
             client = stack.enter_context(Client(made))
         elif cluster.startswith("tcp://"):

@@ -124,7 +124,7 @@ class BuildSettings:
 class ClusterSettings:
     """The Dask cluster `--cluster local|local-cuda` starts (`tcp://host:port` joins an existing scheduler)."""
 
-    workers: int | None  # local: worker processes (null: the cores; local-cuda: one per visible GPU)
+    workers: int | None  # local: worker processes (null: one per core); local-cuda ignores it: one per visible GPU
     threads_per_worker: int
     memory_limit: str  # per worker, e.g. "6GB" (the nanny restarts a worker that goes past it), or "auto"
     partition_rows: int  # rows per code part of a build on the cluster: each worker holds one part at a time
