@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
+import numpy as np
 from dask.utils import parse_bytes
 
 from gpuetl.config import GpuSettings, Settings
@@ -150,6 +151,15 @@ class Backend:
         """A date/datetime Series -> int64 days since 1970-01-01 as an array of this backend."""
         ns = series.astype("datetime64[ns]").astype("int64")
         return (ns.to_cupy() if self.is_gpu else ns.to_numpy()) // 86_400_000_000_000  # host-ok: to_numpy only on the CPU backend
+
+    def to_host(self, values: Any) -> Any:
+        """A small array, Series or Index of this backend as a NumPy array: plans, per-date summaries and axis
+        labels between tasks, never a stage's columns. Callers mark the call `host-ok`, as any transfer."""
+        if hasattr(values, "to_pandas"):
+            values = values.to_pandas()  # host-ok: cuDF Series/Index (the caller says why)
+        if self.is_gpu and hasattr(values, "get"):
+            values = values.get()  # host-ok: a CuPy array (the caller says why)
+        return np.asarray(values)
 
     def synchronize(self) -> None:
         """Wait for queued device work (before reading a clock); a no-op on the CPU."""

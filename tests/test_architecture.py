@@ -22,7 +22,7 @@ LAZY_OK = {"gpuetl.bench.polars_peer", "gpuetl.tensors", "gpuetl.tensors.panel",
 IMPORTLIB_OK = {"backend", "kernels"}  # may resolve modules by name (importlib.import_module)
 NO_PANDAS = {"features", "enrich", "dataset", "graphs"}
 LIBRARY_LAYERS = {0, 1, 2}
-HOST_CALLS = re.compile(r"\.get\(\)|\.to_pandas\(|\.values_host|asnumpy\(|\.to_numpy\(\)")
+HOST_CALLS = re.compile(r"\.get\(\)|\.to_pandas\(|\.values_host|asnumpy\(|\.to_numpy\(\)|\.to_host\b")
 
 
 def layers() -> dict[str, int]:

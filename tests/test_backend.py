@@ -73,6 +73,24 @@ def test_init_is_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
         backend_mod.init(load_settings(overrides=["backend=gpu"]))
 
 
+def test_to_host_gives_numpy_arrays_of_arrays_series_and_indexes(cpu_backend: Backend) -> None:
+    codes = pd.Series(["72030", "130A0", "13010"])
+    for values, expected in ((np.arange(3.0), [0.0, 1.0, 2.0]), (codes, list(codes)),
+                             (pd.Index(codes).unique(), list(codes))):
+        out = cpu_backend.to_host(values)
+        assert type(out) is np.ndarray and out.tolist() == expected
+
+
+@pytest.mark.gpu
+def test_to_host_copies_device_arrays_series_and_indexes(gpu_backend: Backend, cpu_backend: Backend) -> None:
+    codes = pd.Series(["72030", "130A0", "13010"])
+    on_device = (gpu_backend.xp.arange(3.0), gpu_backend.xdf.Series(codes), gpu_backend.xdf.Index(codes))
+    on_host = (np.arange(3.0), codes, pd.Index(codes))
+    for dev, host in zip(on_device, on_host, strict=True):
+        out = gpu_backend.to_host(dev)  # host-ok: the method under test
+        assert type(out) is np.ndarray and out.tolist() == cpu_backend.to_host(host).tolist()
+
+
 @pytest.mark.gpu
 def test_cupy_and_torch_allocate_from_the_one_rmm_pool(gpu_backend: Backend,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:

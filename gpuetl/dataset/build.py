@@ -122,8 +122,8 @@ def _fit_series(backend: Backend, plan: BuildPlan, parts: list[CodePartResult]) 
         if bool((hi != lo)[~np.isnan(hi)].any()):
             raise ValueError(f"feature {col!r} is declared `time_series` (the same for every stock on a day) but "
                              "differs across codes on some days; declare it `cross_section`")
-        out[col] = _host(backend, series_zscore(backend, backend.xp.asarray(hi), norm.ts_window,
-                                                norm.ts_min_periods, norm.clip))
+        z = series_zscore(backend, backend.xp.asarray(hi), norm.ts_window, norm.ts_min_periods, norm.clip)
+        out[col] = backend.to_host(z)  # host-ok: a per-date series between tasks
     return out
 
 
@@ -136,10 +136,6 @@ def _coverage(plan: BuildPlan, years: list[YearResult], rows: int) -> dict[str, 
         out[col] = {"share": round(sum(y.valid[col] for y in years) / rows, 6) if rows else 0.0,
                     "first_date": None if first is None else str(EPOCH + dt.timedelta(days=first))}
     return out
-
-
-def _host(backend: Backend, values: Any) -> np.ndarray:
-    return values.get() if backend.is_gpu else np.asarray(values)  # host-ok: a per-date series between tasks
 
 
 def _write_metadata(backend: Backend, cfg: DatasetConfig, manifest: Manifest, result: BuildResult, plan: BuildPlan,

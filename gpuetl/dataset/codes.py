@@ -91,7 +91,8 @@ def code_part(backend: Backend, plan: BuildPlan, index: int, spill: Path) -> Cod
     with timer("normalize"):  # the per-date extremes of time_series columns, of the values the dataset stores
         ts = [c for c in plan.time_series if c in panel.columns]
         stats = day_stats(panel, [panel.columns[c].astype(xp.float32).astype(xp.float64) for c in ts])
-        extremes = {c: (_host(backend, s.max), _host(backend, s.min)) for c, s in zip(ts, stats, strict=True)}
+        extremes = {c: (backend.to_host(s.max), backend.to_host(s.min))  # host-ok: per-date summaries between tasks
+                    for c, s in zip(ts, stats, strict=True)}
     with timer("targets"):
         made = targets(panel, plan.cfg.targets.horizons, panel.unique_dates, panel.date_columns["mkt_close"])
         panel.columns.update(made)
@@ -176,7 +177,3 @@ def _spill(backend: Backend, plan: BuildPlan, panel: Panel, frame: Any, index: i
         path = spill_file(spill, index, y)
         path.parent.mkdir(parents=True, exist_ok=True)
         backend.write_parquet(data, path, dictionary=[])  # plain strings: they read back as the keys were
-
-
-def _host(backend: Backend, values: Any) -> np.ndarray:
-    return values.get() if backend.is_gpu else np.asarray(values)  # host-ok: per-date summaries between tasks

@@ -96,8 +96,8 @@ def year_part(backend: Backend, plan: BuildPlan, year: int, spill: Path, series_
         backend.write_parquet(data | normed, folder / f"year={year}" / "part-0.parquet",
                               dictionary=["Code", *(c for c in normed if c.endswith("_missing"))])
     stats_ = backend.memory_stats()
-    written = keys["Code"].unique()
-    return YearResult(year, int(part.n), [str(c) for c in _host_strings(written)], len(part.unique_dates), valid,
+    written = backend.to_host(keys["Code"].unique())  # host-ok: the year's few thousand codes, for the code count
+    return YearResult(year, int(part.n), [str(c) for c in written], len(part.unique_dates), valid,
                       first_day, timer.timings, stats_["peak_bytes"] if stats_ else None, peak_host_bytes())
 
 
@@ -132,10 +132,4 @@ def _day_ops(backend: Backend, plan: BuildPlan, year: int, start: int, rows: Any
     # the rows of the year's own files (every one dated in the year), in the same (Code, Date) order as `rows`
     at_year = xp.flatnonzero(panel.dates >= day_of(f"{year}-01-01"))
     return {c: panel.columns[c][at_year] for c in made}
-
-
-def _host_strings(values: Any) -> list[Any]:
-    if hasattr(values, "to_pandas"):
-        values = values.to_pandas()  # host-ok: the year's few thousand codes, for the dataset's code count
-    return list(values)
 

@@ -136,7 +136,7 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
     xp = backend.xp
     if cfg.end:
         keys, days = _rows(keys, days, days <= day_of(cfg.end))
-    all_dates = _host(backend, xp.unique(days))
+    all_dates = backend.to_host(xp.unique(days))  # host-ok: the plan's few thousand dates
     if len(all_dates) == 0:
         raise BuildError(f"no daily bars in the lake up to {cfg.end}")
     if cfg.start:
@@ -157,8 +157,8 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
     spill_from = int(all_dates[max(at - overlap, 0)])
     keys, days = _rows(keys, days, days >= read_from)
     counts = keys["Code"].value_counts().sort_index()
-    codes = [str(c) for c in _host(backend, counts.index)]
-    rows = _host(backend, counts.values)
+    codes = [str(c) for c in backend.to_host(counts.index)]  # host-ok: the plan's few thousand codes
+    rows = backend.to_host(counts.values)  # host-ok: their row counts
     parts = _split(codes, rows, min(partition_rows, -(-int(rows.sum()) // max(min_parts, 1))))
     return BuildPlan(cfg, lake, all_dates[all_dates >= read_from], first_day, read_from, spill_from, warmup,
                      overlap, parts, tuple(enrich_ops), status, steps, kinds, groups, tuple(target_names),
@@ -210,12 +210,3 @@ def _split(codes: list[str], rows: np.ndarray, limit: int) -> tuple[tuple[str, .
 def _rows(frame: Any, days: Any, keep: Any) -> tuple[Any, Any]:
     idx = keep.nonzero()[0]  # NumPy and CuPy alike
     return frame.iloc[idx], days[idx]
-
-
-def _host(backend: Backend, values: Any) -> np.ndarray:
-    """A small array or index (dates, codes) on the host, for planning."""
-    if hasattr(values, "to_pandas"):
-        values = values.to_pandas()  # host-ok: the plan's few thousand dates and codes
-    if backend.is_gpu and hasattr(values, "get"):
-        values = values.get()  # host-ok: the plan's few thousand dates and codes
-    return np.asarray(values)

@@ -61,15 +61,13 @@ class PanelTensors:
 
 def host_strings(backend: Backend, index: Any) -> np.ndarray:
     """A frame-library Index/Series of strings as a host array (on the GPU: N code strings, the axis labels)."""
-    if backend.is_gpu:
-        return np.asarray(index.to_pandas(), dtype=object)  # host-ok: the code axis labels (N strings)
-    return np.asarray(index, dtype=object)
+    return np.asarray(backend.to_host(index), dtype=object)  # host-ok: the code axis labels (N strings)
 
 
 def host_dates(backend: Backend, days: Any) -> np.ndarray:
     """Sorted unique int64 day numbers (an array of the backend) -> a host datetime64[D] axis (D values)."""
     unique = backend.xp.unique(days)
-    return (unique.get() if backend.is_gpu else unique).astype("datetime64[D]")  # host-ok: the date axis labels
+    return backend.to_host(unique).astype("datetime64[D]")  # host-ok: the date axis labels
 
 
 def build_panel(backend: Backend, frame: Any, columns: Sequence[str], targets: Sequence[str] = (),
