@@ -78,7 +78,7 @@ def statements(cpu: Backend, manifest: Manifest) -> pd.DataFrame:
                                                                        for c in STATEMENT_COLUMNS}})
     out = out[out["Eff"] < NEVER]
     out = out.drop_duplicates(["Code", "Eff"], keep="last").sort_values(["Code", "Eff"]).reset_index(drop=True)
-    out["Eff"] = out["Eff"].to_numpy().astype("datetime64[D]").astype("datetime64[ms]")
+    out["Eff"] = out["Eff"].to_numpy().astype("datetime64[D]").astype("datetime64[ms]")  # host-ok: a pandas frame
     return out
 
 
@@ -89,7 +89,8 @@ def ensure_dataset(lake: Path, out: Path) -> Path:
     if not (out / "metadata.json").exists():
         cfg = load_dataset_config("configs/dataset/default.yaml")
         # from the first date with a full warm-up, or from the lake's first date when it is shorter than that
-        dates = np.unique(read_raw(cpu, Manifest.load(lake), "bars_daily", ["Date"])["Date"].to_numpy())
+        bars = read_raw(cpu, Manifest.load(lake), "bars_daily", ["Date"])
+        dates = np.unique(bars["Date"].to_numpy())  # host-ok: the CPU backend's pandas frame
         start = dates[min(warmup_days(cfg), len(dates) - 1)] if len(dates) > warmup_days(cfg) else dates[0]
         cfg = load_dataset_config("configs/dataset/default.yaml", [f"start={str(start)[:10]}"])
         build_dataset(cpu, cfg, lake, out, progress=False)

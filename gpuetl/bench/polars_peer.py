@@ -102,7 +102,7 @@ class PolarsStages:
         for h in (1, 5):
             prev = pl.col(codes).shift(h)
             r = wide.select(pl.when(prev > 0).then(pl.col(codes) / prev - 1.0).otherwise(None).name.keep())
-            returns.append(r.with_columns(pl.all().fill_nan(None)).to_numpy().astype(np.float64))
+            returns.append(r.with_columns(pl.all().fill_nan(None)).to_numpy().astype(np.float64))  # host-ok: Polars
         return daily_graph.all_days(returns[0], returns[1], self.graph_config)
 
     def canonical(self, stage: str, output: Any) -> dict[str, np.ndarray]:
@@ -111,4 +111,4 @@ class PolarsStages:
         frame = output.sort("Code", "Date") if stage == "read" else output
         names = {"read": ["O", "H", "L", "C", "Vo", "Va", "AdjFactor"], "adjust": list(ADJUSTED)}.get(
             stage, [c for c in frame.columns if c not in ("Code", "Date")])
-        return {n: frame[n].cast(pl.Float64).to_numpy().astype(np.float64) for n in names}
+        return {n: frame[n].cast(pl.Float64).to_numpy().astype(np.float64) for n in names}  # host-ok: Polars
