@@ -52,7 +52,7 @@ def year_part(backend: Backend, plan: BuildPlan, year: int, spill: Path, series_
         files = [str(p) for p in (spill_file(spill, i, year) for i in parts) if p.exists()]
         rows = backend.read_parquet(files)  # sorted by (Code, Date): parts are contiguous code ranges in order
     day_cols: dict[str, Any] = {}
-    day_steps = [(op, p) for op, p in plan.steps if ops.get(op).axis == "day"]
+    day_steps = plan.day_steps
     if day_steps:
         with timer("days"):
             day_cols = _day_ops(backend, plan, year, start, rows, spill, day_steps, timer)

@@ -68,8 +68,10 @@ class BuildPlan:
     def features(self) -> list[str]:
         return list(self.kinds)
 
-    def axis(self, op: str) -> str:
-        return ops.get(op).axis
+    @property
+    def day_steps(self) -> list[tuple[str, dict[str, Any]]]:
+        """The feature ops whose axis is `day` (they run per year), in config order."""
+        return _day_steps(self.steps)
 
     def years(self) -> list[int]:
         """The years with dates written, in order."""
@@ -125,10 +127,11 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
         groups.setdefault(spec.group, []).extend(spec.outputs(params))
     later = _later_reads(steps)
     _check_axes(steps, cfg)
-    day_reads = set().union(*(ops.get(op).reads(p) for op, p in steps if ops.get(op).axis == "day"))
-    day_outputs = {c for op, p in steps if ops.get(op).axis == "day" for c in ops.get(op).outputs(p)}
+    day_steps = _day_steps(steps)
+    day_reads = set().union(*(ops.get(op).reads(p) for op, p in day_steps))
+    day_outputs = {c for op, p in day_steps for c in ops.get(op).outputs(p)}
     day_inputs = tuple(sorted(day_reads - day_outputs))
-    overlap = max([int(ops.get(op).lookback(p)) for op, p in steps if ops.get(op).axis == "day"], default=0)
+    overlap = max([int(ops.get(op).lookback(p)) for op, p in day_steps], default=0)
     warmup = warmup_days(cfg)
 
     keys = read_raw(backend, manifest, "bars_daily", ["Code", "Date"], BuildError)
@@ -205,6 +208,10 @@ def _split(codes: list[str], rows: np.ndarray, limit: int) -> tuple[tuple[str, .
     if current:
         parts.append(tuple(current))
     return tuple(parts)
+
+
+def _day_steps(steps: tuple[tuple[str, dict[str, Any]], ...]) -> list[tuple[str, dict[str, Any]]]:
+    return [(op, p) for op, p in steps if ops.get(op).axis == "day"]
 
 
 def _rows(frame: Any, days: Any, keep: Any) -> tuple[Any, Any]:
