@@ -158,6 +158,4 @@ class BusinessCalendar:
 
     def count_between(self, first: Any, day: Any) -> Any:
         """Business days in (first, day]: 0 when `day` is `first`'s own business day."""
-        xp = self.xp
-        return (xp.searchsorted(self.days, day, side="right")
-                - xp.searchsorted(self.days, first, side="right")).astype(xp.float64)
+        return self.count_in(first + 1, day)  # whole days: (first, day] is [first + 1, day]
