@@ -14,6 +14,7 @@ import pytest
 
 from gpuetl.commands import build_parser, main
 from gpuetl.doctor import installed_version
+from gpuetl.lake.manifest import FILENAME as MANIFEST
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -132,6 +133,12 @@ def test_bad_inputs_are_one_line_with_the_documented_exit_code(tmp_path: Path, m
     one_line(capsys, ["lake", "verify", "--lake", str(afile)], 2, "is a file")
     one_line(capsys, ["lake", "verify", "--lake", str(tmp_path)], 1, "no lake at", "gpuetl fetch --demo")
     one_line(capsys, ["graph", *cpu], 1, "no dataset at data/datasets/default", "gpuetl build")
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / MANIFEST).write_text("{}")  # a lake, so that `lake verify` gets as far as its --datasets
+    for command in (["fetch", "--demo"], ["synth"], ["lake", "verify", "--lake", str(lake)]):
+        one_line(capsys, [*command, "--datasets", "bars_daily,prices"], 2,
+                 "unknown dataset(s) prices; valid: calendar, master, bars_daily")
 
     def boom(args: argparse.Namespace, settings: Any) -> int:
         raise RuntimeError("something nobody expected")

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from gpuetl.config import DEFAULT_SETTINGS, ConfigError, Settings
+from gpuetl.jquants import spec
 from gpuetl.lake.manifest import FILENAME as MANIFEST
 
 EXIT_CODES = """exit codes:
@@ -78,6 +79,18 @@ def command_config(load: Callable[[str, list[str]], Any], args: argparse.Namespa
         return load(args.config, args.config_overrides)
     except (ConfigError, FileNotFoundError) as err:
         raise CommandError(f"config error: {err}", 2) from None
+
+
+def dataset_names(arg: str | None) -> list[str] | None:
+    """`--datasets a,b` as a list of J-Quants dataset names (None when not given); an unknown name is a
+    CommandError (exit 2) naming the valid ones."""
+    if not arg:
+        return None
+    names = [d.strip() for d in arg.split(",") if d.strip()]
+    unknown = [n for n in names if n not in spec.datasets()]
+    if unknown:
+        raise CommandError(f"unknown dataset(s) {', '.join(unknown)}; valid: {', '.join(spec.datasets())}", 2)
+    return names
 
 
 def note(command: str, message: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from gpuetl.commands.common import add_output_options, demo_lake
+from gpuetl.commands.common import add_output_options, dataset_names, demo_lake
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
 from gpuetl.jquants.env import Credentials
@@ -66,7 +66,7 @@ def warmup_start(start: str, config: str) -> dt.date:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     console = Console(stderr=True)
-    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
+    datasets = dataset_names(args.datasets)
     start = args.start
     if args.warmup_for and start:
         start = warmup_start(start, args.warmup_for)

@@ -18,6 +18,7 @@ from gpuetl.commands.common import (
     MANIFEST,
     CommandError,
     add_output_options,
+    dataset_names,
     demo_lake,
     is_demo_lake,
     lake_dir,
@@ -53,11 +54,7 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
     if not (lake / MANIFEST).is_file():
         raise CommandError(f"no lake at {lake} (no {MANIFEST}): fetch one first (gpuetl fetch, or gpuetl fetch "
                            "--demo), or pass --lake DIR", 1)
-    names = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
-    unknown = [n for n in names or () if n not in spec.datasets()]
-    if unknown:
-        raise CommandError(f"unknown dataset(s) {', '.join(unknown)}; valid: {', '.join(spec.datasets())}", 2)
-    report = verify(lake, names)
+    report = verify(lake, dataset_names(args.datasets))
     result: dict[str, Any] = {"lake": str(lake), "units": report.units,
                               "bad": [vars(b) for b in report.bad], "repaired": [], "remaining": len(report.bad)}
     if args.repair and report.bad:

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gpuetl.commands.common import CommandError, add_output_options, demo_lake, note, show_progress
+from gpuetl.commands.common import add_output_options, dataset_names, demo_lake, note, show_progress
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
 
@@ -36,10 +36,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from gpuetl.synth.lake import write_lake
 
     demo = settings.demo
-    names = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else list(settings.fetch.datasets)
-    unknown = [n for n in names if n not in spec.datasets()]
-    if unknown:
-        raise CommandError(f"unknown dataset(s) {', '.join(unknown)}; valid: {', '.join(spec.datasets())}", 2)
+    names = dataset_names(args.datasets) or list(settings.fetch.datasets)
     config = MarketConfig(codes=args.codes or demo.codes, start=args.start or demo.start, end=args.end or demo.end,
                           seed=demo.seed if args.seed is None else args.seed)
     check_date(config.start, "--start")  # a ConfigError: exit 2
