@@ -9,5 +9,6 @@ of every backend is checked equal to the CPU backend's (`compare`) before its ti
 - `inputs`: the synthetic lake cached per size, and the inputs a stage starts from;
 - `measure`: warm-up, repetitions, median and spread, peak host RSS and device memory, machine facts;
 - `worker`: one backend's stages in a process of its own (`python -m gpuetl.bench.worker`);
-- `report`: results.json, results.md, a PNG chart and the console table; `cli`: the command.
+- `report`: results.json, results.md, a PNG chart and the console table; the command is
+  `gpuetl.commands.bench`.
 """

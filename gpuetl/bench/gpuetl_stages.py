@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-import gpuetl.features  # noqa: F401  (registers the feature ops)
 from gpuetl import features, ops  # noqa: F401  (importing features registers the ops)
 from gpuetl.backend import Backend
 from gpuetl.bench.inputs import Inputs
@@ -158,7 +157,7 @@ class GpuetlStages:
         last = len(data.label_counts) - 1
         everything = Period(0, last)
         fold = data.fold(Fold(0, 0, everything, everything, everything))
-        days = [t for t in range(cfg.model.window, last + 1) if data.label_counts[t] >= 2]
+        days = data.days(Period(cfg.model.window, last))  # those with two labelled codes, as a fold's
         return train_epoch(learner.model, learner.ema, learner.optimizer, learner.sampler(fold),
                            batches(days, cfg.optim.days_per_batch), cfg)
 

@@ -15,9 +15,7 @@ import dataclasses
 import math
 import os
 import platform
-import resource
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -134,11 +132,6 @@ def device_peak(backend: Backend | None) -> Iterator[_Peak]:
         yield result
     finally:
         result.peak = int(pool.pop_counters().peak_bytes)
-
-
-def process_peak_rss() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def machine() -> dict[str, Any]:

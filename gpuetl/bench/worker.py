@@ -23,10 +23,11 @@ import numpy as np
 from gpuetl import backend as backend_mod
 from gpuetl.bench.gpuetl_stages import GpuetlStages
 from gpuetl.bench.inputs import load_inputs
-from gpuetl.bench.measure import process_peak_rss, timed
+from gpuetl.bench.measure import timed
 from gpuetl.bench.pandas_peer import PandasStages
 from gpuetl.bench.spec import GPUETL_BACKENDS, NEEDS, with_needs
 from gpuetl.config import load_settings
+from gpuetl.stages import peak_host_bytes
 
 
 def make_runner(job: dict[str, Any]) -> tuple[Any, Any, dict[str, Any] | None]:
@@ -96,7 +97,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             results.append(row)
     if job["check"] and job.get("canonical"):
         np.savez(job["canonical"], **canonical)  # type: ignore[arg-type]  # numpy's stub reads **kw as allow_pickle
-    return {"backend": job["backend"], "device": device, "results": results, "process_peak_rss": process_peak_rss()}
+    return {"backend": job["backend"], "device": device, "results": results, "process_peak_rss": peak_host_bytes()}
 
 
 def main(argv: list[str] | None = None) -> int:
