@@ -61,6 +61,15 @@ def test_overrides_merge_deep_and_parse_yaml_scalars(tmp_path: Path) -> None:
     assert cfg.label == "hi"
 
 
+def test_exponent_floats_without_a_dot_are_numbers(tmp_path: Path) -> None:
+    """PyYAML (YAML 1.1) reads 1e-3 as a string; a float field takes it as the number it is, not a string."""
+    cfg = load(Outer, _write(tmp_path, GOOD), ["inner.ratio=1e-3"])
+    assert cfg.inner.ratio == 0.001
+    for bad in ("e3", "1e", "fast"):
+        with pytest.raises(ConfigError, match=r"inner\.ratio: expected a number"):
+            load(Outer, _write(tmp_path, GOOD), [f"inner.ratio={bad}"])
+
+
 def test_overrides_do_not_mutate_input() -> None:
     base = {"a": {"b": 1}}
     out = apply_overrides(base, ["a.b=2", "a.c=x"])
