@@ -197,7 +197,7 @@ def test_no_host_copy_from_the_dataset_to_the_training_step(tmp_path: Path, gpu_
 
     ds = open_dataset(write_tiny_dataset(tmp_path / "ds"), gpu_backend)
     cfg = load_gat_config("configs/train/gat.yaml", TINY_TRAIN)
-    data = load_train_data(ds, cfg.data, sector=cfg.model.sector)
+    data = load_train_data(ds, cfg.data, model=cfg.model)
     assert data.device.type == "cuda"
     assert data.panel.values.data_ptr() == data.panel.arrays["values"].data.ptr
     assert data.panel.targets.data_ptr() == data.panel.arrays["targets"].data.ptr

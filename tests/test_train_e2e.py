@@ -114,6 +114,19 @@ def test_baseline_scores_the_same_rows_on_the_same_folds(dataset: Path, tmp_path
     assert metrics["model"] == "xgb" and metrics["folds"][0]["best"] % 10 == 0
 
 
+def test_train_with_the_lead_lag_relation_and_relation_means(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ll"
+    lead_lag = "model.lead_lag={column: ret_1d, within: lst_s33, peers: 3, min_days: 50}"
+    assert run("train", dataset, out, [*TINY_TRAIN, "optim.max_epochs=1", lead_lag, "model.relation_means=true"]) == 0
+    config = json.loads((out / "config.json").read_text())["config"]["model"]
+    assert config["lead_lag"]["peers"] == 3 and config["relation_means"] is True
+    state = __import__("torch").load(out / "checkpoints" / "fold0.pt", weights_only=False)["model"]
+    assert state["means_proj.weight"].shape[1] == 3 * len(json.loads((out / "config.json").read_text())["inputs"])
+    assert len(pd.read_parquet(out / "predictions.parquet")) > 0
+    assert run("train", dataset, tmp_path / "bad", [*TINY_TRAIN, "model.lead_lag={column: nope, within: null, "
+                                                                  "peers: 3, min_days: 50}"]) == 1
+
+
 def test_commands_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("train", tmp_path / "none", tmp_path / "out", []) == 1
     assert "no dataset" in capsys.readouterr().err
@@ -133,12 +146,12 @@ def test_train_and_baseline_on_the_gpu(dataset: Path, tmp_path: Path, gpu_backen
 
     ds = open_dataset(dataset, gpu_backend)
     gat = load_gat_config("configs/train/gat.yaml", TINY_TRAIN)
-    data = load_train_data(ds, gat.data, sector=gat.model.sector)
+    data = load_train_data(ds, gat.data, model=gat.model)
     assert data.device.type == "cuda" and data.graphs is not None and data.graphs.src.is_cuda
     metrics = walk_forward(gat, ds, data, lambda seed: GATLearner(gat, data, seed), tmp_path / "gat", progress=False)
     assert metrics["overall"]["rank_ic"] > 0.3 and metrics["train"]["peak_device_bytes"] > 0
     xgb = load_xgb_config("configs/train/xgb.yaml", TINY_XGB)
-    rows = load_train_data(ds, xgb.data, graphs=False)
+    rows = load_train_data(ds, xgb.data)
     on_gpu = walk_forward(xgb, ds, rows, lambda seed: XGBLearner(xgb, seed), tmp_path / "xgb", progress=False)
     assert run("baseline", dataset, tmp_path / "xgb-cpu", TINY_XGB) == 0
     on_cpu = json.loads((tmp_path / "xgb-cpu" / "metrics.json").read_text())

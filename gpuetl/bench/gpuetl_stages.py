@@ -49,7 +49,7 @@ def _train_data(dataset: Path | None, backend: Backend) -> tuple[Any, Any]:
     cfg = load_gat_config(TRAIN_CONFIG)
     ds = open_dataset(dataset, backend)
     gat = cfg.model.graph and bool(ds.graphs_metadata)
-    return cfg, load_train_data(ds, cfg.data, torch_device(backend), graphs=gat, sector=cfg.model.sector if gat else None)
+    return cfg, load_train_data(ds, cfg.data, torch_device(backend), cfg.model if gat else None)
 
 
 class GpuetlStages:

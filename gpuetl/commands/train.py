@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         ds = open_dataset(path, b)
         gat = args.model == "train"
-        data = load_train_data(ds, cfg.data, device, graphs=gat, sector=cfg.model.sector if gat else None)
+        data = load_train_data(ds, cfg.data, device, cfg.model if gat else None)
         learner: Callable[[int], Learner]
         if gat:
             from gpuetl.train.loop import GATLearner

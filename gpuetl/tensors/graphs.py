@@ -8,7 +8,9 @@ copy, no host round trip) and a batch of days is their disjoint union.
 Edges carry attributes, one column per relation: `weight` (the correlation graph's shrunk correlation, 0
 where the pair is not an edge of it) and, when added (`with_sector`), `sector` (1 where the source is among
 the `peers` largest codes of the target's 33-sector that day: every sector peer in small sectors). A pair in
-both relations is one edge with both attributes.
+both relations is one edge with both attributes. A relation fitted once for a span of days (`with_fixed`:
+the lead-lag relation a training fold estimates) is one edge list that every day of a batch shares; its
+edges stay apart from the daily ones (a pair may then be two edges, one per kind).
 """
 
 from __future__ import annotations
@@ -41,6 +43,19 @@ class DailyGraphs:
     start: np.ndarray  # (D,) host: first edge of date t
     stop: np.ndarray  # (D,) host: one past its last edge
     n_codes: int
+    fixed: FixedEdges | None = None  # edges of every day, attributes for the relations after attr's columns
+
+    @classmethod
+    def empty(cls, n_days: int, n_codes: int, device: torch.device | str | None = None) -> DailyGraphs:
+        """No daily edges (a dataset without graphs), so that other relations can be added."""
+        none = torch.zeros(0, dtype=torch.int64, device=device)
+        return cls(none, none, torch.zeros((0, 1), device=device), ("weight",), np.zeros(n_days, dtype=np.int64),
+                   np.zeros(n_days, dtype=np.int64), n_codes)
+
+    @property
+    def edge_dim(self) -> int:
+        """Columns of a batch's edge attributes: one per relation and the self-loop flag."""
+        return len(self.relations) + 1
 
     @classmethod
     def from_edges(cls, day: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, attr: torch.Tensor,
@@ -58,15 +73,20 @@ class DailyGraphs:
         node: edge_index (2, E), edge_attr (E, A + 1), the last column flagging the loops. The loops are added
         here rather than by the conv, so no boolean mask syncs the device; `graph=False` keeps only them
         (the graph-free ablation: the same nodes and attributes, no neighbours)."""
-        n, a = self.n_codes, self.attr.shape[1]
+        n, a, own = self.n_codes, len(self.relations), self.attr.shape[1]
         src: list[torch.Tensor] = []
         dst: list[torch.Tensor] = []
         attr: list[torch.Tensor] = []
+        pad = torch.nn.functional.pad
         for b, t in enumerate(days if graph else ()):
             lo, hi = int(self.start[t]), int(self.stop[t])
             src.append(self.src[lo:hi] + b * n)
             dst.append(self.dst[lo:hi] + b * n)
-            attr.append(torch.nn.functional.pad(self.attr[lo:hi], (0, 1)))
+            attr.append(pad(self.attr[lo:hi], (0, a + 1 - own)))
+            if self.fixed is not None:
+                src.append(self.fixed.src + b * n)
+                dst.append(self.fixed.dst + b * n)
+                attr.append(pad(self.fixed.attr, (own, 1)))
         loop = torch.arange(len(days) * n, device=self.src.device)
         flag = self.attr.new_zeros((len(days) * n, a + 1))
         flag[:, a] = 1.0
@@ -76,6 +96,8 @@ class DailyGraphs:
         """These edges plus the sector relation: on day t, an edge j -> i when i and j share a sector (same value of
         `sector`, (D, N), NaN where the code has no row) and j is among the `peers` largest (by `size`, NaN as
         the smallest) codes of that sector other than i."""
+        if self.fixed is not None:
+            raise ValueError("add the sector relation before a fixed relation")
         d, n = sector.shape
         s = torch.nan_to_num(sector.double(), nan=-1.0)
         z = torch.nan_to_num(size.double(), nan=-np.inf)
@@ -101,10 +123,26 @@ class DailyGraphs:
         own = _Edges(self._day_of_edges(), self.src, self.dst, self.attr)
         return own.merge(sector_edges).graphs((*self.relations, "sector"), d, n)
 
+    def with_fixed(self, src: torch.Tensor, dst: torch.Tensor, weight: torch.Tensor, relation: str) -> DailyGraphs:
+        """These edges plus a relation that holds on every day: edges src -> dst with attribute `weight` (E,)."""
+        if self.fixed is not None:
+            raise ValueError(f"these graphs already hold a fixed relation ({self.relations[-1]})")
+        fixed = FixedEdges(src.to(self.src.device), dst.to(self.src.device), weight.to(self.attr).view(-1, 1))
+        return dataclasses.replace(self, relations=(*self.relations, relation), fixed=fixed)
+
     def _day_of_edges(self) -> torch.Tensor:
         """(E,) the date index of each edge."""
         counts = torch.as_tensor(self.stop - self.start, device=self.src.device)
         return torch.repeat_interleave(torch.arange(len(self.start), device=self.src.device), counts)
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedEdges:
+    """Directed edges that hold on every day (src -> dst), with their attribute columns."""
+
+    src: torch.Tensor  # (E,) int64 panel code index
+    dst: torch.Tensor  # (E,) int64
+    attr: torch.Tensor  # (E, R) float32
 
 
 @dataclasses.dataclass(frozen=True)

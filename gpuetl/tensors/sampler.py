@@ -63,7 +63,7 @@ class DaySampler:
     @property
     def edge_dim(self) -> int:
         """Columns of a batch's edge_attr: one per relation and the self-loop flag."""
-        return self.graphs.attr.shape[1] + 1 if self.graphs is not None else 1
+        return self.graphs.edge_dim if self.graphs is not None else 1
 
     def window(self, t: int) -> torch.Tensor:
         """(N, L, F): the last L days of every code at day t; a view of the panel from day L-1 on."""

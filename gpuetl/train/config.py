@@ -13,6 +13,7 @@ from gpuetl.config import ConfigError, load
 
 @dataclasses.dataclass(frozen=True)
 class InputSettings:
+    groups: tuple[str, ...]  # feature groups (metadata features_by_group) the inputs and context come from; () = all
     missing_flags: bool  # feed the <feature>_missing flags beside the normalised values
     graph_features: bool  # feed the graph_* columns of <dataset>/graphs (z-scored per day here)
     context_prefixes: tuple[str, ...]  # day-constant features (market, calendar): per-day context, raw values
@@ -63,6 +64,17 @@ class SectorRelation:
 
 
 @dataclasses.dataclass(frozen=True)
+class LeadLagRelation:
+    """Lead-lag edges estimated on each fold's training days (gpuetl/train/leadlag.py): j -> i when j's return today
+    correlates with i's tomorrow."""
+
+    column: str  # the daily return per (code, day), a raw dataset column (ret_1d)
+    within: str | None  # leaders only among codes with the same value of this column (lst_s33); None: any code
+    peers: int  # leaders kept per code: the largest positive t-statistics
+    min_days: int  # consecutive-day pairs a (leader, follower) pair needs in the training days
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelSettings:
     encoder: Literal["gru", "transformer"]
     window: int  # L, days of history per code
@@ -71,8 +83,10 @@ class ModelSettings:
     gat_layers: int
     heads: int
     dropout: float
+    relation_means: bool  # each relation's weighted mean of the neighbours' last-day inputs joins the encoding
     graph: bool  # false: the graph-free ablation (same model, self-loops only)
     sector: SectorRelation | None  # None: the correlation graph's edges only
+    lead_lag: LeadLagRelation | None  # None: no lead-lag relation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +166,8 @@ def load_gat_config(path: str | Path, overrides: Iterable[str] = ()) -> GatConfi
     m = cfg.model
     if m.window < 1:
         raise ConfigError(f"model.window must be >= 1, got {m.window}")
+    if m.lead_lag is not None and (m.lead_lag.peers < 1 or m.lead_lag.min_days < 2):
+        raise ConfigError(f"model.lead_lag: peers >= 1 and min_days >= 2, got {m.lead_lag.peers}, {m.lead_lag.min_days}")
     if m.hidden % m.heads:
         raise ConfigError(f"model.hidden ({m.hidden}) must be a multiple of model.heads ({m.heads})")
     return cfg

@@ -13,7 +13,8 @@ import torch
 from gpuetl.backend import Backend
 from gpuetl.tensors import DailyGraphs, Dataset, DatasetError, DaySampler, PanelTensors
 from gpuetl.tensors.sampler import eligible_rows
-from gpuetl.train.config import DataSettings, InputSettings, SectorRelation
+from gpuetl.train.config import DataSettings, InputSettings, LeadLagRelation, ModelSettings
+from gpuetl.train.leadlag import lead_lag_edges
 from gpuetl.train.loss import masked_zscore
 from gpuetl.train.splits import Fold, Period
 
@@ -38,8 +39,14 @@ def resolve_label(ds: Dataset, cfg: DataSettings) -> tuple[str, tuple[str, ...]]
 
 def select_inputs(ds: Dataset, cfg: InputSettings) -> tuple[list[str], list[str]]:
     """(per-code input columns, day-constant context columns)."""
-    context = [f for f in ds.features if f.startswith(cfg.context_prefixes)]
-    kept = [f for f in ds.features if f not in context and not f.startswith(cfg.exclude_prefixes)]
+    groups = ds.feature_groups
+    unknown = [g for g in cfg.groups if g not in groups]
+    if unknown:
+        raise DatasetError(f"data.inputs.groups: {ds.path} has no feature group(s) {', '.join(unknown)} "
+                           f"(it has {', '.join(groups)})")
+    features = [f for g in (cfg.groups or groups) for f in groups[g]]
+    context = [f for f in features if f.startswith(cfg.context_prefixes)]
+    kept = [f for f in features if f not in context and not f.startswith(cfg.exclude_prefixes)]
     inputs = [f + ds.suffix for f in kept]
     if cfg.missing_flags:
         inputs += [f + "_missing" for f in kept]
@@ -63,6 +70,7 @@ class TrainData:
     graphs: DailyGraphs | None
     eligible: torch.Tensor  # (D, N) bool: codes that count (a row, and min_history rows so far)
     label_counts: np.ndarray  # (D,) host: codes that count and have the label, per day
+    lead_lag: LeadLagRelation | None = None  # estimated per fold (FoldData.graphs)
 
     @property
     def device(self) -> torch.device:
@@ -81,8 +89,8 @@ class TrainData:
 
     @property
     def edge_dim(self) -> int:
-        """Edge attributes of a batch: one per relation and the self-loop flag."""
-        return self.graphs.attr.shape[1] + 1 if self.graphs is not None else 1
+        """Edge attributes of a batch: one per relation (the lead-lag one included) and the self-loop flag."""
+        return (self.graphs.edge_dim if self.graphs is not None else 1) + (self.lead_lag is not None)
 
     @property
     def label_index(self) -> int:
@@ -117,22 +125,44 @@ class FoldData:
     fold: Fold
     context: torch.Tensor  # (D, C)
 
+    @functools.cached_property
+    def graphs(self) -> DailyGraphs | None:
+        """The daily graphs, plus the lead-lag relation estimated on this fold's training days when configured."""
+        d, rel = self.data, self.data.lead_lag
+        if rel is None:
+            return d.graphs
+        train = slice(self.fold.train.first, self.fold.train.last + 1)
+        group = d.panel.column(rel.within)[train] if rel.within else None
+        src, dst, strength = lead_lag_edges(d.panel.column(rel.column)[train], group, rel.peers, rel.min_days)
+        assert d.graphs is not None  # load_train_data gives a lead-lag relation graphs (empty ones at least)
+        return d.graphs.with_fixed(src, dst, strength, "lead_lag")
+
     def sampler(self, window: int, graph: bool = True) -> DaySampler:
         d = self.data
-        return DaySampler(d.x, d.eligible, d.panel.targets, window, self.context, d.graphs, graph)
+        return DaySampler(d.x, d.eligible, d.panel.targets, window, self.context, self.graphs, graph)
 
 
 def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str | None = None,
-                    graphs: bool = True, sector: SectorRelation | None = None) -> TrainData:
-    """Read the dataset's inputs, context and head targets into one panel on `device` (the backend's by default),
-    with its daily graphs when `graphs` (plus the sector relation when given)."""
+                    model: ModelSettings | None = None) -> TrainData:
+    """Read the dataset's inputs, context and head targets into one panel on `device` (the backend's by default);
+    for a graph model (`model`), also its daily graphs with the sector relation, and the columns each fold's
+    lead-lag relation is estimated from. The graph-free ablation loads them too (the same edge attributes)."""
     label, heads = resolve_label(ds, cfg)
     inputs, context = select_inputs(ds, cfg.inputs)
-    relation = [sector.column, sector.size] if graphs and sector is not None else []
+    sector = model.sector if model is not None else None
+    lead_lag = model.lead_lag if model is not None else None
+    relation = [sector.column, sector.size] if sector is not None else []
     missing = [c for c in relation if c not in ds.features]
     if missing:
         raise DatasetError(f"{ds.path} has no {', '.join(missing)} for the sector relation (model.sector: null "
                            "to use the correlation graph alone)")
+    if lead_lag is not None:
+        lagged = [c for c in (lead_lag.column, lead_lag.within) if c]
+        missing = [c for c in lagged if c not in ds.features]
+        if missing:
+            raise DatasetError(f"{ds.path} has no {', '.join(missing)} for the lead-lag relation (model.lead_lag: "
+                               "null to go without it)")
+        relation += [c for c in lagged if c not in relation]
     panel = ds.panel([*inputs, *context, *relation], device, heads)
     graph_cols = [i for i, c in enumerate(inputs) if c in ds.graph_features]
     if graph_cols:  # raw graph features -> per-day z-scores over the day's codes (the dataset's own are z-scored)
@@ -142,12 +172,16 @@ def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str |
             col.copy_(torch.where(ok, masked_zscore(col, ok), torch.zeros_like(col)))
     eligible = eligible_rows(panel.present, cfg.min_history)
     counts = (eligible & torch.isfinite(panel.targets[:, :, heads.index(label)])).sum(1)
-    daily = ds.graphs(device) if graphs and ds.graphs_metadata else None
+    daily = ds.graphs(device) if model is not None and ds.graphs_metadata else None
+    if daily is None and lead_lag is not None:
+        d, n = panel.present.shape
+        daily = DailyGraphs.empty(d, n, device=panel.present.device)
     if daily is not None and sector is not None:
         daily = daily.with_sector(panel.column(sector.column), panel.column(sector.size), sector.peers)
     return TrainData(backend=ds.backend, panel=panel, inputs=tuple(inputs), context_columns=tuple(context), heads=heads,
                      label=label, graphs=daily, eligible=eligible,
-                     label_counts=counts.cpu().numpy())  # host-ok: D counts, once
+                     label_counts=counts.cpu().numpy(),  # host-ok: D counts, once
+                     lead_lag=lead_lag)
 
 
 def _nanstd(x: torch.Tensor) -> torch.Tensor:

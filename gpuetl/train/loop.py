@@ -97,7 +97,7 @@ class GATLearner:
         torch.manual_seed(seed)
         self.model = GATRanker(len(data.inputs), len(data.context_columns), m.hidden, len(data.heads), m.window,
                                m.encoder, m.encoder_layers, m.gat_layers, m.heads, data.edge_dim,
-                               m.dropout).to(data.device)
+                               m.dropout, m.relation_means).to(data.device)
         self.ema = EMA(self.model, cfg.optim.ema_decay)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.optim.lr,
                                            weight_decay=cfg.optim.weight_decay)

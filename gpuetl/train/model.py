@@ -65,6 +65,29 @@ class TemporalEncoder(nn.Module):
         return self.transformer(h + self.position[-h.shape[1]:])[:, -1]
 
 
+class RelationMeans(nn.Module):
+    r"""Each code's last-day inputs averaged over its in-neighbours, one mean per relation, weighted by that relation's
+    edge attribute, then projected: a fixed-weight (R-GCN style) step that puts the neighbours' latest moves
+    (a leader's return today) straight into the code's encoding, before the attention layers. A code without
+    neighbours in a relation (every code in the graph-free ablation: self-loops carry no relation weight) gets 0.
+
+    Shapes:
+        x_last: (M, F); edge_index: (2, E); edge_attr: (E, A) with the R = A - 1 relations first -> (M, R * F)
+    """
+
+    def __init__(self, relations: int) -> None:
+        super().__init__()
+        self.relations = relations
+
+    def forward(self, x_last: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+        src, dst = edge_index
+        weight = edge_attr[:, : self.relations].to(x_last.dtype).abs()  # (E, R)
+        m, f = x_last.shape
+        total = x_last.new_zeros((m, self.relations)).index_add_(0, dst, weight)
+        summed = x_last.new_zeros((m, self.relations, f)).index_add_(0, dst, weight[:, :, None] * x_last[src][:, None, :])
+        return (summed / total.clamp(min=1e-6)[:, :, None]).reshape(m, -1)
+
+
 class GATRanker(nn.Module):
     r"""Scores every code of a batch of days for each horizon.
 
@@ -83,6 +106,7 @@ class GATRanker(nn.Module):
         gat_layers: GATv2 layers; heads: attention heads per layer.
         edge_dim: A, edge attributes (the relations' weights and the self-loop flag) the attention sees.
         dropout: dropout in the encoder, on the attention coefficients and after each layer.
+        relation_means: add `RelationMeans` of the last day's inputs to the encoding (over A - 1 relations).
 
     Shapes:
         x: (M, L, F); context: (M, C); edge_index: (2, E) with self-loops; edge_attr: (E, A) -> (M, H)
@@ -90,10 +114,13 @@ class GATRanker(nn.Module):
 
     def __init__(self, in_channels: int, context_channels: int, hidden_channels: int, horizons: int, window: int,
                  encoder: str = "gru", encoder_layers: int = 1, gat_layers: int = 2, heads: int = 4,
-                 edge_dim: int = 1, dropout: float = 0.1) -> None:
+                 edge_dim: int = 1, dropout: float = 0.1, relation_means: bool = False) -> None:
         super().__init__()
         self.dropout = dropout
         self.encoder = TemporalEncoder(in_channels, hidden_channels, window, encoder, encoder_layers, heads, dropout)
+        r = edge_dim - 1 if relation_means else 0
+        self.means = RelationMeans(r) if r else None
+        self.means_proj = nn.Linear(in_channels * r, hidden_channels) if r else None
         self.context = nn.Linear(context_channels, hidden_channels) if context_channels else None
         self.convs = nn.ModuleList(
             GATv2Conv(hidden_channels, hidden_channels // heads, heads=heads, edge_dim=edge_dim, add_self_loops=False,
@@ -105,6 +132,8 @@ class GATRanker(nn.Module):
 
     def reset_parameters(self) -> None:
         self.encoder.reset_parameters()
+        if self.means_proj is not None:
+            self.means_proj.reset_parameters()
         if self.context is not None:
             self.context.reset_parameters()
         for module in (*self.convs, *self.norms, self.head):
@@ -112,6 +141,8 @@ class GATRanker(nn.Module):
 
     def forward(self, x: Tensor, context: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
         h = F.dropout(self.encoder(x), self.dropout, self.training)
+        if self.means is not None and self.means_proj is not None:
+            h = h + self.means_proj(self.means(x[:, -1], edge_index, edge_attr))
         if self.context is not None:
             h = h + self.context(context)
         attr = edge_attr.to(h.dtype)
