@@ -45,6 +45,7 @@ _Loader.yaml_implicit_resolvers = {
 
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")  # exponent floats YAML 1.1 leaves as text
 
+
 def check_date(value: str, path: str) -> None:
     try:
         datetime.date.fromisoformat(value)
