@@ -196,8 +196,9 @@ def test_no_host_copy_from_the_dataset_to_the_training_step(tmp_path: Path, gpu_
     from tests.support.train import TINY_TRAIN
 
     ds = open_dataset(write_tiny_dataset(tmp_path / "ds"), gpu_backend)
-    cfg = load_gat_config("configs/train/gat.yaml", TINY_TRAIN)
-    data = load_train_data(ds, cfg.data, model=cfg.model)
+    cfg = load_gat_config("configs/train/gat.yaml", [*TINY_TRAIN, "model.relation_means=true",
+                                                     "model.lead_lag={column: ret_1d, within: null, peers: 3, min_days: 50}"])
+    data = load_train_data(ds, cfg.data, model=cfg.model)  # with the lead-lag edges and relation means
     assert data.device.type == "cuda"
     assert data.panel.values.data_ptr() == data.panel.arrays["values"].data.ptr
     assert data.panel.targets.data_ptr() == data.panel.arrays["targets"].data.ptr
