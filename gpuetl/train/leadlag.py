@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from gpuetl.train.loss import masked_zscore
+
 
 def lead_lag_edges(returns: torch.Tensor, group: torch.Tensor | None, peers: int,
                    min_days: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -30,15 +32,15 @@ def lead_lag_edges(returns: torch.Tensor, group: torch.Tensor | None, peers: int
         group is its last finite value) -> src (E,), dst (E,) int64, strength (E,) float32 (the t-statistic)
     """
     t, n = returns.shape
+    k = min(peers, n - 1)
+    if k < 1 or t < 2:
+        none = torch.zeros(0, dtype=torch.int64, device=returns.device)
+        return none, none, torch.zeros(0, device=returns.device)
     r = returns.double()
     ok = torch.isfinite(r)
     r0 = torch.where(ok, r, torch.zeros_like(r))
     day_mean = r0.sum(1, keepdim=True) / ok.sum(1, keepdim=True).clamp(min=1)
-    x = torch.where(ok, r - day_mean, torch.zeros_like(r))
-    rows = ok.sum(0).clamp(min=1)
-    mean = x.sum(0) / rows
-    std = torch.sqrt(torch.where(ok, (x - mean) ** 2, torch.zeros_like(x)).sum(0) / rows)
-    z = torch.where(ok & (std > 0), (x - mean) / torch.where(std > 0, std, torch.ones_like(std)), torch.zeros_like(x))
+    z = masked_zscore(torch.where(ok, r - day_mean, torch.zeros_like(r)), ok, dim=0)  # per code, over the days
     v = ok.double()
     pairs = v[1:].T @ v[:-1]  # [i, j]: days with j on t and i on t + 1
     score = (z[1:].T @ z[:-1]) / pairs.clamp(min=1) * pairs.sqrt()
@@ -47,10 +49,6 @@ def lead_lag_edges(returns: torch.Tensor, group: torch.Tensor | None, peers: int
     if group is not None:
         g = _last_finite(group)
         candidate &= (g[:, None] == g[None, :]) & torch.isfinite(g)[:, None]
-    k = min(peers, n - 1)
-    if k < 1 or t < 2:
-        none = torch.zeros(0, dtype=torch.int64, device=r.device)
-        return none, none, torch.zeros(0, device=r.device)
     top = torch.topk(torch.where(candidate, score, torch.full_like(score, -torch.inf)), k, dim=1)
     keep = torch.isfinite(top.values)
     follower = torch.arange(n, device=r.device)[:, None].expand_as(top.indices)
