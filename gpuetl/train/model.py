@@ -84,8 +84,9 @@ class RelationMeans(nn.Module):
         weight = edge_attr[:, : self.relations].to(x_last.dtype).abs()  # (E, R)
         m, f = x_last.shape
         total = x_last.new_zeros((m, self.relations)).index_add_(0, dst, weight)
-        summed = x_last.new_zeros((m, self.relations, f)).index_add_(0, dst, weight[:, :, None] * x_last[src][:, None, :])
-        return (summed / total.clamp(min=1e-6)[:, :, None]).reshape(m, -1)
+        source = x_last[src]  # (E, F), gathered once; one (E, F) product per relation, never an (E, R, F) one
+        summed = [x_last.new_zeros((m, f)).index_add_(0, dst, source * weight[:, r, None]) for r in range(self.relations)]
+        return torch.cat(summed, dim=1) / total.clamp(min=1e-6).repeat_interleave(f, dim=1)
 
 
 class GATRanker(nn.Module):
