@@ -93,11 +93,10 @@ def fit(v: Variant, ds: Path, root: Path, threads: int) -> dict:
     return json.loads(metrics.read_text())
 
 
-def daily(metrics: dict) -> pd.Series:
-    """The run's daily test RankIC, by date."""
+def daily(metrics: dict, key: str = "rank_ic") -> pd.Series:
+    """The run's daily test series (RankIC, or the JPX portfolio `spread`), by date."""
     d = metrics["daily"]
-    return pd.Series([np.nan if v is None else v for v in d["rank_ic"]], index=pd.to_datetime(d["dates"]),
-                     dtype=float)
+    return pd.Series([np.nan if v is None else v for v in d[key]], index=pd.to_datetime(d["dates"]), dtype=float)
 
 
 def t_stat(x: pd.Series) -> float:
@@ -106,17 +105,19 @@ def t_stat(x: pd.Series) -> float:
 
 
 def report(results: dict[int, dict[str, dict]], vs: list[Variant]) -> str:
-    """Markdown: per seed and pooled mean test RankIC (t), mean validation RankIC, paired differences."""
+    """Markdown: per seed and pooled mean test RankIC (t), the pooled JPX score (mean / std of the daily
+    spread), mean validation RankIC; then the paired daily RankIC differences."""
     names = [v.name for v in vs]
-    lines = ["| model | " + " | ".join(f"seed {s}" for s in results) + " | pooled (t) | validation |",
-             "|---|" + "---:|" * (len(results) + 2)]
+    lines = ["| model | " + " | ".join(f"seed {s}" for s in results) + " | pooled (t) | JPX score | validation |",
+             "|---|" + "---:|" * (len(results) + 3)]
     for n in names:
         per = [daily(results[s][n]) for s in results]
         pooled = pd.concat(per, ignore_index=True)
         valid = np.nanmean([f.get("best_valid_rank_ic") or np.nan for s in results for f in results[s][n]["folds"]])
+        spread = pd.concat([daily(results[s][n], "spread") for s in results], ignore_index=True).dropna()
         cells = [f"{p.mean():+.4f}" for p in per]
         lines.append(f"| {n} | " + " | ".join(cells) + f" | {pooled.mean():+.4f} ({t_stat(pooled):+.2f}) | "
-                     f"{valid:.4f} |")
+                     f"{spread.mean() / spread.std(ddof=1):+.3f} | {valid:.4f} |")
     lines += ["", "Paired daily differences (same markets, same test days):", "",
               "| comparison | " + " | ".join(f"seed {s}" for s in results) + " | pooled (t) | seeds ahead |",
               "|---|" + "---:|" * (len(results) + 2)]
