@@ -130,7 +130,7 @@ def test_train_with_the_lead_lag_relation_and_relation_means(dataset: Path, tmp_
 def test_commands_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("train", tmp_path / "none", tmp_path / "out", []) == 1
     assert "no dataset" in capsys.readouterr().err
-    assert run("baseline", tmp_path, tmp_path / "out", ["splits.embargo_days=3"]) == 2
+    assert run("baseline", tmp_path, tmp_path / "out", ["data.horizons=[1, 5]", "splits.embargo_days=3"]) == 2
     assert "longest horizon" in capsys.readouterr().err
 
 
