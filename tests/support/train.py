@@ -92,8 +92,8 @@ def write_tiny_dataset(root: Path, codes: int = 24, start: str = "2021-01-04", e
 
 
 # the train config overrides that make the tiny dataset's run take seconds
-TINY_DATA = ["data.horizons=[1, 2]", "data.inputs.groups=[]", "data.min_history=5", "splits.test_years=1", "splits.min_train_days=40",
-             "splits.valid_days=40", "splits.embargo_days=2", "run.threads=1"]
+TINY_DATA = ["data.horizons=[1, 2]", "data.inputs.groups=[]", "data.min_history=5", "splits.test_years=1",
+             "splits.min_train_days=40", "splits.valid_days=40", "splits.embargo_days=2", "run.threads=1"]
 TINY_TRAIN = [*TINY_DATA, "model.window=5", "model.hidden=16", "model.heads=2", "model.gat_layers=1",
               "model.dropout=0.0", "optim.max_epochs=6", "optim.patience=6", "optim.days_per_batch=8",
               "optim.days_per_epoch=96", "optim.lr=3.0e-3", "optim.weight_decay=1.0e-3", "model.relation_means=false",
