@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gpuetl.train.metrics import information_ratio, summarize
+
 #: The inputs and label all three models share (data.* must be equal between the GAT and XGBoost configs).
 SHARED = ("data.inputs.groups=[returns,sector]", "data.horizons=[1]")
 
@@ -93,15 +95,18 @@ def fit(v: Variant, ds: Path, root: Path, threads: int) -> dict:
     return json.loads(metrics.read_text())
 
 
-def daily(metrics: dict, key: str = "rank_ic") -> pd.Series:
-    """The run's daily test series (RankIC, or the JPX portfolio `spread`), by date."""
+def daily(metrics: dict) -> pd.Series:
+    """The run's daily test RankIC, by date (for the paired differences)."""
     d = metrics["daily"]
-    return pd.Series([np.nan if v is None else v for v in d[key]], index=pd.to_datetime(d["dates"]), dtype=float)
+    return pd.Series([np.nan if v is None else v for v in d["rank_ic"]], index=pd.to_datetime(d["dates"]),
+                     dtype=float)
 
 
-def t_stat(x: pd.Series) -> float:
-    x = x.dropna()
-    return float(x.mean() / x.std(ddof=1) * np.sqrt(len(x))) if len(x) > 1 else float("nan")
+def pooled(runs: list[dict]) -> dict[str, float]:
+    """The metrics' own summaries (`summarize`) of the runs' daily series laid end to end."""
+    keys = ("ic", "rank_ic", "hit_rate", "spread", "long_short")
+    return summarize({k: np.array([np.nan if v is None else v for m in runs for v in m["daily"][k]], dtype=float)
+                      for k in keys})
 
 
 def report(results: dict[int, dict[str, dict]], vs: list[Variant]) -> str:
@@ -111,23 +116,23 @@ def report(results: dict[int, dict[str, dict]], vs: list[Variant]) -> str:
     lines = ["| model | " + " | ".join(f"seed {s}" for s in results) + " | pooled (t) | JPX score | validation |",
              "|---|" + "---:|" * (len(results) + 3)]
     for n in names:
-        per = [daily(results[s][n]) for s in results]
-        pooled = pd.concat(per, ignore_index=True)
-        valid = np.nanmean([f.get("best_valid_rank_ic") or np.nan for s in results for f in results[s][n]["folds"]])
-        spread = pd.concat([daily(results[s][n], "spread") for s in results], ignore_index=True).dropna()
-        cells = [f"{p.mean():+.4f}" for p in per]
-        lines.append(f"| {n} | " + " | ".join(cells) + f" | {pooled.mean():+.4f} ({t_stat(pooled):+.2f}) | "
-                     f"{spread.mean() / spread.std(ddof=1):+.3f} | {valid:.4f} |")
+        runs = [results[s][n] for s in results]
+        p = pooled(runs)
+        valid = np.nanmean([f.get("best_valid_rank_ic") or np.nan for m in runs for f in m["folds"]])
+        cells = [f"{m['overall']['rank_ic']:+.4f}" for m in runs]
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {p['rank_ic']:+.4f} ({p['rank_ic_t']:+.2f}) | "
+                     f"{p['jpx_score']:+.3f} | {valid:.4f} |")
     lines += ["", "Paired daily differences (same markets, same test days):", "",
               "| comparison | " + " | ".join(f"seed {s}" for s in results) + " | pooled (t) | seeds ahead |",
               "|---|" + "---:|" * (len(results) + 2)]
     for v in vs:
         for other in v.against:
             diffs = [(daily(results[s][v.name]) - daily(results[s][other])).dropna() for s in results]
-            pooled = pd.concat(diffs, ignore_index=True)
+            both = np.concatenate([d.to_numpy() for d in diffs])
+            t = information_ratio(both) * np.sqrt(len(both))
             ahead = sum(d.mean() > 0 for d in diffs)
             lines.append(f"| {v.name} - {other} | " + " | ".join(f"{d.mean():+.4f}" for d in diffs)
-                         + f" | {pooled.mean():+.4f} ({t_stat(pooled):+.2f}) | {ahead} of {len(diffs)} |")
+                         + f" | {both.mean():+.4f} ({t:+.2f}) | {ahead} of {len(diffs)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -102,6 +102,12 @@ def jpx_spread(pred: torch.Tensor, label: torch.Tensor, mask: torch.Tensor,
     return torch.where(size > 0, spread, float("nan")), size
 
 
+def information_ratio(v: np.ndarray) -> float:
+    """mean / std (ddof 1) of finite daily values: ICIR, or the JPX score of daily spreads (NaN without spread)."""
+    sd = v.std(ddof=1) if len(v) > 1 else 0.0
+    return float(v.mean() / sd) if sd > 0 else math.nan
+
+
 def summarize(daily: Mapping[str, np.ndarray]) -> dict[str, float]:
     """Host summaries of daily metrics (NaN days skipped): means, ICIR, t-stats, JPX score, long-short return."""
 
@@ -109,10 +115,7 @@ def summarize(daily: Mapping[str, np.ndarray]) -> dict[str, float]:
         v = np.asarray(daily[name], dtype=np.float64)
         return v[np.isfinite(v)]
 
-    def ratio(v: np.ndarray) -> float:
-        sd = v.std(ddof=1) if len(v) > 1 else 0.0
-        return float(v.mean() / sd) if sd > 0 else math.nan
-
+    ratio = information_ratio
     ic, ric, spread, ls = clean("ic"), clean("rank_ic"), clean("spread"), clean("long_short")
     mean = lambda v: float(v.mean()) if len(v) else math.nan  # noqa: E731
     return {
