@@ -6,20 +6,28 @@ panel columns), its outputs (given its parameters), how they are stored (dtype),
 history before the first valid value: the build's warm-up is the longest one), the normalisation of each output
 (`NORMALIZATIONS`) and its axis (`AXES`: what one output value depends on, which is what lets a scheduler split
 the work by code or by day). The build, the dataset config checks, metadata.json, the graph stage and the tests
-read these declarations; `run` holds every op to what it declares.
+read these declarations; `run` holds every op to what it declares. A feature op's signature declares its
+parameters' types and bounds (`windows: Annotated[Sequence[Days], SOME]`), which the dataset config checks at load.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from gpuetl.config import Items, Range
 
 Stage = Literal["enrich", "feature", "graph"]
 Axis = Literal["code", "day", "market"]
 Normalization = Literal["cross_section", "time_series", "raw"]
 NormalizeRule = Normalization | Callable[[str], Normalization]  # one kind, or the kind of each output name
 Params = Any  # a mapping of keyword parameters (feature ops) or a config object (the graph op)
+
+# The bounds of feature op parameters, read from their signatures by the dataset config's checks:
+Days = Annotated[int, Range(min=1)]  # business days (a code's rows): a window, period, horizon or lag
+Days2 = Annotated[int, Range(min=2)]  # ... of a statistic that needs two values: a standard deviation, a regression
+SOME = Items(min=1)  # a list of windows or horizons holds one at least (the op's lookback is their largest)
 
 NORMALIZATIONS: dict[str, str] = {
     "cross_section": "the day's winsorised z-score (or rank-gauss) across codes: features that differ by stock",

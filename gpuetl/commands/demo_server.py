@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import typing
 from typing import Any
 
-from gpuetl.config import DemoSettings, Settings, check_date
+from gpuetl.config import DemoSettings, Settings, check_date, check_span, coerce
 from gpuetl.fake.options import FakeOptions, parse_faults
 from gpuetl.jquants import spec
 
@@ -37,12 +38,24 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def demo_settings(args: argparse.Namespace, demo: DemoSettings) -> DemoSettings:
-    """The `demo:` settings with the command-line flags applied."""
+    """The `demo:` settings with the command-line flags applied, each checked against its setting's type and bounds
+    (a ConfigError naming the flag: `--port: must be in [0, 65535], got 70000`)."""
     names = ("host", "port", "api_key", "codes", "start", "end", "seed", "plan", "page_size")
-    changes: dict[str, Any] = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    hints = typing.get_type_hints(DemoSettings, include_extras=True)
+    changes: dict[str, Any] = {n: coerce(hints[n], getattr(args, n), _flag(n))
+                               for n in names if getattr(args, n, None) is not None}
     if args.faults:
-        changes["faults"] = dataclasses.replace(demo.faults, **parse_faults(args.faults))
-    return dataclasses.replace(demo, **changes)
+        changes["faults"] = dataclasses.replace(demo.faults, **parse_faults(args.faults))  # checks the rates
+    out = dataclasses.replace(demo, **changes)
+    start, end = (_flag(n) if n in changes else f"demo.{n}" for n in ("start", "end"))
+    check_date(out.start, start)
+    check_date(out.end, end)
+    check_span(out.start, out.end, start, end)
+    return out
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -51,8 +64,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         demo = demo_settings(args, settings.demo)
-        check_date(demo.start, "--start")
-        check_date(demo.end, "--end")
         options = FakeOptions.from_demo(demo, extra_keys=args.extra_keys)
         config = MarketConfig(codes=demo.codes, start=demo.start, end=demo.end, seed=demo.seed)
     except ValueError as err:  # ConfigError too

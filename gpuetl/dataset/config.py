@@ -1,6 +1,7 @@
 """The dataset config (configs/dataset/*.yaml): the enrichment groups, an ordered list of feature ops with
 their parameters, the targets, the normalisation, and the span to build. Ops and their parameters are
-checked against the op registry (gpuetl.ops) at load time, so a typo fails before any data is read."""
+checked against the op registry (gpuetl.ops) at load time: names, types and the bounds each op's signature
+declares (`windows: Annotated[Sequence[Days], SOME]`), so a typo or a zero window fails before any data is read."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import inspect
 import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from gpuetl import (
     features,  # noqa: F401  (registers every feature)
     ops,
 )
-from gpuetl.config import ConfigError, coerce, load
+from gpuetl.config import ConfigError, Count, Items, Positive, Range, coerce, load
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +27,7 @@ class FeatureOp:
 
 @dataclasses.dataclass(frozen=True)
 class TargetSettings:
-    horizons: tuple[int, ...]
+    horizons: Annotated[tuple[ops.Days, ...], Items(min=1, unique=True)]  # business days ahead, one set of targets each
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,10 +35,12 @@ class NormalizeSettings:
     """How `<feature><suffix>` is made; each feature declares its kind (gpuetl.features.normalize)."""
 
     method: Literal["zscore", "rankgauss", "none"]  # for `cross_section` features (per day across codes)
-    clip: float  # winsorise z-scores at +-clip
+    clip: Positive  # winsorise z-scores at +-clip
     suffix: str  # normalised columns are written beside the raw ones as <feature><suffix>
-    ts_window: int  # `time_series` features: trailing business days their z-score is fitted on
-    ts_min_periods: int  # ... and the fewest days it needs (part of the build's warm-up)
+    # `time_series` features: the trailing business days their z-score is fitted on (a spread needs two), and the
+    # fewest of them it needs (part of the build's warm-up), at most ts_window
+    ts_window: Annotated[int, Range(min=2)]
+    ts_min_periods: Count
 
 
 Switch = bool | Literal["auto"]
@@ -75,25 +78,49 @@ class DatasetConfig:
         return [(f.op, _tuples(f.params)) for f in self.features]
 
 
-def load_dataset_config(path: str | Path, overrides: Iterable[str] = ()) -> DatasetConfig:
-    cfg = load(DatasetConfig, path, overrides)
+def load_dataset_config(path: str | Path, overrides: Iterable[str] = (), flag: str = "--config-set") -> DatasetConfig:
+    """The dataset config at `path` with `flag`'s overrides, its feature ops checked against the registry."""
+    return load(DatasetConfig, path, overrides, flag, check_dataset)
+
+
+def check_dataset(cfg: DatasetConfig) -> None:
+    """Rules across fields and against the op registry; errors name the key (features[i] (op).params.name)."""
+    norm = cfg.normalize
+    if norm.ts_min_periods > norm.ts_window:
+        raise ConfigError(f"normalize.ts_min_periods: {norm.ts_min_periods} is more than normalize.ts_window "
+                          f"{norm.ts_window}; choose at most the window", "normalize.ts_min_periods",
+                          "normalize.ts_window")
+    made: dict[str, str] = {}  # column -> the op that makes it
     for i, (op, params) in enumerate(cfg.feature_params()):
-        try:
-            spec = ops.get(op, "feature")
-        except KeyError as err:
-            raise ConfigError(f"features[{i}].op: {err.args[0]}") from None
-        names = list(inspect.signature(spec.fn).parameters)[1:]
-        unknown = sorted(set(params) - set(names))
-        try:
-            if unknown:
-                raise TypeError(f"unknown parameter(s) {', '.join(unknown)}")
-            inspect.signature(spec.fn).bind(None, **params)
-        except TypeError as err:
-            raise ConfigError(f"features[{i}] ({op}): {err}; parameters: {', '.join(names) or '(none)'}") from None
-        hints = typing.get_type_hints(spec.fn)
-        for name, value in params.items():
-            coerce(hints.get(name, Any), value, f"features[{i}].params.{name}")
-    return cfg
+        _check_op(i, op, params)
+        where = f"features[{i}] ({op})"
+        for column in ops.get(op).outputs(params):
+            if column in made:
+                again = ("twice (a value repeats in its params)" if made[column] == where
+                         else f"already by {made[column]}")
+                raise ConfigError(f"{where}: column {column} is made {again}; drop the repeat", f"features[{i}]")
+            made[column] = where
+
+
+def _check_op(i: int, op: str, params: dict[str, Any]) -> None:
+    """Op `op` exists, takes exactly `params`, and each value fits its parameter's type and bounds."""
+    key = f"features[{i}]"
+    try:
+        spec = ops.get(op, "feature")
+    except KeyError as err:
+        raise ConfigError(f"{key}.op: {err.args[0]}", f"{key}.op") from None
+    signature = inspect.signature(spec.fn)
+    names = list(signature.parameters)[1:]
+    unknown = sorted(set(params) - set(names))
+    try:
+        if unknown:
+            raise TypeError(f"unknown parameter(s) {', '.join(unknown)}")
+        signature.bind(None, **params)
+    except TypeError as err:
+        raise ConfigError(f"{key} ({op}): {err}; parameters: {', '.join(names) or '(none)'}", key) from None
+    hints = typing.get_type_hints(spec.fn, include_extras=True)
+    for name, value in params.items():
+        coerce(hints.get(name, Any), value, f"{key} ({op}).params.{name}")
 
 
 def _tuples(value: Any) -> Any:

@@ -18,6 +18,7 @@ holds at most `build.partition_rows` rows, a year one year of rows.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.config import ConfigError
 from gpuetl.dataset.config import DatasetConfig
-from gpuetl.dates import civil_from_days, day_of
+from gpuetl.dates import EPOCH, civil_from_days, day_of
 from gpuetl.enrich import plan as enrich_plan
 from gpuetl.lake.manifest import Manifest
 from gpuetl.lake.reader import read_raw
@@ -136,12 +137,14 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
 
     keys = read_raw(backend, manifest, "bars_daily", ["Code", "Date"], BuildError)
     days = backend.days(keys["Date"])
-    xp = backend.xp
+    lake_dates = backend.to_host(backend.xp.unique(days))  # host-ok: the plan's few thousand dates
+    if len(lake_dates) == 0:
+        raise BuildError(f"no daily bars in the lake at {lake}: fetch bars_daily first")
+    check_lake_span(cfg, lake_dates)
+    all_dates = lake_dates
     if cfg.end:
         keys, days = _rows(keys, days, days <= day_of(cfg.end))
-    all_dates = backend.to_host(xp.unique(days))  # host-ok: the plan's few thousand dates
-    if len(all_dates) == 0:
-        raise BuildError(f"no daily bars in the lake up to {cfg.end}")
+        all_dates = lake_dates[lake_dates <= day_of(cfg.end)]
     if cfg.start:
         first_day = day_of(cfg.start)
         at = int(np.searchsorted(all_dates, first_day))
@@ -154,8 +157,8 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
                              f"warm-up the features need: fetch more history, or set start (--config-set start=...)")
         at = warmup
         first_day = int(all_dates[at])
-    if at >= len(all_dates):
-        raise BuildError(f"no daily bars in the lake between {cfg.start} and {cfg.end}")
+    if at >= len(all_dates):  # check_lake_span rules this out
+        raise BuildError(f"no daily bars in the lake from start {cfg.start} to end {cfg.end or 'its last day'}")
     read_from = int(all_dates[max(at - warmup, 0)])
     spill_from = int(all_dates[max(at - overlap, 0)])
     keys, days = _rows(keys, days, days >= read_from)
@@ -166,6 +169,27 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
     return BuildPlan(cfg, lake, all_dates[all_dates >= read_from], first_day, read_from, spill_from, warmup,
                      overlap, parts, tuple(enrich_ops), status, steps, kinds, groups, tuple(target_names),
                      day_inputs, later)
+
+
+def check_lake_span(cfg: DatasetConfig, lake_dates: np.ndarray) -> None:
+    """`start` and `end` against the lake's trading days (sorted int64 days): a span outside them is a wrong date,
+    a config error (exit 2) that says which date to move and where to, not an empty build."""
+    first, last = int(lake_dates[0]), int(lake_dates[-1])
+    if cfg.start and day_of(cfg.start) > last:
+        raise ConfigError(f"start: {cfg.start} is after the lake's last trading day {_iso(last)}; choose a start on or "
+                          "before it, or fetch later data", "start")
+    if cfg.end and day_of(cfg.end) < first:
+        raise ConfigError(f"end: {cfg.end} is before the lake's first trading day {_iso(first)}; choose an end on or "
+                          "after it, or fetch earlier data", "end")
+    if cfg.start and cfg.end:
+        inside = (lake_dates >= day_of(cfg.start)) & (lake_dates <= day_of(cfg.end))
+        if not inside.any():
+            raise ConfigError(f"start, end: the lake has no trading day from {cfg.start} to {cfg.end}; widen the span",
+                              "start", "end")
+
+
+def _iso(day: int) -> str:
+    return (EPOCH + dt.timedelta(days=day)).isoformat()
 
 
 def _check_axes(steps: tuple[tuple[str, dict[str, Any]], ...], cfg: DatasetConfig) -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from gpuetl.dates import civil_from_days, days_from_civil
 from gpuetl.features.panel import Panel
-from gpuetl.ops import feature
+from gpuetl.ops import SOME, Days, feature
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,6 @@ def calendar(panel: Panel) -> Mapping[str, Any]:
 @feature("maturity", group="calendar", inputs=(),
          outputs=lambda p: tuple(f"mature_{n}d" for n in p["windows"]), lookback=lambda p: 0,
          normalize="raw")
-def maturity(panel: Panel, windows: tuple[int, ...]) -> Mapping[str, Any]:
+def maturity(panel: Panel, windows: Annotated[tuple[Days, ...], SOME]) -> Mapping[str, Any]:
     """1 where the code has at least n rows of history before today (enough for an n-day window), else 0."""
     return {f"mature_{n}d": (panel.position >= n).astype(panel.xp.float64) for n in windows}

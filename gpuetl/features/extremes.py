@@ -15,10 +15,10 @@ log2(n) passes over the panel), never a loop over rows.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from gpuetl.features.panel import Panel
-from gpuetl.ops import feature
+from gpuetl.ops import SOME, Days, feature
 
 
 def _distance_outputs(p: Mapping[str, Any]) -> tuple[str, ...]:
@@ -27,7 +27,7 @@ def _distance_outputs(p: Mapping[str, Any]) -> tuple[str, ...]:
 
 @feature("high_low_distance", group="range", inputs=("high", "low", "close"), outputs=_distance_outputs,
          lookback=lambda p: max(p["windows"]) - 1)
-def high_low_distance(panel: Panel, windows: Sequence[int]) -> Mapping[str, Any]:
+def high_low_distance(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Close relative to the highest high (<= 0) and to the lowest low (>= 0) of each window, minus 1."""
     close = panel["close"]
     out = {f"dist_high_{n}d": close / panel.rolling(panel["high"], n, "max") - 1.0 for n in windows}
@@ -74,7 +74,7 @@ def _days_since_outputs(p: Mapping[str, Any]) -> tuple[str, ...]:
 
 @feature("days_since_extreme", group="range", inputs=("high", "low"), outputs=_days_since_outputs,
          lookback=lambda p: max(p["windows"]) - 1)
-def days_since_extreme(panel: Panel, windows: Sequence[int]) -> Mapping[str, Any]:
+def days_since_extreme(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Rows since the window's highest high and lowest low were last reached (0 = today; ties: the latest)."""
     xp = panel.xp
     today = xp.arange(panel.n, dtype=xp.float64)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from gpuetl.features.panel import Panel
 from gpuetl.features.price import TRADING_DAYS
-from gpuetl.ops import feature
+from gpuetl.ops import SOME, Days, Days2, feature
 
 
 def _series_pct_change(xp: Any, x: Any, k: int) -> Any:
@@ -23,7 +23,7 @@ def _series_pct_change(xp: Any, x: Any, k: int) -> Any:
                             f"mkt_trend_{p['trend_window']}d"),
          lookback=lambda p: max(*p["horizons"], p["vol_window"] + 1, p["trend_window"]), normalize="time_series",
          axis="market")
-def market(panel: Panel, horizons: tuple[int, ...], vol_window: int, trend_window: int) -> Mapping[str, Any]:
+def market(panel: Panel, horizons: Annotated[tuple[Days, ...], SOME], vol_window: Days2, trend_window: Days) -> Mapping[str, Any]:
     """TOPIX returns, realized vol and trend (close over its SMA), the same for every stock that day."""
     xp = panel.xp
     b = panel.backend
@@ -40,7 +40,7 @@ def market(panel: Panel, horizons: tuple[int, ...], vol_window: int, trend_windo
 @feature("beta", group="market", inputs=("close", "mkt_close"),
          outputs=lambda p: tuple(f"{s}_{n}d" for n in p["windows"] for s in ("beta", "alpha", "idio_vol", "mkt_corr")),
          lookback=lambda p: max(p["windows"]) + 1)
-def beta(panel: Panel, windows: tuple[int, ...]) -> Mapping[str, Any]:
+def beta(panel: Panel, windows: Annotated[tuple[Days2, ...], SOME]) -> Mapping[str, Any]:
     """Rolling OLS of the stock's daily return on TOPIX's: beta, daily alpha, annualised residual vol, corr."""
     xp = panel.xp
     r = panel.pct_change(panel["close"], 1)

@@ -14,11 +14,11 @@ to pandas references.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from gpuetl.features.panel import Panel
 from gpuetl.features.smoothing import first_valid, seeded_ewm, wilder
-from gpuetl.ops import feature
+from gpuetl.ops import SOME, Days, Days2, feature
 
 TA_EPSILON = 1e-8  # TA-Lib's TA_IS_ZERO: |v| < 1e-8 counts as zero (absolute, in the value's units)
 
@@ -49,7 +49,7 @@ def _safe(xp: Any, ok: Any, den: Any) -> Any:
 
 @feature("rsi", group="momentum", inputs=("close",), outputs=lambda p: tuple(f"rsi{n}" for n in p["periods"]),
          lookback=lambda p: max(p["periods"]))
-def rsi(panel: Panel, periods: Sequence[int]) -> Mapping[str, Any]:
+def rsi(panel: Panel, periods: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Relative strength index (TA-Lib RSI: Wilder-smoothed gains and losses, 0..100)."""
     xp = panel.xp
     close = panel["close"]
@@ -67,7 +67,7 @@ def rsi(panel: Panel, periods: Sequence[int]) -> Mapping[str, Any]:
 
 @feature("macd", group="momentum", inputs=("close",), outputs=lambda p: ("macd", "macd_signal", "macd_hist"),
          lookback=lambda p: max(p["fast"], p["slow"]) + p["signal"] - 2)
-def macd(panel: Panel, fast: int, slow: int, signal: int) -> Mapping[str, Any]:
+def macd(panel: Panel, fast: Days, slow: Days, signal: Days) -> Mapping[str, Any]:
     """MACD line, signal and histogram (TA-Lib MACD), each divided by the close to be scale-free."""
     xp = panel.xp
     close = panel["close"]
@@ -92,7 +92,7 @@ def _high_low(panel: Panel, n: int) -> tuple[Any, Any, Any]:
 
 @feature("stoch", group="momentum", inputs=("high", "low", "close"), outputs=lambda p: ("stoch_k", "stoch_d"),
          lookback=lambda p: p["fastk"] + p["slowk"] + p["slowd"] - 3)
-def stoch(panel: Panel, fastk: int, slowk: int, slowd: int) -> Mapping[str, Any]:
+def stoch(panel: Panel, fastk: Days, slowk: Days, slowd: Days) -> Mapping[str, Any]:
     """Slow stochastics %K and %D (TA-Lib STOCH with SMA smoothing, 0..100)."""
     xp = panel.xp
     _highest, lowest, span = _high_low(panel, fastk)
@@ -106,7 +106,7 @@ def stoch(panel: Panel, fastk: int, slowk: int, slowd: int) -> Mapping[str, Any]
 
 @feature("willr", group="momentum", inputs=("high", "low", "close"),
          outputs=lambda p: tuple(f"willr{n}" for n in p["periods"]), lookback=lambda p: max(p["periods"]) - 1)
-def willr(panel: Panel, periods: Sequence[int]) -> Mapping[str, Any]:
+def willr(panel: Panel, periods: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Williams %R (TA-Lib WILLR): where the close sits below the window's high, -100..0."""
     xp = panel.xp
     out = {}
@@ -120,14 +120,14 @@ def willr(panel: Panel, periods: Sequence[int]) -> Mapping[str, Any]:
 
 @feature("roc", group="momentum", inputs=("close",), outputs=lambda p: tuple(f"roc{n}" for n in p["periods"]),
          lookback=lambda p: max(p["periods"]))
-def roc(panel: Panel, periods: Sequence[int]) -> Mapping[str, Any]:
+def roc(panel: Panel, periods: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Rate of change in percent (TA-Lib ROC: (close / close n days ago - 1) * 100)."""
     return {f"roc{n}": (panel["close"] / panel.shift(panel["close"], n) - 1.0) * 100.0 for n in periods}
 
 
 @feature("cci", group="momentum", inputs=("high", "low", "close"),
          outputs=lambda p: tuple(f"cci{n}" for n in p["periods"]), lookback=lambda p: max(p["periods"]) - 1)
-def cci(panel: Panel, periods: Sequence[int]) -> Mapping[str, Any]:
+def cci(panel: Panel, periods: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Commodity channel index (TA-Lib CCI): typical price minus its mean, over 0.015 x mean absolute deviation."""
     xp = panel.xp
     typical = (panel["high"] + panel["low"] + panel["close"]) / 3.0
@@ -146,7 +146,7 @@ def cci(panel: Panel, periods: Sequence[int]) -> Mapping[str, Any]:
 @feature("adx", group="momentum", inputs=("high", "low", "close"),
          outputs=lambda p: (f"adx{p['period']}", f"plus_di{p['period']}", f"minus_di{p['period']}"),
          lookback=lambda p: 2 * p["period"] - 1)
-def adx(panel: Panel, period: int) -> Mapping[str, Any]:
+def adx(panel: Panel, period: Days2) -> Mapping[str, Any]:
     """Average directional index and +DI / -DI (TA-Lib ADX, PLUS_DI, MINUS_DI; Wilder's smoothing, 0..100)."""
     xp = panel.xp
     n = period

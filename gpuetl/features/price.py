@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from gpuetl.features.panel import Panel
 from gpuetl.features.smoothing import seeded_ewm
-from gpuetl.ops import Normalization, feature
+from gpuetl.ops import SOME, Days, Days2, Normalization, feature
 
 TRADING_DAYS = 252
 
@@ -24,7 +24,7 @@ def ema_talib(panel: Panel, x: Any, n: int) -> Any:
 
 @feature("returns", group="returns", inputs=("close",),
          outputs=lambda p: tuple(f"ret_{k}d" for k in p["horizons"]), lookback=lambda p: max(p["horizons"]))
-def returns(panel: Panel, horizons: tuple[int, ...]) -> Mapping[str, Any]:
+def returns(panel: Panel, horizons: Annotated[tuple[Days, ...], SOME]) -> Mapping[str, Any]:
     """Simple returns of the adjusted close over each horizon."""
     return {f"ret_{k}d": panel.pct_change(panel["close"], k) for k in horizons}
 
@@ -78,7 +78,8 @@ def _ma_features(panel: Panel, ma: dict[int, Any], kind: str, windows: tuple[int
 
 @feature("sma", group="trend", inputs=("close",), outputs=_ma_outputs("sma"),
          lookback=lambda p: max(p["windows"]) + p["slope_days"], normalize=_cross_is_raw)
-def sma(panel: Panel, windows: tuple[int, ...], slope_days: int, crosses: tuple[tuple[int, int], ...]) -> Mapping[str, Any]:
+def sma(panel: Panel, windows: Annotated[tuple[Days, ...], SOME], slope_days: Days,
+        crosses: tuple[tuple[Days, Days], ...]) -> Mapping[str, Any]:
     """Gap of the close to its SMA, the SMA's slope over `slope_days`, and fast/slow SMA crosses."""
     ma = {n: panel.rolling(panel["close"], n, "mean") for n in sorted(set(windows) | {x for c in crosses for x in c})}
     return _ma_features(panel, ma, "sma", windows, slope_days, crosses)
@@ -86,7 +87,8 @@ def sma(panel: Panel, windows: tuple[int, ...], slope_days: int, crosses: tuple[
 
 @feature("ema", group="trend", inputs=("close",), outputs=_ma_outputs("ema"),
          lookback=lambda p: max(p["windows"]) + p["slope_days"], normalize=_cross_is_raw)
-def ema(panel: Panel, windows: tuple[int, ...], slope_days: int, crosses: tuple[tuple[int, int], ...]) -> Mapping[str, Any]:
+def ema(panel: Panel, windows: Annotated[tuple[Days, ...], SOME], slope_days: Days,
+        crosses: tuple[tuple[Days, Days], ...]) -> Mapping[str, Any]:
     """Gap of the close to its EMA (TA-Lib seeding), the EMA's slope, and fast/slow EMA crosses."""
     ma = {n: ema_talib(panel, panel["close"], n) for n in sorted(set(windows) | {x for c in crosses for x in c})}
     return _ma_features(panel, ma, "ema", windows, slope_days, crosses)
@@ -94,7 +96,7 @@ def ema(panel: Panel, windows: tuple[int, ...], slope_days: int, crosses: tuple[
 
 @feature("realized_vol", group="volatility", inputs=("close",),
          outputs=lambda p: tuple(f"rvol_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]) + 1)
-def realized_vol(panel: Panel, windows: tuple[int, ...]) -> Mapping[str, Any]:
+def realized_vol(panel: Panel, windows: Annotated[tuple[Days2, ...], SOME]) -> Mapping[str, Any]:
     """Annualised standard deviation of daily log returns over each window (pandas rolling std, ddof 1)."""
     xp = panel.xp
     logret = xp.log(panel["close"] / panel.shift(panel["close"]))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from gpuetl.features.panel import Panel
-from gpuetl.ops import feature
+from gpuetl.ops import SOME, Days, feature
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def _outputs(p: Mapping[str, Any]) -> tuple[str, ...]:
 @feature("sector_relative", group="sector", inputs=("close", "sector"), outputs=_outputs,
          lookback=lambda p: max(p["horizons"]),
          normalize=lambda col: "raw" if col.startswith("sector_rank") else "cross_section", axis="day")
-def sector_relative(panel: Panel, horizons: tuple[int, ...]) -> Mapping[str, Any]:
+def sector_relative(panel: Panel, horizons: Annotated[tuple[Days, ...], SOME]) -> Mapping[str, Any]:
     """Equal-weighted sector return (33 sectors) that day, the stock's excess over it, its rank within it."""
     xp = panel.xp
     b = panel.backend

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
+from gpuetl.config import Positive
 from gpuetl.features.momentum import TA_EPSILON, true_range
 from gpuetl.features.panel import Panel
 from gpuetl.features.price import TRADING_DAYS
 from gpuetl.features.smoothing import wilder
-from gpuetl.ops import feature
+from gpuetl.ops import SOME, Days, Days2, feature
 
 _GK_CLOSE_WEIGHT = 2.0 * math.log(2.0) - 1.0
 
 
 @feature("parkinson", group="volatility", inputs=("high", "low"),
          outputs=lambda p: tuple(f"parkinson_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]) - 1)
-def parkinson(panel: Panel, windows: Sequence[int]) -> Mapping[str, Any]:
+def parkinson(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Parkinson volatility: annualised sqrt(mean(ln(high/low)^2) / (4 ln 2)) over each window."""
     xp = panel.xp
     squared = xp.log(panel["high"] / panel["low"]) ** 2
@@ -33,7 +34,7 @@ def parkinson(panel: Panel, windows: Sequence[int]) -> Mapping[str, Any]:
 
 @feature("garman_klass", group="volatility", inputs=("open", "high", "low", "close"),
          outputs=lambda p: tuple(f"gk_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]) - 1)
-def garman_klass(panel: Panel, windows: Sequence[int]) -> Mapping[str, Any]:
+def garman_klass(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Garman-Klass volatility: annualised sqrt(mean(ln(H/L)^2 / 2 - (2 ln 2 - 1) ln(C/O)^2)), floored at 0."""
     xp = panel.xp
     daily = 0.5 * xp.log(panel["high"] / panel["low"]) ** 2 \
@@ -50,14 +51,14 @@ def atr(panel: Panel, n: int) -> Any:
 
 @feature("natr", group="volatility", inputs=("high", "low", "close"),
          outputs=lambda p: tuple(f"natr{n}" for n in p["periods"]), lookback=lambda p: max(p["periods"]))
-def natr(panel: Panel, periods: Sequence[int]) -> Mapping[str, Any]:
+def natr(panel: Panel, periods: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Normalised average true range (TA-Lib NATR: ATR / close x 100)."""
     return {f"natr{n}": atr(panel, n) / panel["close"] * 100.0 for n in periods}
 
 
 @feature("bollinger", group="volatility", inputs=("close",),
          outputs=lambda p: (f"bb{p['window']}_pctb", f"bb{p['window']}_width"), lookback=lambda p: p["window"] - 1)
-def bollinger(panel: Panel, window: int, nbdev: float) -> Mapping[str, Any]:
+def bollinger(panel: Panel, window: Days2, nbdev: Positive) -> Mapping[str, Any]:
     """Bollinger %b (where the close sits in the bands) and bandwidth ((upper - lower) / middle), TA-Lib BBANDS."""
     xp = panel.xp
     close = panel["close"]

@@ -8,10 +8,11 @@ in the day's own price units, so it is free of split scaling without touching an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
+from gpuetl.config import Positive
 from gpuetl.features.panel import Panel
-from gpuetl.ops import feature
+from gpuetl.ops import SOME, Days, feature
 
 
 def _ratio_to_mean(panel: Panel, x: Any, n: int) -> Any:
@@ -25,7 +26,7 @@ def _ratio_to_mean(panel: Panel, x: Any, n: int) -> Any:
 
 @feature("volume_ratio", group="volume", inputs=("volume", "close"),
          outputs=lambda p: tuple(f"volume_ratio_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]) - 1)
-def volume_ratio(panel: Panel, windows: Sequence[int]) -> Mapping[str, Any]:
+def volume_ratio(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Volume relative to its mean over each window (1 = a usual day)."""
     return {f"volume_ratio_{n}d": _ratio_to_mean(panel, panel["volume"], n) for n in windows}
 
@@ -33,14 +34,14 @@ def volume_ratio(panel: Panel, windows: Sequence[int]) -> Mapping[str, Any]:
 @feature("turnover_ratio", group="volume", inputs=("turnover", "close"),
          outputs=lambda p: tuple(f"turnover_ratio_{n}d" for n in p["windows"]),
          lookback=lambda p: max(p["windows"]) - 1)
-def turnover_ratio(panel: Panel, windows: Sequence[int]) -> Mapping[str, Any]:
+def turnover_ratio(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Turnover (yen traded) relative to its mean over each window."""
     return {f"turnover_ratio_{n}d": _ratio_to_mean(panel, panel["turnover"], n) for n in windows}
 
 
 @feature("amihud", group="volume", inputs=("close", "turnover"),
          outputs=lambda p: tuple(f"amihud_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]))
-def amihud(panel: Panel, windows: Sequence[int], scale: float) -> Mapping[str, Any]:
+def amihud(panel: Panel, windows: Annotated[Sequence[Days], SOME], scale: Positive) -> Mapping[str, Any]:
     """Amihud illiquidity: mean of |daily return| / turnover (yen) over each window, times `scale` (e.g. 1e9)."""
     xp = panel.xp
     close, turnover = panel["close"], panel["turnover"]
@@ -67,7 +68,7 @@ def _limit_outputs(p: Mapping[str, Any]) -> tuple[str, ...]:
 
 @feature("limit_flags", group="volume", inputs=("UL", "LL"), outputs=_limit_outputs,
          lookback=lambda p: max(p["windows"]) - 1, normalize="raw")
-def limit_flags(panel: Panel, windows: Sequence[int]) -> Mapping[str, Any]:
+def limit_flags(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Daily upper/lower price-limit hits (1/0, NaN where unknown) and their counts over each window."""
     xp = panel.xp
     flags = {side: xp.where(xp.isnan(panel[col]), xp.nan, (panel[col] > 0.0).astype(xp.float64))

@@ -6,11 +6,11 @@ import dataclasses
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from dask.utils import parse_bytes
 
-from gpuetl.config import ConfigError, load
+from gpuetl.config import ConfigError, Count, Positive, Range, Share, load
 from gpuetl.kernels.knn import MAX_K
 
 DEFAULT_CONFIG = "configs/graph/default.yaml"
@@ -18,21 +18,21 @@ DEFAULT_CONFIG = "configs/graph/default.yaml"
 
 @dataclasses.dataclass(frozen=True)
 class ShrinkageSettings:
-    gamma: float
+    gamma: Share
     target: Literal["identity", "constant_correlation"]
 
 
 @dataclasses.dataclass(frozen=True)
 class KnnSettings:
-    k: int
-    threshold: float
-    grid_bits: int
+    k: Annotated[int, Range(min=1, max=MAX_K)]  # the top-k kernels keep at most MAX_K per node
+    threshold: Annotated[float, Range(min=-1, max=1)]  # a correlation
+    grid_bits: Annotated[int, Range(min=8, max=48)]  # the grid must stay exact in float64
 
 
 @dataclasses.dataclass(frozen=True)
 class BatchSettings:
-    max_days: int
-    gpu_memory_fraction: float
+    max_days: Count
+    gpu_memory_fraction: Annotated[float, Range(above=0, max=1)]
     cpu_memory: str  # a size such as "2GB"
 
     @property
@@ -49,26 +49,26 @@ class FeatureSettings:
 
 @dataclasses.dataclass(frozen=True)
 class PageRankSettings:
-    damping: float
-    tol: float
-    max_iter: int
+    damping: Annotated[float, Range(above=0, below=1)]
+    tol: Positive
+    max_iter: Count
 
 
 @dataclasses.dataclass(frozen=True)
 class LouvainSettings:
-    resolution: float
-    threshold: float
-    max_level: int
+    resolution: Positive
+    threshold: Annotated[float, Range(min=0)]  # modularity gain per level
+    max_level: Count
     seed: int
 
 
 @dataclasses.dataclass(frozen=True)
 class GraphConfig:
     name: str
-    window: int
-    halflife: float
-    min_coverage: float
-    every_n_days: int
+    window: Annotated[int, Range(min=2)]  # a correlation needs two returns
+    halflife: Positive
+    min_coverage: Annotated[float, Range(above=0, max=1)]
+    every_n_days: Count
     shrinkage: ShrinkageSettings
     knn: KnnSettings
     batch: BatchSettings
@@ -82,45 +82,21 @@ class GraphConfig:
         return max(1, math.ceil(self.min_coverage * self.window - 1e-9))
 
 
-def load_graph_config(path: str | Path = DEFAULT_CONFIG, overrides: Iterable[str] = ()) -> GraphConfig:
-    cfg = load(GraphConfig, path, overrides)
-    validate(cfg)
-    return cfg
+def load_graph_config(path: str | Path = DEFAULT_CONFIG, overrides: Iterable[str] = (),
+                      flag: str = "--config-set") -> GraphConfig:
+    """The graph config at `path` with `flag`'s overrides; every bound is declared on the fields above, the rules
+    across fields are in `validate`."""
+    return load(GraphConfig, path, overrides, flag, validate)
 
 
 def validate(cfg: GraphConfig) -> None:
-    """Domain checks the schema cannot express; errors name the key."""
-    checks = [
-        (cfg.window >= 2, "window", "must be >= 2"),
-        (cfg.halflife > 0, "halflife", "must be > 0"),
-        (0 < cfg.min_coverage <= 1, "min_coverage", "must be in (0, 1]"),
-        (cfg.every_n_days >= 1, "every_n_days", "must be >= 1"),
-        (0 <= cfg.shrinkage.gamma <= 1, "shrinkage.gamma", "must be in [0, 1]"),
-        (1 <= cfg.knn.k <= MAX_K, "knn.k", f"must be in [1, {MAX_K}]"),
-        (-1 <= cfg.knn.threshold <= 1, "knn.threshold", "must be in [-1, 1]"),
-        (8 <= cfg.knn.grid_bits <= 48, "knn.grid_bits", "must be in [8, 48]"),
-        (cfg.batch.max_days >= 1, "batch.max_days", "must be >= 1"),
-        (0 < cfg.batch.gpu_memory_fraction <= 1, "batch.gpu_memory_fraction", "must be in (0, 1]"),
-        (0 < cfg.pagerank.damping < 1, "pagerank.damping", "must be in (0, 1)"),
-        (cfg.pagerank.tol > 0, "pagerank.tol", "must be > 0"),
-        (cfg.pagerank.max_iter >= 1, "pagerank.max_iter", "must be >= 1"),
-        (cfg.louvain.resolution > 0, "louvain.resolution", "must be > 0"),
-        (cfg.louvain.max_level >= 1, "louvain.max_level", "must be >= 1"),
-    ]
-    for ok, key, rule in checks:
-        if not ok:
-            raise ConfigError(f"{key}: {rule}, got {_value(cfg, key)!r}")
+    """Domain checks the field bounds cannot express; errors name the key."""
     try:
         if cfg.batch.cpu_bytes <= 0:
             raise ValueError("must be positive")
     except ValueError as err:
-        raise ConfigError(f"batch.cpu_memory: {cfg.batch.cpu_memory!r} is not a size ({err})") from None
+        raise ConfigError(f"batch.cpu_memory: {cfg.batch.cpu_memory!r} is not a size ({err})",
+                          "batch.cpu_memory") from None
     if cfg.features.enabled and cfg.knn.threshold <= 0:
         raise ConfigError(f"knn.threshold: must be > 0 when features are enabled (PageRank and Louvain need "
-                          f"positive edge weights), got {cfg.knn.threshold}")
-
-
-def _value(cfg: object, key: str) -> object:
-    for part in key.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
+                          f"positive edge weights), got {cfg.knn.threshold}", "knn.threshold", "features.enabled")

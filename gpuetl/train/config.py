@@ -1,14 +1,18 @@
 """Training configs (configs/train/*.yaml) as frozen dataclasses: what to learn from, how to split, how to
-score, and the model's own settings. Every default is in the YAML."""
+score, and the model's own settings. Every default is in the YAML; every number declares its bounds (checked at
+load, with the rules across fields in `check_gat` / `check_xgb`)."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from gpuetl.config import ConfigError, load
+from gpuetl.config import ConfigError, Count, Items, Natural, NonNegative, Positive, Range, load
+
+Horizons = Annotated[tuple[Count, ...], Items(min=1, unique=True)]
+Dropout = Annotated[float, Range(min=0, below=1)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,32 +28,32 @@ class InputSettings:
 class DataSettings:
     dataset: str  # dataset folder, or a name under settings paths.datasets
     label: str  # the evaluated target column, or "default": the dataset's default_label
-    horizons: tuple[int, ...]  # one head per horizon k, in the label's family (<family>_{k}d); includes the label's
-    min_history: int  # a code counts on day t once it has this many rows up to t (else masked, never dropped)
+    horizons: Horizons  # one head per horizon k, in the label's family (<family>_{k}d); includes the label's
+    min_history: Count  # a code counts on day t once it has this many rows up to t (else masked, never dropped)
     inputs: InputSettings
 
 
 @dataclasses.dataclass(frozen=True)
 class SplitSettings:
-    test_years: int  # folds: the dataset's last n calendar years, one test year each, expanding training window
-    min_train_days: int  # a year is a fold only with at least this many training days before it
-    valid_days: int  # the last business days before the test (after the gap) pick the epoch / tree count
-    embargo_days: int  # business days between a period's last target and the next period (>= the longest horizon)
+    test_years: Count  # folds: the dataset's last n calendar years, one test year each, expanding training window
+    min_train_days: Count  # a year is a fold only with at least this many training days before it
+    valid_days: Count  # the last business days before the test (after the gap) pick the epoch / tree count
+    embargo_days: Natural  # business days between a period's last target and the next period (>= the longest horizon)
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalSettings:
-    portfolio_size: int  # JPX 2022: top and bottom 200 names
-    min_names: int  # with fewer names on a day, take the top and bottom `fallback_share` instead
-    fallback_share: float
-    top_weight: float  # position weights linspace(top_weight, 1, n)
+    portfolio_size: Count  # JPX 2022: top and bottom 200 names
+    min_names: Count  # with fewer names on a day, take the top and bottom `fallback_share` instead (>= 2 portfolios)
+    fallback_share: Annotated[float, Range(above=0, max=0.5)]  # of the day's names, on each side
+    top_weight: Annotated[float, Range(min=1)]  # position weights linspace(top_weight, 1, n): the top name weighs most
 
 
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
-    seed: int
+    seed: Natural  # NumPy's generators take no negative seed
     device: Literal["auto", "cpu", "cuda"]  # auto: the backend's device
-    threads: int  # CPU threads for torch and XGBoost (0: their default, all cores)
+    threads: Natural  # CPU threads for torch and XGBoost (0: their default, all cores)
     out: str | None  # run folder (None: <paths.data>/runs/<name>)
     progress: bool
 
@@ -60,7 +64,7 @@ class SectorRelation:
 
     column: str  # the sector code per (code, day), a raw dataset column (lst_s33)
     size: str  # the size per (code, day) that ranks a sector's codes (st_log_mcap)
-    peers: int
+    peers: Count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,19 +74,19 @@ class LeadLagRelation:
 
     column: str  # the daily return per (code, day), a raw dataset column (ret_1d)
     within: str | None  # leaders only among codes with the same value of this column (lst_s33); None: any code
-    peers: int  # leaders kept per code: the largest positive t-statistics
-    min_days: int  # consecutive-day pairs a (leader, follower) pair needs in the training days
+    peers: Count  # leaders kept per code: the largest positive t-statistics
+    min_days: Annotated[int, Range(min=2)]  # consecutive-day pairs a (leader, follower) pair needs (a correlation: 2)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSettings:
     encoder: Literal["gru", "transformer"]
-    window: int  # L, days of history per code
-    hidden: int
-    encoder_layers: int
-    gat_layers: int
-    heads: int
-    dropout: float
+    window: Count  # L, days of history per code
+    hidden: Count  # a multiple of heads
+    encoder_layers: Count
+    gat_layers: Natural  # 0: no attention layer (the encoder and the relation means alone)
+    heads: Count
+    dropout: Dropout
     relation_means: bool  # each relation's weighted mean of the neighbours' last-day inputs joins the encoding
     graph: bool  # false: the graph-free ablation (same model, self-loops only)
     sector: SectorRelation | None  # None: the correlation graph's edges only
@@ -91,24 +95,24 @@ class ModelSettings:
 
 @dataclasses.dataclass(frozen=True)
 class OptimSettings:
-    lr: float
-    weight_decay: float
-    max_epochs: int
-    patience: int  # epochs without a better validation RankIC before stopping
-    days_per_batch: int
-    days_per_epoch: int  # an epoch: this many training days drawn at random (0: all), so its cost is the same every fold
-    grad_clip: float
-    ema_decay: float
+    lr: Positive
+    weight_decay: NonNegative
+    max_epochs: Count
+    patience: Count  # epochs without a better validation RankIC before stopping
+    days_per_batch: Count
+    days_per_epoch: Natural  # an epoch: this many training days drawn at random (0: all): the same cost every fold
+    grad_clip: Positive  # max gradient norm
+    ema_decay: Dropout  # in [0, 1): 1 would never move the averaged weights
     bf16: bool  # autocast to bfloat16 (CUDA only; the CPU runs float32)
 
 
 @dataclasses.dataclass(frozen=True)
 class LossSettings:
-    huber_weight: float
-    huber_delta: float
-    rank_weight: float  # weight of 1 - soft Spearman correlation
-    rank_temperature: float  # of the pairwise sigmoid, in per-day z units of the prediction
-    target_clip: float  # cross-sectional z-scores of the targets clipped at +-clip
+    huber_weight: NonNegative
+    huber_delta: Positive
+    rank_weight: NonNegative  # weight of 1 - soft Spearman correlation
+    rank_temperature: Positive  # of the pairwise sigmoid, in per-day z units of the prediction
+    target_clip: Positive  # cross-sectional z-scores of the targets clipped at +-clip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,17 +129,17 @@ class GatConfig:
 
 @dataclasses.dataclass(frozen=True)
 class XgbSettings:
-    n_estimators: int  # at most
-    learning_rate: float
-    max_depth: int
-    min_child_weight: float
-    subsample: float
-    colsample_bytree: float
-    reg_lambda: float
-    max_bin: int
-    eval_every: int  # trees between validation RankIC checks
-    patience: int  # checks without improvement before stopping
-    target_clip: float  # the label's cross-sectional z-scores, clipped
+    n_estimators: Count  # at most
+    learning_rate: Annotated[float, Range(above=0, max=1)]  # XGBoost's eta
+    max_depth: Count
+    min_child_weight: NonNegative
+    subsample: Annotated[float, Range(above=0, max=1)]
+    colsample_bytree: Annotated[float, Range(above=0, max=1)]
+    reg_lambda: NonNegative
+    max_bin: Annotated[int, Range(min=2)]
+    eval_every: Count  # trees between validation RankIC checks
+    patience: Count  # checks without improvement before stopping
+    target_clip: Positive  # the label's cross-sectional z-scores, clipped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,31 +153,39 @@ class XgbConfig:
 
 
 def _check_common(cfg: GatConfig | XgbConfig) -> None:
-    if not cfg.data.horizons:
-        raise ConfigError("data.horizons: at least one horizon")
-    if cfg.splits.embargo_days < max(cfg.data.horizons):
+    """Rules across fields of the sections both models share."""
+    longest = max(cfg.data.horizons)
+    if cfg.splits.embargo_days < longest:
         raise ConfigError(f"splits.embargo_days ({cfg.splits.embargo_days}) must be at least the longest horizon "
-                          f"({max(cfg.data.horizons)})")
-    if cfg.data.min_history < 1:
-        raise ConfigError(f"data.min_history must be >= 1, got {cfg.data.min_history}")
-    if cfg.splits.test_years < 1 or cfg.splits.valid_days < 1:
-        raise ConfigError("splits.test_years and splits.valid_days must be >= 1")
+                          f"({longest}) in data.horizons, or a label leaks into the next period",
+                          "splits.embargo_days", "data.horizons")
+    e = cfg.eval
+    if e.min_names < 2 * e.portfolio_size:
+        raise ConfigError(f"eval.min_names ({e.min_names}) must be at least twice eval.portfolio_size "
+                          f"({e.portfolio_size}), or the top and bottom portfolios share names",
+                          "eval.min_names", "eval.portfolio_size")
 
 
-def load_gat_config(path: str | Path, overrides: Iterable[str] = ()) -> GatConfig:
-    cfg = load(GatConfig, path, overrides)
+def check_gat(cfg: GatConfig) -> None:
+    """The GAT's rules across fields: heads split hidden evenly; the loss has a term to learn from."""
     _check_common(cfg)
     m = cfg.model
-    if m.window < 1:
-        raise ConfigError(f"model.window must be >= 1, got {m.window}")
-    if m.lead_lag is not None and (m.lead_lag.peers < 1 or m.lead_lag.min_days < 2):
-        raise ConfigError(f"model.lead_lag: peers >= 1 and min_days >= 2, got {m.lead_lag.peers}, {m.lead_lag.min_days}")
     if m.hidden % m.heads:
-        raise ConfigError(f"model.hidden ({m.hidden}) must be a multiple of model.heads ({m.heads})")
-    return cfg
+        raise ConfigError(f"model.hidden ({m.hidden}) must be a multiple of model.heads ({m.heads}): each head "
+                          f"gets hidden / heads channels", "model.hidden", "model.heads")
+    if cfg.loss.huber_weight == 0 and cfg.loss.rank_weight == 0:
+        raise ConfigError("loss.huber_weight and loss.rank_weight are both 0: the loss is 0 and nothing is learnt; "
+                          "make one positive", "loss.huber_weight", "loss.rank_weight")
 
 
-def load_xgb_config(path: str | Path, overrides: Iterable[str] = ()) -> XgbConfig:
-    cfg = load(XgbConfig, path, overrides)
+def check_xgb(cfg: XgbConfig) -> None:
+    """The baseline's rules across fields."""
     _check_common(cfg)
-    return cfg
+
+
+def load_gat_config(path: str | Path, overrides: Iterable[str] = (), flag: str = "--config-set") -> GatConfig:
+    return load(GatConfig, path, overrides, flag, check_gat)
+
+
+def load_xgb_config(path: str | Path, overrides: Iterable[str] = (), flag: str = "--config-set") -> XgbConfig:
+    return load(XgbConfig, path, overrides, flag, check_xgb)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from gpuetl.backend import Backend
+from gpuetl.config import ConfigError
 from gpuetl.tensors import DailyGraphs, Dataset, DatasetError, DaySampler, PanelTensors
 from gpuetl.tensors.sampler import eligible_rows
 from gpuetl.train.config import DataSettings, InputSettings, LeadLagRelation, ModelSettings
@@ -22,18 +23,22 @@ _HORIZON = re.compile(r"^(target_[a-z_]+)_(\d+)d$")
 
 
 def resolve_label(ds: Dataset, cfg: DataSettings) -> tuple[str, tuple[str, ...]]:
-    """The evaluated label and the head targets (the label's family at each horizon)."""
+    """The evaluated label and the head targets (the label's family at each horizon). A label or horizon the dataset
+    lacks is a ConfigError (exit 2): the config asks for it, from the dataset's metadata, before any data is read."""
     label = ds.default_label if cfg.label == "default" else cfg.label
     match = _HORIZON.match(label)
     if label not in ds.targets or match is None:
-        raise DatasetError(f"label {label!r} is not a target of {ds.path} ({', '.join(ds.targets)})")
+        raise ConfigError(f"data.label: {label!r} is not a target of {ds.path}; choose one of "
+                          f"{', '.join(ds.targets)} (or default: {ds.default_label})", "data.label")
     family, k = match.group(1), int(match.group(2))
     if k not in cfg.horizons:
-        raise DatasetError(f"the label's horizon {k} is not among data.horizons {list(cfg.horizons)}")
+        raise ConfigError(f"data.horizons: {list(cfg.horizons)} lacks the horizon {k} of data.label {label}; add it",
+                          "data.horizons", "data.label")
     heads = tuple(f"{family}_{h}d" for h in cfg.horizons)
     missing = [h for h in heads if h not in ds.targets]
     if missing:
-        raise DatasetError(f"{ds.path} has no target(s) {', '.join(missing)} (data.horizons {list(cfg.horizons)})")
+        raise ConfigError(f"data.horizons: {ds.path} has no target(s) {', '.join(missing)} for horizons "
+                          f"{list(cfg.horizons)}; use the dataset's target horizons", "data.horizons")
     return label, heads
 
 
