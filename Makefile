@@ -15,6 +15,8 @@ BACKENDS    ?= gpu,cpu,polars,pandas-naive
 SETARGS     := $(foreach s,$(SET),--set $(s))
 TRAIN_SET   ?=
 TRAINARGS   := $(foreach s,$(TRAIN_SET),--config-set $(s))
+RUN         ?=
+
 
 .PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu train baseline bench clean
 
@@ -50,14 +52,14 @@ HAS_KEY     := $(shell [ -n "$$JQUANTS_API_KEY" ] || grep -qs '^JQUANTS_API_KEY=
 
 demo: ## the main job on the built-in demo market: fetch from the fake J-Quants server into $(DEMO_LAKE), build the dataset and its graphs (BACKEND=$(BACKEND))
 	$(PY) -m gpuetl fetch --demo $(SETARGS)
-	$(PY) -m gpuetl build --lake $(DEMO_LAKE) --out data/datasets/demo --backend $(BACKEND) $(SETARGS)
-	$(PY) -m gpuetl graph --dataset data/datasets/demo --lake $(DEMO_LAKE) --backend $(BACKEND) $(SETARGS)
+	$(PY) -m gpuetl build --lake $(DEMO_LAKE) --out data/datasets/demo --overwrite --backend $(BACKEND) $(SETARGS)
+	$(PY) -m gpuetl graph --dataset data/datasets/demo --lake $(DEMO_LAKE) --overwrite --backend $(BACKEND) $(SETARGS)
 
 dataset: ## fetch what is missing from START=$(START) (and the warm-up before it) to END=$(END) (the demo market when no key is set), build, graphs on BACKEND=$(BACKEND)
 ifeq ($(HAS_KEY),yes)
 	$(PY) -m gpuetl fetch --start $(START) --end $(END) --warmup-for $(DATASET_CONFIG) $(SETARGS)
-	$(PY) -m gpuetl build --config $(DATASET_CONFIG) --config-set start=$(START) --config-set end=$(END) --backend $(BACKEND) $(SETARGS)
-	$(PY) -m gpuetl graph --backend $(BACKEND) $(SETARGS)
+	$(PY) -m gpuetl build --config $(DATASET_CONFIG) --config-set start=$(START) --config-set end=$(END) --overwrite --backend $(BACKEND) $(SETARGS)
+	$(PY) -m gpuetl graph --overwrite --backend $(BACKEND) $(SETARGS)
 else
 	@echo "make dataset: no JQUANTS_API_KEY (environment or .env): using the built-in demo market" >&2
 	$(MAKE) demo BACKEND=$(BACKEND) SET="$(SET)"
@@ -69,14 +71,14 @@ dataset-gpu: ## `make dataset` on the GPU (fails, naming what is missing, where 
 dataset-cpu: ## `make dataset` on the CPU (pandas/NumPy)
 	$(MAKE) dataset BACKEND=cpu
 
-train: ## walk-forward GAT training on the demo dataset (configs/train/gat.yaml; TRAIN_SET="k=v ...") -> data/runs/gat
-	$(PY) -m gpuetl train --config configs/train/gat.yaml --backend $(BACKEND) $(SETARGS) $(TRAINARGS)
+train: ## walk-forward GAT training on the demo dataset (configs/train/gat.yaml; TRAIN_SET="k=v ..."; RUN=--overwrite or RUN=--resume for an existing run) -> data/runs/gat
+	$(PY) -m gpuetl train --config configs/train/gat.yaml --backend $(BACKEND) $(SETARGS) $(TRAINARGS) $(RUN)
 
-baseline: ## the XGBoost baseline on the same folds (configs/train/xgb.yaml; TRAIN_SET="k=v ...") -> data/runs/xgb
-	$(PY) -m gpuetl baseline --config configs/train/xgb.yaml --backend $(BACKEND) $(SETARGS) $(TRAINARGS)
+baseline: ## the XGBoost baseline on the same folds (configs/train/xgb.yaml; TRAIN_SET="k=v ..."; RUN= as for train) -> data/runs/xgb
+	$(PY) -m gpuetl baseline --config configs/train/xgb.yaml --backend $(BACKEND) $(SETARGS) $(TRAINARGS) $(RUN)
 
 bench: ## stage by stage vs Polars and pandas (SIZE=small|medium|full, BACKENDS=gpu,cpu,...) -> benchmarks/results/bench-SIZE/
-	$(PY) -m gpuetl bench --size $(SIZE) --backends $(BACKENDS) --out benchmarks/results/bench-$(SIZE)
+	$(PY) -m gpuetl bench --size $(SIZE) --backends $(BACKENDS) --out benchmarks/results/bench-$(SIZE) --overwrite
 
 clean: ## remove caches and build outputs (not data/)
 	rm -rf build dist .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -56,7 +56,7 @@ case "$step" in
         --out "$out/bench-build-gpu.json" || exit
     fi
     run "$py" -m gpuetl build --backend "$backend" --lake "$lake" --out "benchmarks/results/datasets/acceptance-$backend" \
-      --no-progress || exit
+      --overwrite --no-progress || exit
     cp "benchmarks/results/datasets/acceptance-$backend/metadata.json" "$out/build-$backend-metadata.json"
     "$py" - "$out/build-$backend-metadata.json" <<'EOF'
 import json, sys
@@ -70,7 +70,7 @@ print(f"  {'total':32s} {sum(m['timings_s'].values()):8.3f} s")
 EOF
     ;;
   bench)
-    run "$py" -m gpuetl bench --size small --out "$out/bench-small"
+    run "$py" -m gpuetl bench --size small --out "$out/bench-small" --overwrite
     ;;
   graphs)
     run "$py" -m benchmarks.bench_graphs --backend gpu --sizes 4000x2450d-edges,4000x2450d,4000x2450d-dense \

@@ -37,7 +37,7 @@ def setup(backend: Backend, codes: int, start: str, end: str) -> dict[str, Any]:
 
 
 def run(backend: Backend, inputs: dict[str, Any]) -> None:
-    build_dataset(backend, inputs["config"], inputs["lake"], inputs["out"], progress=False)
+    build_dataset(backend, inputs["config"], inputs["lake"], inputs["out"], progress=False, overwrite=True)
 
 
 if __name__ == "__main__":

@@ -90,8 +90,9 @@ def fit(v: Variant, ds: Path, root: Path, threads: int) -> dict:
     if not metrics.exists():
         cfg = "configs/train/gat.yaml" if v.command == "train" else "configs/train/xgb.yaml"
         sets = [a for s in (*v.sets, f"run.threads={threads}") for a in ("--config-set", s)]
+        stopped = out.with_name(f".{out.name}.tmp").is_dir()  # a run that was stopped: continue it
         gpuetl(v.command, "--config", cfg, "--dataset", str(ds), "--out", str(out), "--no-progress", *sets,
-               log=root / "log.txt")
+               *(["--resume"] if stopped else []), log=root / "log.txt")
     return json.loads(metrics.read_text())
 
 

@@ -1,5 +1,6 @@
 """After `make demo`, bare `gpuetl build` / `gpuetl graph` find the demo lake and dataset (saying so on stderr),
-results go to stdout, a user's folder survives `build --out`, and a rebuilt dataset's graphs turn stale."""
+results go to stdout, a user's folder survives `build --out` (with --overwrite too), a dataset is rebuilt only with
+--overwrite, and a rebuilt dataset's graphs turn stale."""
 
 from __future__ import annotations
 
@@ -43,14 +44,17 @@ def test_bare_build_and_graph_after_the_demo(tmp_path: Path, capsys: pytest.Capt
     assert code == 0 and json.loads(out)["out"] == str(demo / "graphs") and "using the demo dataset" in err
     check_graphs(demo)
 
-    code, out, err = run(capsys, "build", *s, "--config-set", "start=2023-12-01")  # another dataset
+    code, out, err = run(capsys, "build", *s, "--config-set", "start=2023-12-01")  # not without --overwrite
+    assert code == 2 and f"{demo} holds a gpuetl dataset already: pass --overwrite" in err
+    code, out, err = run(capsys, "build", *s, "--config-set", "start=2023-12-01", "--overwrite")  # another dataset
     assert code == 0 and "built" in out and "stale" in err and (demo / "graphs" / "graphs.json").exists()
+    assert "--overwrite" in err.split("stale")[-1]  # the command to run names the flag it needs
     with pytest.raises(StaleGraphsError):
         check_graphs(demo)
-    code, out, err = run(capsys, "graph", *s)
+    code, out, err = run(capsys, "graph", *s, "--overwrite")
     assert code == 0 and "replacing the stale graphs" in err
     check_graphs(demo)
-    assert not [p for p in tmp_path.rglob(".*.tmp")]
+    assert not [p for p in tmp_path.rglob(".*.tmp")] and not [p for p in tmp_path.rglob(".*.lock")]
 
-    code, out, err = run(capsys, "build", *s, "--overwrite", "--out", str(mine))  # asked for: replaced
-    assert code == 0 and not (mine / "notes.txt").exists() and (mine / "metadata.json").exists()
+    code, out, err = run(capsys, "build", *s, "--overwrite", "--out", str(mine))  # never a user's folder
+    assert code == 2 and (mine / "notes.txt").read_text() == "keep me" and "gpuetl did not write it" in err

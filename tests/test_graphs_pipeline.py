@@ -157,7 +157,7 @@ def test_graph_command_on_a_built_dataset_and_the_lake_leakage_rule(tmp_path: Pa
 
 def test_graph_command_reports_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert graph_cli(["--dataset", str(tmp_path / "nope"), "--lake", str(tmp_path)]) == 1
-    assert "build it first" in capsys.readouterr().err
+    assert "build it with `gpuetl build`" in capsys.readouterr().err
     assert graph_cli(["--config-set", "knn.k=0"]) == 2
 
 

@@ -77,7 +77,7 @@ def test_train_writes_the_run_and_the_graph_carries_the_signal(dataset: Path, tm
     assert again["folds"][0]["resumed"] and again["overall"] == metrics["overall"]
     pd.testing.assert_frame_equal(pd.read_parquet(out / "predictions.parquet"), predictions)
     # a changed config does not resume from the old checkpoints
-    assert run("train", dataset, out, [*TINY_TRAIN, "model.hidden=8"], "--resume") == 1
+    assert run("train", dataset, out, [*TINY_TRAIN, "model.hidden=8"], "--resume") == 2
 
 
 def test_resume_continues_an_interrupted_fold(dataset: Path, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from gpuetl.backend import BackendUnavailable
 from gpuetl.commands import bench, build, demo_server, fetch, graph, lake, synth, train
 from gpuetl.commands.common import EXIT_CODES, CommandError, common_options
 from gpuetl.config import ConfigError, Settings, load_settings
-from gpuetl.lake.atomic import OutputError
+from gpuetl.lake.outputs import OutputError
 from gpuetl.resources import config_path
 
 
@@ -39,9 +39,16 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the README's promise for usage errors too: one line on stderr naming the fix, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gpuetl", description=__doc__, epilog=EXIT_CODES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser: argparse.ArgumentParser = _Parser(prog="gpuetl", description=__doc__, epilog=EXIT_CODES,
+                                              formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"gpuetl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = common_options()
@@ -69,7 +76,14 @@ def _describe(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except SystemExit as stop:  # --help, --version, or a usage error (one line on stderr): its exit code
+        return stop.code if isinstance(stop.code, int) else 0
+    if extra:
+        print(f"gpuetl {args.command}: unrecognized arguments: {' '.join(extra)} (see gpuetl {args.command} -h)",
+              file=sys.stderr)
+        return 2
     rich.reconfigure(stderr=True)  # logs and progress bars (rich's global console) go to stderr, results to stdout
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True)

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from gpuetl.bench.spec import BACKENDS, REFERENCE, SIZES, STAGES
-from gpuetl.commands.common import CommandError
+from gpuetl.bench.spec import BACKENDS, REFERENCE, SIZES, STAGES, Size
+from gpuetl.commands.common import MANIFEST, CommandError, config_inputs
 from gpuetl.config import Settings
 
 
@@ -39,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--budget", type=float, default=60.0,
                    help="seconds of timed runs a stage aims at: a slow stage gets fewer repeats (default: %(default)s)")
     p.add_argument("--no-check", action="store_true", help="skip the equality check of the peers")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier bench at --out (never anything else)")
     p.set_defaults(run=run)
 
 
@@ -63,21 +65,42 @@ def unavailable(name: str) -> str | None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from gpuetl.bench.inputs import bar_rows, ensure_lake, lake_dir
-    from gpuetl.bench.measure import machine
+    from gpuetl.bench.inputs import ensure_lake, lake_dir
+    from gpuetl.lake.outputs import Input, check_output_dir, claimed, replaced_dir
 
     size = SIZES[args.size]
     backends = _choices(args.backends, BACKENDS, "backends")
     stages = _choices(args.stages, STAGES, "stages")
     console = Console(stderr=True)
     lake = Path(args.lake) if args.lake else lake_dir(settings.paths.data, size)
-    if args.lake and not lake.is_dir():
-        raise CommandError(f"no lake at {lake}", 2)
-    if not args.lake and ensure_lake(lake, size, progress=console.is_terminal):
-        console.print(f"bench: wrote the synthetic lake of size {size.label} to {lake} (kept for later runs)")
+    if args.lake and not (lake / MANIFEST).is_file():
+        raise CommandError(f"--lake {lake} is not a lake (no {MANIFEST}): pass a lake `gpuetl fetch` or `gpuetl synth` "
+                           "wrote", 2)
+    # the size's dataset for the tensors/train stages is cached beside its lake; a given lake's is built afresh
+    cache = None if args.lake else lake.parent / "dataset"
     out = Path(args.out) if args.out else Path(settings.paths.data) / "bench" / size.name / "results"
+    read = [Input(lake, "the lake"), *([Input(cache, "the cached dataset")] if cache else []), *config_inputs(args)]
+    check_output_dir(out, "bench", overwrite=args.overwrite, read=read)  # before the work
+    with claimed(out):
+        if not args.lake and ensure_lake(lake, size, progress=console.is_terminal):
+            console.print(f"bench: wrote the synthetic lake of size {size.label} to {lake} (kept for later runs)")
+        with replaced_dir(out, "bench", overwrite=args.overwrite, read=read) as tmp:
+            code, table = _bench(args, size, backends, stages, lake, tmp, cache or tmp / "dataset", console)
+    Console().print(table)
+    written_files = [str(out / p) for p in ("results.json", "results.md", "results.png") if (out / p).exists()]
+    console.print(f"bench: results in {', '.join(written_files)}")
+    return code
+
+
+def _bench(args: argparse.Namespace, size: Size, backends: list[str], stages: list[str], lake: Path, out: Path,
+           cache: Path, console: Console) -> tuple[int, Any]:
+    """Run every backend's worker, check and write the results into `out`; the exit code and the console table."""
+    from gpuetl.bench import report as rep
+    from gpuetl.bench.inputs import bar_rows
+    from gpuetl.bench.measure import machine
+
     check = (size.name == "small" or bool(args.lake)) and not args.no_check
-    dataset = _dataset(stages, lake, out, console)
+    dataset = _dataset(stages, lake, cache, console)
     facts = machine()
     status: dict[str, dict[str, Any]] = {}
     outputs: dict[str, dict[str, Any]] = {}
@@ -99,8 +122,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     facts["gpu"] = gpu
     if gpu is None:
         facts["gpu_note"] = status.get("gpu", {}).get("note", "not run")
-    from gpuetl.bench import report as rep
-
     rows = bar_rows(lake)
     results = [r | {"backend": b, "rows_per_s": rows / r["median_s"] if r.get("median_s") else None}
                for b, o in outputs.items() for r in o["results"]]
@@ -116,24 +137,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     with_chart = importlib.util.find_spec("matplotlib") is not None
     if not with_chart:
         console.print("bench: matplotlib is not installed: no chart (pip install 'gpuetl[bench]')")
-    paths = rep.write(doc, out, with_chart)
-    Console().print(rep.console_table(doc))
-    console.print(f"bench: results in {', '.join(str(p) for p in paths)}")
+    rep.write(doc, out, with_chart)
     unequal = [f"{r['backend']} {r['stage']}" for r in results if r.get("equal") is False]
     if unequal:
         console.print(f"bench: outputs differ from {REFERENCE}'s: {', '.join(unequal)} (see results.md)")
-        return 1
-    return 0
+    return (1 if unequal else 0), rep.console_table(doc)
 
 
-def _dataset(stages: list[str], lake: Path, out: Path, console: Console) -> Path | None:
+def _dataset(stages: list[str], lake: Path, cache: Path, console: Console) -> Path | None:
     """The dataset the tensors/train stages read, built (untimed, default config) where those stages can run."""
     if not {"tensors", "train"} & set(stages) or importlib.util.find_spec("torch") is None:
         return None
     from gpuetl.bench.inputs import ensure_dataset
 
     console.print("bench: building the dataset the tensors/train stages read (untimed) ...")
-    return ensure_dataset(lake, out / "dataset")
+    return ensure_dataset(lake, cache)
 
 
 def _worker(name: str, stages: list[str], args: argparse.Namespace, lake: Path, work: Path, check: bool,

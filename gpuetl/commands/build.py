@@ -14,6 +14,7 @@ from gpuetl.commands.common import (
     add_config_options,
     add_output_options,
     command_config,
+    config_inputs,
     is_demo_lake,
     lake_dir,
     note,
@@ -41,28 +42,32 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from gpuetl.dataset.build import BuildError, build_dataset
     from gpuetl.dataset.config import load_dataset_config
     from gpuetl.graphs.io import StaleGraphsError, check_graphs
-    from gpuetl.lake.atomic import check_output_dir
+    from gpuetl.lake.manifest import ManifestError
+    from gpuetl.lake.outputs import Input, check_output_dir, claimed
 
     cfg = command_config(load_dataset_config, args)
     lake = lake_dir(args.lake, settings, "build")
     name = DEMO_DATASET if is_demo_lake(lake, settings) else cfg.name
     out = Path(args.out) if args.out else Path(settings.paths.datasets) / name
-    check_output_dir(out, "dataset", overwrite=args.overwrite)  # before the work: OutputError is exit 2
-    b = backend.init(settings)
-    had_graphs = (out / "graphs" / "graphs.json").exists()
-    try:
-        with open_runner(args.cluster, settings, b, show_progress(args)) as runner:
-            result = build_dataset(b, cfg, lake, out, progress=show_progress(args), overwrite=args.overwrite,
-                                   runner=runner, partition_rows=settings.build.partition_rows if args.cluster is None
-                                   else settings.cluster.partition_rows)
-    except (BuildError, ClusterError) as err:  # nothing was written: the dataset folder is swapped in at the end
-        raise CommandError(str(err)) from None
+    read = [Input(lake, "the lake"), *config_inputs(args)]
+    check_output_dir(out, "dataset", overwrite=args.overwrite, read=read)  # before the work: OutputError is exit 2
+    with claimed(out):  # one writer per dataset, for the whole command
+        b = backend.init(settings)
+        had_graphs = (out / "graphs" / "graphs.json").exists()
+        try:
+            with open_runner(args.cluster, settings, b, show_progress(args)) as runner:
+                result = build_dataset(b, cfg, lake, out, progress=show_progress(args), overwrite=args.overwrite,
+                                       runner=runner, read=read,
+                                       partition_rows=settings.build.partition_rows if args.cluster is None
+                                       else settings.cluster.partition_rows)
+        except (BuildError, ClusterError, ManifestError) as err:  # nothing was written: swapped in at the end
+            raise CommandError(str(err)) from None
     if had_graphs:
         try:
             check_graphs(out)
         except StaleGraphsError:
             note("build", f"{out}/graphs were kept but made from the previous build (stale): rerun "
-                          f"`gpuetl graph --dataset {out}`")
+                          f"`gpuetl graph --dataset {out} --overwrite`")
     if args.json:
         print(json.dumps({"out": str(out), "lake": str(lake), "backend": b.name, "rows": result.rows,
                           "codes": result.codes, "dates": result.dates, "features": len(result.features),

@@ -13,6 +13,8 @@ from rich.console import Console
 from gpuetl.config import DEFAULT_SETTINGS, ConfigError, Settings
 from gpuetl.jquants import spec
 from gpuetl.lake.manifest import FILENAME as MANIFEST
+from gpuetl.lake.outputs import Input
+from gpuetl.resources import config_path
 
 EXIT_CODES = """exit codes:
   0  done
@@ -58,7 +60,8 @@ def add_output_options(p: argparse.ArgumentParser, summary: str, *, overwrite: b
     `--no-progress`, and where it applies `--overwrite` (an output folder gpuetl did not write) and `--cluster`."""
     if overwrite:
         p.add_argument("--overwrite", action="store_true",
-                       help="replace --out even if gpuetl did not write it (its files are deleted)")
+                       help="replace an existing output of this command's kind (never an input, another kind or a "
+                            "folder gpuetl did not write)")
     if cluster:
         add_cluster_option(p)
     p.add_argument("--json", action="store_true", help=f"print the {summary} as JSON (instead of the table)")
@@ -79,6 +82,19 @@ def command_config(load: Callable[[str, list[str]], Any], args: argparse.Namespa
         return load(args.config, args.config_overrides)
     except (ConfigError, FileNotFoundError) as err:
         raise CommandError(f"config error: {err}", 2) from None
+
+
+def config_inputs(args: argparse.Namespace) -> list[Input]:
+    """The config files a command reads (`--settings`, and `--config` where it has one): never an output."""
+    found = []
+    for flag, name in (("--settings", "settings"), ("--config", "config")):
+        value = getattr(args, name, None)
+        if value:
+            try:
+                found.append(Input(config_path(value), f"the {flag} file"))
+            except FileNotFoundError:
+                continue  # reported by the config's own loader
+    return found
 
 
 def dataset_names(arg: str | None) -> list[str] | None:
@@ -118,6 +134,28 @@ def lake_dir(arg: str | None, settings: Settings, command: str) -> Path:
     if lake.exists() and not lake.is_dir():
         raise CommandError(f"--lake {lake} is a file, not a lake folder", 2)
     return lake
+
+
+def dataset_dir(arg: str | None, default: str, settings: Settings, command: str, *, fallback: bool = False) -> Path:
+    """--dataset as a folder or a name under paths.datasets, else `default`; with `fallback`, the demo dataset when
+    only that exists (after `make demo`, said on stderr). A folder that is not a dataset is a CommandError (exit 2);
+    a missing dataset one (exit 1) that names the datasets there and the flag to pass."""
+    root = Path(settings.paths.datasets)
+    name = arg or default
+    dataset = Path(name) if Path(name).is_dir() else root / name
+    if not arg and not dataset.is_dir() and fallback and (root / DEMO_DATASET).is_dir():
+        note(command, f"no dataset at {dataset}; using the demo dataset {root / DEMO_DATASET} "
+                      "(pass --dataset to choose another)")
+        dataset = root / DEMO_DATASET
+    if not dataset.is_dir():
+        found = sorted(d.name for d in root.iterdir() if (d / "metadata.json").exists()) if root.is_dir() else []
+        have = f" (datasets in {root}: {', '.join(found)})" if found else ""
+        raise CommandError(f"no dataset at {dataset}: build it with `gpuetl build` (`make demo` for the demo market), "
+                           f"or pass --dataset DIR_OR_NAME{have}", 1)
+    if not (dataset / "metadata.json").is_file():
+        raise CommandError(f"--dataset {dataset} is not a dataset (no metadata.json): pass a folder `gpuetl build` "
+                           "wrote", 2)
+    return dataset
 
 
 def is_demo_lake(lake: Path, settings: Settings) -> bool:

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,11 @@ from gpuetl.jquants import spec
 from gpuetl.jquants.env import Credentials
 from gpuetl.jquants.errors import JQuantsError
 from gpuetl.lake import Lake
-from gpuetl.lake.atomic import OutputError, check_writable_dir
 from gpuetl.lake.manifest import ManifestError
+from gpuetl.lake.outputs import OutputError, check_lake_dir
+from gpuetl.lake.units import today_jst
 from gpuetl.pipelines.fetch import FetchError, FetchInputError, FetchSummary, fetch
-from gpuetl.pipelines.fetch_plan import parse_day, today_jst
+from gpuetl.pipelines.fetch_plan import parse_day
 from gpuetl.pipelines.fetch_report import render_summary
 
 
@@ -80,7 +81,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print_summary(err.summary, args.json)
         print(f"gpuetl fetch: {err}", file=sys.stderr)
         return 1
-    except (FetchInputError, JQuantsError, ManifestError, OutputError) as err:
+    except ManifestError as err:  # a data error: the message names the repair
+        print(f"gpuetl fetch: {err}", file=sys.stderr)
+        return 1
+    except (FetchInputError, JQuantsError, OutputError) as err:
         print(f"gpuetl fetch: {err}", file=sys.stderr)
         return 2
     print_summary(summary, args.json)
@@ -98,19 +102,22 @@ def print_summary(summary: FetchSummary, as_json: bool) -> None:
 async def fetch_lake(settings: Settings, start: str | dt.date | None, end: str | dt.date | None,
                      datasets: Sequence[str] | None, lake: str | Path | None, *, demo: bool,
                      api_url: str | None = None, plan: spec.Plan | None = None, api_version: Any = None,
-                     progress: bool = True, console: Console | None = None, verify: bool = False) -> FetchSummary:
-    """One fetch as the command runs it: from the API (`--start` required), or from the demo server."""
+                     progress: bool = True, console: Console | None = None, verify: bool = False,
+                     redo: Collection[tuple[str, str]] = ()) -> FetchSummary:
+    """One fetch as the command runs it: from the API (`--start` required), or from the demo server. `redo`: units
+    (dataset, unit id) to fetch again although the manifest records them (a repair)."""
     if demo:
-        return await _demo(settings, start, end, datasets, lake, plan, api_version, progress, console, verify)
+        return await _demo(settings, start, end, datasets, lake, plan, api_version, progress, console, verify, redo)
     if not start:
         raise FetchInputError("--start is required (or use --demo)")
     return await fetch(settings, start, end or today_jst(), datasets, lake, api_url, plan, progress,
-                       api_version=api_version, console=console, verify=verify)
+                       api_version=api_version, console=console, verify=verify, redo=redo)
 
 
 async def _demo(settings: Settings, start: str | dt.date | None, end: str | dt.date | None,
                 datasets: Sequence[str] | None, lake: str | Path | None, plan: spec.Plan | None,
-                api_version: Any, progress: bool, console: Console | None, verify: bool) -> FetchSummary:
+                api_version: Any, progress: bool, console: Console | None, verify: bool,
+                redo: Collection[tuple[str, str]]) -> FetchSummary:
     """Serve the fake API in-process over a synthetic market and fetch from it."""
     from gpuetl.fake.options import FakeOptions
     from gpuetl.fake.server import FakeServer
@@ -123,7 +130,7 @@ async def _demo(settings: Settings, start: str | dt.date | None, end: str | dt.d
     if first < lo or last > hi:
         raise FetchInputError(f"{first} .. {last} is not inside the demo market ({lo} .. {hi}): ask for dates "
                               "inside it, or widen the market with --set demo.start=... / --set demo.end=...")
-    lake = check_writable_dir(lake or demo_lake(settings), "--lake")  # before building the market
+    lake = check_lake_dir(lake or demo_lake(settings), "--lake", "synthetic")  # before building the market
     console = console or Console(stderr=True)
     console.print(f"demo: building a synthetic market ({demo.codes} codes, {demo.start} .. {demo.end}, "
                   f"seed {demo.seed})")
@@ -139,7 +146,7 @@ async def _demo(settings: Settings, start: str | dt.date | None, end: str | dt.d
         # the fake market's "today" (the day after its last date) stamps snapshots and marks units final
         summary = await fetch(settings, first, last, datasets, lake, server.url, options.plan, progress,
                               api_version=api_version, credentials=creds, today=server.state.today,
-                              console=console, verify=verify)
+                              console=console, verify=verify, redo=redo, source="synthetic")
     # J-Quants serves only today's earnings calendar: the demo also records the snapshots a daily fetch
     # would have accumulated over the range, so its dataset has the history a real lake builds up
     with Lake(lake).exclusive():

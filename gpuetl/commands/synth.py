@@ -11,7 +11,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gpuetl.commands.common import add_output_options, dataset_names, demo_lake, note, show_progress
+from gpuetl.commands.common import (
+    add_output_options,
+    config_inputs,
+    dataset_names,
+    demo_lake,
+    note,
+    show_progress,
+)
 from gpuetl.config import Settings
 from gpuetl.jquants import spec
 
@@ -24,14 +31,14 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--seed", type=int, help="random seed (default: demo.seed)")
     p.add_argument("--datasets", help=f"comma-separated (default: fetch.datasets); any of: {', '.join(spec.datasets())}")
     p.add_argument("--out", help="lake directory (default: <paths.data>/demo/raw, as fetch --demo)")
-    add_output_options(p, "summary")
+    add_output_options(p, "summary", overwrite=True)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from gpuetl.config import check_date
     from gpuetl.lake import Lake
-    from gpuetl.lake.atomic import check_writable_dir
+    from gpuetl.lake.outputs import check_synthetic_lake, replaced_dir
     from gpuetl.synth import MarketConfig, build_market
     from gpuetl.synth.lake import write_lake
 
@@ -41,11 +48,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                           seed=demo.seed if args.seed is None else args.seed)
     check_date(config.start, "--start")  # a ConfigError: exit 2
     check_date(config.end, "--end")
-    out = check_writable_dir(args.out or demo_lake(settings), "--out")
+    read = config_inputs(args)
+    out = check_synthetic_lake(args.out or demo_lake(settings), "--out", args.overwrite, read)  # before the work
     note("synth", f"{config.codes} codes, {config.start} .. {config.end}, seed {config.seed} -> {out}")
     t0 = time.perf_counter()
-    with Lake(out).exclusive():
-        summary = write_lake(build_market(config), out, names, chunk_days=settings.fetch.range_chunk_days,
+    with replaced_dir(out, "lake", overwrite=args.overwrite, read=read, marked={"source": "synthetic"}) as tmp, \
+            Lake(tmp).exclusive():  # a whole new lake, swapped in when complete
+        summary = write_lake(build_market(config), tmp, names, chunk_days=settings.fetch.range_chunk_days,
                              progress=show_progress(args))
     seconds = time.perf_counter() - t0
     if args.json:

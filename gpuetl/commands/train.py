@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from gpuetl.commands.common import CommandError, add_config_options, command_config
+from gpuetl.commands.common import (
+    CommandError,
+    add_config_options,
+    add_output_options,
+    command_config,
+    config_inputs,
+    dataset_dir,
+)
 from gpuetl.config import Settings
+from gpuetl.lake.outputs import Input, check_output_dir, claimed, marker, output_kind, partial_dir
 
 GAT_CONFIG = "configs/train/gat.yaml"
 XGB_CONFIG = "configs/train/xgb.yaml"
@@ -25,8 +35,10 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         p.add_argument("--dataset", metavar="DIR_OR_NAME",
                        help="dataset folder, or a name under settings paths.datasets (default: the config's data.dataset)")
         p.add_argument("--out", help="run folder (default: the config's run.out, else <paths.data>/runs/<name>)")
-        p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoints")
-        p.add_argument("--no-progress", action="store_true", help="no progress display on stderr")
+        p.add_argument("--resume", action="store_true",
+                       help="continue the run at --out: one that stopped, or a finished one (re-scored from its "
+                            "checkpoints); refused when the dataset, its graphs or the config changed")
+        add_output_options(p, "run summary", overwrite=True)
         p.set_defaults(run=run, model=name)
 
 
@@ -37,21 +49,45 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     missing = [m for m in TRAIN_EXTRA if importlib.util.find_spec(m) is None]
     if missing:
         raise CommandError(f"{', '.join(missing)} not installed: install the train extra (pip install -e '.[train]')", 2)
+    from gpuetl.train.config import load_gat_config, load_xgb_config
+
+    if args.resume and args.overwrite:
+        raise CommandError("--resume continues the run at --out and --overwrite replaces it: pass one of them", 2)
+    cfg = command_config(load_gat_config if args.model == "train" else load_xgb_config, args)
+    path = dataset_dir(args.dataset, cfg.data.dataset, settings, args.model)
+    out = Path(args.out or cfg.run.out or Path(settings.paths.data) / "runs" / cfg.name)
+    kind = "gat-run" if args.model == "train" else "xgb-run"
+    read = [Input(path, "the dataset"), *config_inputs(args)]
+    check_output_dir(out, kind, overwrite=args.overwrite or args.resume, read=read)  # before the work
+    if args.resume and kind not in (output_kind(out), (marker(partial_dir(out)) or {}).get("kind")):
+        raise CommandError(f"--resume: no {kind} at {out} to continue: drop --resume to start one", 2)
+    with claimed(out):  # one writer per run folder, for the whole command
+        metrics = _train(args, settings, cfg, path, out, read)
+    if args.json:
+        print(json.dumps({"out": str(out), "dataset": str(path), **{k: metrics[k] for k in (
+            "model", "label", "heads", "overall", "train", "skipped_years")},
+            "folds": [{k: v for k, v in f.items() if k != "history"} for f in metrics["folds"]]}, indent=2))
+        return 0
+    from gpuetl.train.report import fold_table
+
+    t = metrics["train"]
+    print(f"{metrics['model']} on {path} -> {out} ({metrics['device']})\n{fold_table(metrics)}\n"
+          f"training {t['seconds']:.1f} s, {t['stock_days_per_s'] or 0:,.0f} stock-days/s; report: {out / 'report.md'}")
+    return 0
+
+
+def _train(args: argparse.Namespace, settings: Settings, cfg: Any, path: Path, out: Path,
+           read: list[Input]) -> dict[str, Any]:
+    """Open the dataset, check its graphs and what a resumed run was made from, load the data and walk forward."""
     from gpuetl import backend
     from gpuetl.tensors import DatasetError, open_dataset
     from gpuetl.tensors.panel import torch_device
-    from gpuetl.train.config import load_gat_config, load_xgb_config
     from gpuetl.train.data import load_train_data
     from gpuetl.train.learner import Learner, TrainError
-    from gpuetl.train.report import fold_table
     from gpuetl.train.splits import SplitError
-    from gpuetl.train.walkforward import walk_forward
+    from gpuetl.train.walkforward import ResumeError, check_resume, run_inputs, walk_forward
 
-    cfg = command_config(load_gat_config if args.model == "train" else load_xgb_config, args)
     b = backend.init(settings)
-    name = args.dataset or cfg.data.dataset
-    path = Path(name) if Path(name).is_dir() else Path(settings.paths.datasets) / name
-    out = Path(args.out or cfg.run.out or Path(settings.paths.data) / "runs" / cfg.name)
     import torch
 
     device = torch_device(b) if cfg.run.device == "auto" else torch.device(cfg.run.device)
@@ -59,9 +95,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("run.device is cuda but torch sees no CUDA device", 2)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
+    gat = args.model == "train"
     try:
         ds = open_dataset(path, b)
-        gat = args.model == "train"
+        ds.graphs_metadata  # noqa: B018  (stale graphs are refused before any work)
+        if gat and cfg.model.graph and not ds.has_graphs:
+            raise CommandError(f"no graphs at {path / 'graphs'} for the GAT: run `gpuetl graph --dataset {path}`, or "
+                               "train the graph-free model with --config-set model.graph=false")
+        if args.resume:
+            check_resume(out, run_inputs(cfg, ds))
         data = load_train_data(ds, cfg.data, device, cfg.model if gat else None)
         learner: Callable[[int], Learner]
         if gat:
@@ -72,10 +114,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             from gpuetl.train.xgb import XGBLearner
 
             learner = lambda seed: XGBLearner(cfg, seed)  # noqa: E731
-        metrics = walk_forward(cfg, ds, data, learner, out, args.resume, cfg.run.progress and not args.no_progress)
+        return walk_forward(cfg, ds, data, learner, out, args.resume, cfg.run.progress and not args.no_progress,
+                            overwrite=args.overwrite, read=read)
+    except ResumeError as err:
+        raise CommandError(str(err), 2) from None
     except (DatasetError, SplitError, TrainError) as err:
         raise CommandError(str(err)) from None
-    t = metrics["train"]
-    print(f"{metrics['model']} on {path} -> {out} ({data.device})\n{fold_table(metrics)}\n"
-          f"training {t['seconds']:.1f} s, {t['stock_days_per_s'] or 0:,.0f} stock-days/s; report: {out / 'report.md'}")
-    return 0

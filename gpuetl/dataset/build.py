@@ -17,6 +17,7 @@ import functools
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,9 @@ from gpuetl.dates import EPOCH
 from gpuetl.features.normalize import series_zscore
 from gpuetl.features.targets import DESCRIPTIONS as TARGET_DESCRIPTIONS
 from gpuetl.features.targets import target_names
-from gpuetl.lake.atomic import check_output_dir, replaced_dir
 from gpuetl.lake.manifest import Manifest
+from gpuetl.lake.outputs import Input, check_output_dir, claimed, replaced_dir
+from gpuetl.lake.verify import require_no_holes
 from gpuetl.ops import NORMALIZATIONS
 from gpuetl.stages import peak_host_bytes, provenance
 
@@ -66,15 +68,24 @@ class BuildResult:
 
 def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: str | Path, progress: bool = True,
                   overwrite: bool = False, runner: Runner | None = None,
-                  partition_rows: int = DEFAULT_PARTITION_ROWS) -> BuildResult:
-    """Build the dataset `cfg` from `lake` into `out`; `runner` runs the tasks (default: this process)."""
+                  partition_rows: int = DEFAULT_PARTITION_ROWS, read: Sequence[Input] = ()) -> BuildResult:
+    """Build the dataset `cfg` from `lake` into `out`; `runner` runs the tasks (default: this process). `out` may
+    not be the lake or anything else in `read` (nor inside or above one); it is locked for the whole build."""
+    read = [Input(Path(lake), "the lake"), *read]
+    out = check_output_dir(out, "dataset", overwrite=overwrite, read=read)  # before the work (and the lock)
+    with claimed(out):
+        return _build(backend, cfg, Path(lake), out, progress, overwrite, runner, partition_rows, read)
 
-    lake, out = Path(lake), check_output_dir(out, "dataset", overwrite=overwrite)  # before the work
+
+def _build(backend: Backend, cfg: DatasetConfig, lake: Path, out: Path, progress: bool, overwrite: bool,
+           runner: Runner | None, partition_rows: int, read: Sequence[Input]) -> BuildResult:
     runner = runner or InProcess(backend, progress)
     manifest = Manifest.load(lake)  # once: the plan and the metadata hash use this one
     plan = make_plan(backend, cfg, lake, manifest, partition_rows, target_names(cfg.targets.horizons),
                      min_parts=2 * runner.workers if runner.workers > 1 else 1)
-    with replaced_dir(out, "dataset", overwrite=overwrite) as tmp:  # data and metadata.json together, or none
+    require_no_holes(manifest, [*RAW_DATASETS, *(d for g in plan.enrich for d in ops.get(g).inputs)],
+                     EPOCH + dt.timedelta(days=plan.read_from), cfg.end, BuildError)  # a lost day joins two
+    with replaced_dir(out, "dataset", overwrite=overwrite, read=read) as tmp:  # data and metadata.json together
         spill = tmp / ".spill"
         parts: list[CodePartResult] = runner.map(functools.partial(_code_task, plan, spill),
                                                  range(len(plan.parts)), "codes")

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import functools
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from gpuetl.graphs.config import GraphConfig
 from gpuetl.graphs.io import dataset_digest, dates_from_days, write_graphs
 from gpuetl.graphs.returns import Returns, returns_from_panel
 from gpuetl.lake.manifest import Manifest
+from gpuetl.lake.outputs import Input, check_output_dir, claimed
 from gpuetl.lake.reader import read_raw
 from gpuetl.stages import peak_host_bytes
 
@@ -215,12 +217,21 @@ def _merge(backend: Backend, inputs: GraphInputs, chunks: list[tuple[int, int]],
 
 def graph_dataset(backend: Backend, cfg: GraphConfig, dataset: str | Path, lake: str | Path,
                   out: str | Path | None = None, progress: bool = True, overwrite: bool = False,
-                  runner: Runner | None = None) -> GraphRunResult:
+                  runner: Runner | None = None, read: Sequence[Input] = ()) -> GraphRunResult:
     """Graphs of a dataset's rows, written beside it; `runner` runs the graph days in tasks (default: this
-    process, one task; on a cluster two per worker), each the same graphs as one run makes."""
-    job = GraphJob(Path(dataset), Path(lake), cfg)
-    out = Path(out) if out else job.dataset / "graphs"
-    runner = runner or InProcess(backend, progress)
+    process, one task; on a cluster two per worker), each the same graphs as one run makes. `out` may not be the
+    dataset (its `graphs/` is the default place), the lake or anything else in `read`, nor inside or above one."""
+    job = GraphJob(Path(dataset).absolute(), Path(lake).absolute(), cfg)
+    read = [Input(job.dataset, "the dataset", (job.dataset / "graphs",)), Input(job.lake, "the lake"), *read]
+    out = check_output_dir(out or job.dataset / "graphs", "graphs", overwrite=overwrite, read=read)
+    with claimed(out):
+        return _graph_dataset(backend, job, out, progress, overwrite, runner or InProcess(backend, progress), read)
+
+
+def _graph_dataset(backend: Backend, job: GraphJob, out: Path, progress: bool, overwrite: bool, runner: Runner,
+                   read: Sequence[Input]) -> GraphRunResult:
+    cfg, dataset = job.cfg, job.dataset
+    digest = dataset_digest(dataset)  # before reading: a dataset rebuilt meanwhile must not pass as this one
     try:
         inputs = graph_inputs(backend, job)
         chunks = graph_chunks(inputs, cfg, 2 * runner.workers if runner.workers > 1 else 1)
@@ -229,11 +240,14 @@ def graph_dataset(backend: Backend, cfg: GraphConfig, dataset: str | Path, lake:
         rows = inputs.rows
         features = (row_features(backend, rows, output, inputs.date_pos, inputs.code_pos, inputs.found)
                     if output.features else None)
+        if dataset_digest(dataset) != digest:
+            raise GraphInputError(f"the dataset at {dataset} was rebuilt while its graphs were made: run "
+                                  "`gpuetl graph` again")
         write_graphs(backend, out, inputs.codes, output, cfg, features,
-                     {"dataset": str(dataset), "lake": str(lake), "dataset_rows": len(rows),
-                      "dataset_hash": dataset_digest(dataset), **days_with_edges(backend, output),
+                     {"dataset": str(dataset), "lake": str(job.lake), "dataset_rows": len(rows),
+                      "dataset_hash": digest, **days_with_edges(backend, output),
                       "normalization": spec.normalization(cfg), "tasks": len(chunks), "runner": runner.name},
-                     overwrite)
+                     overwrite, read)
     finally:
         graph_inputs.cache_clear()
     stats = backend.memory_stats()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,13 @@ from gpuetl.config import to_dict
 from gpuetl.dates import civil_from_days
 from gpuetl.graphs.build import GraphOutput
 from gpuetl.graphs.config import GraphConfig
-from gpuetl.lake.atomic import replaced_dir
+from gpuetl.lake.outputs import Input, replaced_dir
 from gpuetl.stages import provenance
 
 _MS_PER_DAY = 86_400_000
 # metadata.json keys that describe a build run, not what it made (a faster or GPU rebuild makes the same rows)
 _RUN_DETAILS = frozenset({"created_at", "timings_s", "peak_device_bytes", "peak_host_bytes", "backend", "device",
-                          "parts", "runner"})  # how a build ran, not what it made
+                          "parts", "runner", "tasks", "dataset", "lake"})  # how and where it ran, not what it made
 
 
 class StaleGraphsError(RuntimeError):
@@ -39,8 +40,17 @@ class StaleGraphsError(RuntimeError):
 
 def dataset_digest(dataset: str | Path) -> str | None:
     """What a dataset build made, as one hash: its metadata.json without the run details (None: no metadata)."""
+    return _digest(Path(dataset) / "metadata.json")
+
+
+def graphs_digest(graphs: str | Path) -> str | None:
+    """What a graph run made, as one hash: its graphs.json without the run details (None: no graphs)."""
+    return _digest(Path(graphs) / "graphs.json")
+
+
+def _digest(path: Path) -> str | None:
     try:
-        meta = json.loads((Path(dataset) / "metadata.json").read_text(encoding="utf-8"))
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     made = {k: v for k, v in meta.items() if k not in _RUN_DETAILS}
@@ -52,14 +62,14 @@ def check_graphs(dataset: str | Path, graphs: str | Path | None = None) -> dict[
     the dataset as it is now; StaleGraphsError (one line: what to run) when missing or made from another build."""
     dataset = Path(dataset)
     graphs = Path(graphs) if graphs else dataset / "graphs"
-    rerun = f"run `gpuetl graph --dataset {dataset}`" + (f" --out {graphs}" if graphs != dataset / "graphs" else "")
+    rerun = f"run `gpuetl graph --dataset {dataset}" + (f" --out {graphs}" if graphs != dataset / "graphs" else "")
     try:
         meta: dict[str, Any] = json.loads((graphs / "graphs.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise StaleGraphsError(f"no graphs at {graphs}: {rerun}") from None
+        raise StaleGraphsError(f"no graphs at {graphs}: {rerun}`") from None
     if meta.get("dataset_hash") != dataset_digest(dataset):
         raise StaleGraphsError(f"the graphs at {graphs} were made from an earlier build of {dataset} "
-                               f"(stale): {rerun} again")
+                               f"(stale): {rerun} --overwrite` again")
     return meta
 
 
@@ -87,9 +97,10 @@ def write_partitioned(frame: Any, path: Path) -> None:
 
 
 def write_graphs(backend: Backend, out: str | Path, codes: Any, output: GraphOutput, cfg: GraphConfig,
-                 features: Any = None, extra: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+                 features: Any = None, extra: dict[str, Any] | None = None, overwrite: bool = False,
+                 read: Sequence[Input] = ()) -> Path:
     """Write codes, edges, optional features frame (Code, Date, graph_*, year) and graphs.json to `out`
-    (a folder gpuetl wrote as graphs, or a new or empty one; anything with `overwrite`)."""
+    (a new or empty folder, or with `overwrite` graphs gpuetl wrote; never one of `read`)."""
     xp = backend.xp
     codes = backend.xdf.Series(codes).reset_index(drop=True)
     meta = {
@@ -104,7 +115,7 @@ def write_graphs(backend: Backend, out: str | Path, codes: Any, output: GraphOut
         "definitions": "gpuetl/graphs/__init__.py",
         **(extra or {}),
     }
-    with replaced_dir(out, "graphs", overwrite=overwrite) as tmp:
+    with replaced_dir(out, "graphs", overwrite=overwrite, read=read) as tmp:
         backend.xdf.DataFrame({"index": xp.arange(len(codes), dtype=xp.int32),
                                "Code": codes}).to_parquet(str(tmp / "codes.parquet"), index=False)
         write_partitioned(edges_frame(backend, output), tmp / "edges")

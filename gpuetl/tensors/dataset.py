@@ -22,6 +22,7 @@ import torch
 from gpuetl import backend as backend_mod
 from gpuetl.backend import Backend
 from gpuetl.config import load_settings
+from gpuetl.graphs.io import StaleGraphsError, check_graphs
 from gpuetl.tensors.graphs import DailyGraphs, DatasetError, graph_dir, load_daily_graphs
 from gpuetl.tensors.panel import PanelTensors, build_panel, host_dates, host_strings
 
@@ -39,8 +40,13 @@ class Dataset:
             raise DatasetError(f"no dataset at {self.path} (no metadata.json): build it with `gpuetl build` "
                                "(`make demo` for the demo market)")
         self.metadata: dict[str, Any] = json.loads(meta.read_text())
-        graphs = graph_dir(self.path) / "graphs.json"
-        self.graphs_metadata: dict[str, Any] | None = json.loads(graphs.read_text()) if graphs.is_file() else None
+        self._graphs_meta: dict[str, Any] | None = None
+        self._graphs_problem: str | None = None  # why the graphs beside it cannot be read (stale), or None
+        if (graph_dir(self.path) / "graphs.json").is_file():
+            try:
+                self._graphs_meta = check_graphs(self.path)
+            except StaleGraphsError as err:
+                self._graphs_problem = str(err)
 
     def __repr__(self) -> str:
         return (f"Dataset({str(self.path)!r}, backend={self.backend.name}, rows={self.metadata['rows']}, "
@@ -80,9 +86,23 @@ class Dataset:
         return str(self.metadata["default_label"])
 
     @property
+    def has_graphs(self) -> bool:
+        """Whether the dataset has graphs beside it (`gpuetl graph` ran), fresh or stale."""
+        return self._graphs_meta is not None or self._graphs_problem is not None
+
+    @property
+    def graphs_metadata(self) -> dict[str, Any] | None:
+        """graphs.json of the dataset's graphs, None when it has none; stale graphs (made from an earlier build)
+        are refused here, so no reader uses them (DatasetError naming `gpuetl graph`)."""
+        if self._graphs_problem is not None:
+            raise DatasetError(self._graphs_problem)
+        return self._graphs_meta
+
+    @property
     def graph_features(self) -> list[str]:
         """Per-(Code, Date) graph features (`graph_*`), empty when `gpuetl graph` has not run."""
-        return list(self.graphs_metadata["features"]) if self.graphs_metadata else []
+        meta = self.graphs_metadata
+        return list(meta["features"]) if meta else []
 
     # ----------------------------------------------------------------------------------- frames
 
@@ -98,11 +118,12 @@ class Dataset:
         `graph_*` columns are joined from the graphs on (Code, Date); no partition column appears.
         """
         wanted = list(columns) if columns is not None else None
-        known = {*KEYS, *self.features, *self.metadata["normalized"], *self.targets, *self.graph_features}
-        missing = [c for c in wanted or () if c not in known]
+        known = {*KEYS, *self.features, *self.metadata["normalized"], *self.targets}
+        graph_cols = [c for c in wanted or () if c not in known and c.startswith("graph_")]
+        graph_features = self.graph_features if graph_cols else []  # stale graphs: refused here
+        missing = [c for c in wanted or () if c not in known and c not in graph_features]
         if missing:
             raise DatasetError(f"{self.path}: no column(s) {', '.join(missing)}")
-        graph_cols = [c for c in wanted or () if c in self.graph_features]
         own = None if wanted is None else list(KEYS) + [c for c in wanted if c not in graph_cols and c not in KEYS]
         frame = self.backend.read_parquet(self.files(), columns=own)
         if graph_cols:

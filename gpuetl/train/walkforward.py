@@ -6,14 +6,16 @@
     <out>/predictions.parquet  Date, Code, fold, prediction, label: every scored test row
     <out>/metrics.json       per fold and overall summaries, daily series, training curves, throughput, memory
     <out>/report.md, <out>/charts/*.png
+
+The folder is written beside `out` (`.<name>.tmp`) and swapped in when the run is complete; a run that stops
+(an error, Ctrl-C, a kill) leaves that folder for `--resume`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gpuetl import __version__
 from gpuetl.config import to_dict
+from gpuetl.graphs.io import dataset_digest, graphs_digest
+from gpuetl.lake.outputs import Input, partial_dir, replaced_dir
 from gpuetl.stages import peak_host_bytes
 from gpuetl.tensors import Dataset
+from gpuetl.tensors.graphs import graph_dir
 from gpuetl.train.config import GatConfig, XgbConfig
 from gpuetl.train.data import TrainData
 from gpuetl.train.learner import FitLog, Learner, TrainError
@@ -52,33 +57,70 @@ def progress_bar(enabled: bool) -> Progress:
                     console=Console(stderr=True), disable=not enabled, transient=True)
 
 
-def _run_config(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, model: str) -> dict[str, Any]:
+class ResumeError(TrainError):
+    """`--resume` of a run that cannot be continued as it is asked (another dataset, graphs or config)."""
+
+
+# config.json keys that may differ when a run is continued: where it runs and where the dataset lies
+_MAY_CHANGE = frozenset({"device", "backend", "dataset"})
+
+
+def run_kind(model: str) -> str:
+    """The output kind of a model's run folder (its marker): a run of one model never replaces another's."""
+    return f"{model}-run"
+
+
+def run_inputs(cfg: GatConfig | XgbConfig, ds: Dataset) -> dict[str, Any]:
+    """What a run is made from, known before any data is read: the model's config and the hashes of the dataset
+    and its graphs (None without), so that `--resume` after a rebuild of either is refused."""
     config = to_dict(cfg)
     config["run"].pop("progress")
-    return {"model": model, "config": config, "dataset": str(ds.path.resolve()), "label": data.label,
+    return {"config": config, "dataset": str(ds.path.resolve()), "dataset_hash": dataset_digest(ds.path),
+            "graphs_hash": graphs_digest(graph_dir(ds.path)), "gpuetl": __version__, "torch": torch.__version__}
+
+
+def check_resume(out: Path, made_from: dict[str, Any]) -> None:
+    """ResumeError unless the run to continue at `out` (a killed one beside it, else the finished one) was made
+    from the same config, dataset and graphs; call it before reading the data."""
+    for folder in (partial_dir(out), out):
+        saved = folder / "config.json"
+        if saved.is_file():
+            _compare(out, json.loads(saved.read_text()), made_from)
+            return
+
+
+def _compare(out: Path, before: dict[str, Any], now: dict[str, Any]) -> None:
+    changed = sorted(k for k in now if k not in _MAY_CHANGE and before.get(k) != now.get(k))
+    if not changed:
+        return
+    what = {"dataset_hash": "dataset (rebuilt since)", "graphs_hash": "graphs (rebuilt since)"}
+    raise ResumeError(f"the run at {out} was made from another {', '.join(what.get(k, k) for k in changed)}: "
+                      "pass --overwrite instead of --resume to start afresh, or choose another --out")
+
+
+def _run_config(made_from: dict[str, Any], data: TrainData, model: str) -> dict[str, Any]:
+    return {"model": model, **made_from, "label": data.label,
             "heads": list(data.heads), "inputs": list(data.inputs), "context": list(data.context_columns),
-            "device": str(data.device), "backend": ds.backend.name, "gpuetl": __version__, "torch": torch.__version__}
+            "device": str(data.device), "backend": data.backend.name}
 
 
 def _prepare(out: Path, run_config: dict[str, Any], resume: bool) -> None:
     saved = out / "config.json"
     if resume and saved.is_file():
-        before = json.loads(saved.read_text())
-        changed = sorted(k for k in set(before) | set(run_config) if k != "device" and before.get(k) != run_config.get(k))
-        if changed:
-            raise TrainError(f"{out} holds a run with a different {', '.join(changed)}: drop --resume (starts afresh) "
-                             "or choose another --out")
-    elif (out / "checkpoints").exists():
-        shutil.rmtree(out / "checkpoints")
-    out.mkdir(parents=True, exist_ok=True)
+        _compare(out, json.loads(saved.read_text()), run_config)
     saved.write_text(json.dumps(run_config, indent=2))
 
 
-def plan_run(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, out: Path) -> SplitPlan:
-    """Plan the folds, write splits.json, and check the plan as read back from it."""
+def plan_folds(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData) -> SplitPlan:
+    """The folds (TrainError when none fits), planned before the run folder is touched."""
     plan = plan_splits(ds.dates, cfg.splits, label_reach(data.label, cfg.data.horizons))
     if not plan.folds:
         raise TrainError(f"no fold fits {ds.path} ({len(ds.dates)} dates): {'; '.join(plan.skipped)}")
+    return plan
+
+
+def save_plan(cfg: GatConfig | XgbConfig, ds: Dataset, plan: SplitPlan, out: Path) -> SplitPlan:
+    """Write splits.json, and check the plan as read back from it."""
     plan.save(out / "splits.json", ds.dates)
     checked = SplitPlan.from_json(json.loads((out / "splits.json").read_text()))
     check_plan(checked, ds.dates, max(cfg.data.horizons))
@@ -86,11 +128,27 @@ def plan_run(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, out: Path
 
 
 def walk_forward(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Callable[[int], Learner],
-                 out: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Fit and score `learner(seed)` on every fold; write the run folder; return metrics.json's content."""
+                 out: Path, resume: bool = False, progress: bool = True, *, overwrite: bool = False,
+                 read: Sequence[Input] = ()) -> dict[str, Any]:
+    """Fit and score `learner(seed)` on every fold; write the run folder; return metrics.json's content.
+
+    The run is written beside `out` and swapped in when it is complete (an existing run of the same model only with
+    `overwrite`); a run that stops keeps what it wrote there, and `resume` continues it (or re-scores a finished
+    run from its checkpoints). `out` may not be the dataset, inside or above it, or anything else in `read`."""
     first = learner(cfg.run.seed)
-    _prepare(out, _run_config(cfg, ds, data, first.name), resume)
-    plan = plan_run(cfg, ds, data, out)
+    planned = plan_folds(cfg, ds, data)
+    made_from = run_inputs(cfg, ds)
+    read = [Input(ds.path, "the dataset"), *read]
+    with replaced_dir(out, run_kind(first.name), overwrite=overwrite, read=read, resume=resume,
+                      resumable=True) as work:
+        _prepare(work, _run_config(made_from, data, first.name), resume)
+        plan = save_plan(cfg, ds, planned, work)
+        metrics = _walk(cfg, ds, data, learner, first, work, resume, progress, plan)
+    return metrics
+
+
+def _walk(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Callable[[int], Learner], first: Learner,
+          out: Path, resume: bool, progress: bool, plan: SplitPlan) -> dict[str, Any]:
     results: list[FoldResult] = []
     frames: list[pd.DataFrame] = []
     with progress_bar(progress) as bar:
@@ -132,7 +190,7 @@ def _metrics(name: str, data: TrainData, plan: SplitPlan, results: list[FoldResu
     stock_days = sum(r.fit.stock_days for r in results)
     device_peak = peak_device_bytes(data)
     return {
-        "model": name, "label": data.label, "heads": list(data.heads),
+        "model": name, "device": str(data.device), "label": data.label, "heads": list(data.heads),
         "folds": [{"fold": r.index, "test_year": r.test_year, "seed": r.seed, **r.summary, "best": r.fit.best,
                    "best_valid_rank_ic": r.fit.best_score, "train_seconds": round(r.fit.seconds, 3),
                    "resumed": r.fit.resumed, "history": r.fit.history} for r in results],

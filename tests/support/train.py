@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gpuetl.graphs.io import dataset_digest
+from gpuetl.lake.outputs import write_marker
+
 HORIZONS = (1, 2)
 FEATURES = {"returns": ["ret_1d", "ret_5d"], "trend": ["sma5_gap"], "market": ["mkt_ret_1d"], "calendar": ["cal_dow"],
             "listing": ["lst_s33"], "statements": ["st_log_mcap"]}
@@ -87,7 +90,10 @@ def write_tiny_dataset(root: Path, codes: int = 24, start: str = "2021-01-04", e
     for year, part in all_edges.groupby(all_edges["Date"].dt.year):
         (graphs / "edges" / f"year={year}").mkdir()
         part.to_parquet(graphs / "edges" / f"year={year}" / "part-0.parquet", index=False)
-    (graphs / "graphs.json").write_text(json.dumps({"features": [], "config": {"every_n_days": 1}}))
+    (graphs / "graphs.json").write_text(json.dumps({"features": [], "config": {"every_n_days": 1},
+                                                    "dataset_hash": dataset_digest(root)}))
+    write_marker(root, "dataset")
+    write_marker(graphs, "graphs")
     return root
 
 
