@@ -135,7 +135,7 @@ def test_bad_inputs_are_one_line_with_the_documented_exit_code(tmp_path: Path, m
     one_line(capsys, ["graph", *cpu], 1, "no dataset at data/datasets/default", "gpuetl build")
     lake = tmp_path / "lake"
     lake.mkdir()
-    (lake / MANIFEST).write_text("{}")  # a lake, so that `lake verify` gets as far as its --datasets
+    (lake / MANIFEST).write_text('{"format": 1, "datasets": {}}')  # an empty lake: verify reads its --datasets
     for command in (["fetch", "--demo"], ["synth"], ["lake", "verify", "--lake", str(lake)]):
         one_line(capsys, [*command, "--datasets", "bars_daily,prices"], 2,
                  "unknown dataset(s) prices; valid: calendar, master, bars_daily")

@@ -12,8 +12,9 @@ from gpuetl.config import Settings
 from gpuetl.jquants import env, spec
 from gpuetl.jquants.errors import MissingCredentialsError, PlanError
 from gpuetl.lake import Lake, Unit
+from gpuetl.lake.units import business_days
 from gpuetl.pipelines.fetch import FetchInputError, fetch
-from gpuetl.pipelines.fetch_plan import business_days, plan_dataset, select, weekdays
+from gpuetl.pipelines.fetch_plan import plan_dataset, select, weekdays
 
 D = dt.date
 

@@ -190,7 +190,7 @@ def test_content_hash_depends_on_rows_not_on_buffer_layout() -> None:
 
 
 def test_one_writer_at_a_time(tmp_path: Path) -> None:
-    from gpuetl.lake.atomic import OutputError
+    from gpuetl.lake.outputs import OutputError
 
     busy = pytest.raises(OutputError, match="another gpuetl process is writing the lake")
     with Lake(tmp_path).exclusive(), busy, Lake(tmp_path).exclusive():

@@ -54,7 +54,21 @@ class UnitRecord:
 
 
 class ManifestError(ValueError):
-    """A manifest that cannot be read; the message names the file."""
+    """A manifest that cannot be read; the message names the file and the repair (`lake verify --repair` rebuilds
+    it from the lake's unit files)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(f"{path} {problem}; rebuild it from the lake's files with "
+                         f"`gpuetl lake verify --repair --lake {path.parent}`")
+
+    def __reduce__(self) -> tuple[type[ManifestError], tuple[Path, str]]:  # raised in a Dask task, read in the client
+        return type(self), (self.path, self.problem)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:160] if text else type(err).__name__
 
 
 class Manifest:
@@ -75,12 +89,16 @@ class Manifest:
             data = json.loads(m.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return m
-        except ValueError as err:
-            raise ManifestError(f"{m.path}: not a readable manifest ({err})") from err
-        if data.get("format") != FORMAT:
-            raise ManifestError(f"{m.path}: manifest format {data.get('format')!r}, expected {FORMAT}")
-        m._units = {ds: {uid: UnitRecord.from_json(r) for uid, r in units.items()}
-                    for ds, units in data.get("datasets", {}).items()}
+        except ValueError as err:  # truncated, garbled, not UTF-8
+            raise ManifestError(m.path, f"is not a readable manifest ({_first_line(err)})") from err
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise ManifestError(m.path, f"is not a manifest of format {FORMAT} (found {found!r})")
+        try:
+            m._units = {ds: {uid: UnitRecord.from_json(r) for uid, r in units.items()}
+                        for ds, units in data.get("datasets", {}).items()}
+        except (AttributeError, TypeError, ValueError) as err:  # valid JSON, not the records we write
+            raise ManifestError(m.path, f"holds a malformed unit record ({_first_line(err)})") from err
         return m
 
     # ------------------------------------------------------------------ queries
@@ -137,11 +155,11 @@ class Manifest:
             self._dirty = self._dirty or old is not None
             return old
 
-    def flush(self) -> bool:
-        """Write the manifest if it changed since the last flush; True if it wrote."""
+    def flush(self, *, force: bool = False) -> bool:
+        """Write the manifest if it changed since the last flush (or with `force`); True if it wrote."""
         with self._flush_lock:
             with self._lock:
-                if not self._dirty:
+                if not (self._dirty or force):
                     return False
                 data = {"format": FORMAT, "datasets": {
                     ds: {uid: units[uid].to_json() for uid in sorted(units)}

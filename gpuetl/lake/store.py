@@ -12,7 +12,7 @@ import datetime as dt
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,9 +22,51 @@ from gpuetl.jquants.spec import Dataset
 from gpuetl.lake import atomic
 from gpuetl.lake.canonical import SNAPSHOT_COLUMN, canonical, content_hash, partition_column
 from gpuetl.lake.manifest import Manifest, UnitRecord
+from gpuetl.lake.outputs import OutputError
 from gpuetl.lake.units import Unit, gaps
 
 LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def writer_lock(root: str | Path) -> Iterator[None]:
+    """Hold the writer lock of the lake at `root` (`<lake>/.lock`): a second writer fails at once (OutputError)
+    instead of racing this one's manifest, or having its unrecorded files vacuumed. It needs no readable
+    manifest, so the rebuild of a lost one holds it too."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(f"another gpuetl process is writing the lake at {root}; wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def unit_record(ds: Dataset, unit: Unit, table: pa.Table, files: Iterable[str], *, final: bool,
+                fetched_at: dt.datetime) -> UnitRecord:
+    """The manifest's record of `unit` holding the canonical `table` in `files`: one way, for a write and for a
+    manifest rebuilt from the files."""
+    first: dt.date | None = None
+    last: dt.date | None = None
+    dates = _dates(ds, table)
+    if dates.null_count < len(dates):
+        first, last = pc.min(dates).as_py(), pc.max(dates).as_py()
+    return UnitRecord(
+        rows=table.num_rows, hash=content_hash(table), files=tuple(sorted(files)), final=final,
+        first=first.isoformat() if first else None, last=last.isoformat() if last else None,
+        spills=first is not None and last is not None and (first < unit.start or last > unit.end),
+        fetched_at=fetched_at.isoformat(timespec="seconds"),
+    )
+
+
+def _dates(ds: Dataset, table: pa.Table) -> pa.ChunkedArray:
+    """The rows' partition dates (all null for a dataset without a date column)."""
+    col = partition_column(ds)
+    return table.column(col) if col else pa.chunked_array([pa.nulls(table.num_rows, pa.date32())])
 
 
 class Lake:
@@ -54,26 +96,15 @@ class Lake:
             table = table.append_column(SNAPSHOT_COLUMN, pa.array([unit.start] * table.num_rows, pa.date32()))
         table = canonical(ds, table)
         files: list[str] = []
-        first: dt.date | None = None
-        last: dt.date | None = None
-        col = partition_column(ds)
         if table.num_rows:
-            dates = (table.column(col) if col else pa.nulls(table.num_rows, pa.date32()))
-            if dates.null_count < len(dates):
-                first, last = pc.min(dates).as_py(), pc.max(dates).as_py()
-            dates = pc.fill_null(dates, pa.scalar(unit.start, pa.date32()))
+            dates = pc.fill_null(_dates(ds, table), pa.scalar(unit.start, pa.date32()))
             months = pc.add(pc.multiply(pc.year(dates), 100), pc.month(dates))
             for ym in pc.unique(months).to_pylist():
                 part = table.filter(pc.equal(months, ym))
                 rel = f"{ds.name}/year={ym // 100:04d}/month={ym % 100:02d}/part-{unit.id}.parquet"
                 atomic.write_parquet(self.root / rel, part)
                 files.append(rel)
-        rec = UnitRecord(
-            rows=table.num_rows, hash=content_hash(table), files=tuple(sorted(files)), final=final,
-            first=first.isoformat() if first else None, last=last.isoformat() if last else None,
-            spills=first is not None and last is not None and (first < unit.start or last > unit.end),
-            fetched_at=(fetched_at or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
-        )
+        rec = unit_record(ds, unit, table, files, final=final, fetched_at=fetched_at or dt.datetime.now(dt.UTC))
         old = self.manifest.record(ds.name, unit.id, rec)
         stale = set(old.files) if old else set()
         if unit.kind == "range":  # a provisional range this one overlaps is superseded
@@ -86,21 +117,9 @@ class Lake:
             self._garbage.update(stale - set(files))
         return rec
 
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold the lake's writer lock (`<lake>/.lock`) for a whole run: a second writer fails at once (OutputError)
-        instead of racing this one's manifest, or having its unrecorded files vacuumed."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCK, "a") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise atomic.OutputError(f"another gpuetl process is writing the lake at {self.root}; wait for it "
-                                         "to finish") from None
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the lake's writer lock for a whole run (`writer_lock`)."""
+        return writer_lock(self.root)
 
     def forget(self, dataset: str, unit_id: str) -> None:
         """Drop a unit from the manifest (its files go at the next flush): the next fetch requests it again."""

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Literal
 
+import pyarrow as pa
+
 UnitKind = Literal["date", "range", "snapshot"]
+JST = dt.timezone(dt.timedelta(hours=9), "JST")
+# HolDiv values that are trading days (API-NOTES §5.1): "3" is an OSE-only holiday-trading day.
+TRADING_DAYS: Mapping[str, frozenset[str]] = {"equity": frozenset({"1", "2"}),
+                                             "derivatives": frozenset({"1", "2", "3"})}
 _PREFIX: dict[UnitKind, str] = {"date": "d", "range": "r", "snapshot": "s"}
 _KIND = {v: k for k, v in _PREFIX.items()}
 
@@ -94,3 +102,25 @@ def chunks(start: dt.date, end: dt.date, days: int) -> list[tuple[dt.date, dt.da
         out.append((a, b))
         a = b + dt.timedelta(days=1)
     return out
+
+
+def today_jst() -> dt.date:
+    """The J-Quants day: data for a day is published that evening Tokyo time."""
+    return dt.datetime.now(JST).date()
+
+
+def business_days(calendar: pa.Table, kind: str, start: dt.date | None = None,
+                  end: dt.date | None = None) -> list[dt.date]:
+    """Trading days of `kind` ("equity" / "derivatives") in [start, end] (default: all) from calendar rows: the
+    days a `date` dataset has one unit each."""
+    ok = TRADING_DAYS[kind]
+    days = {d for d, h in zip(calendar.column("Date").to_pylist(), calendar.column("HolDiv").to_pylist(),
+                              strict=True)
+            if h in ok and d is not None and (start is None or d >= start) and (end is None or d <= end)}
+    return sorted(days)
+
+
+def has_unit_files(root: str | Path) -> bool:
+    """Whether a folder holds lake unit files (`<dataset>/year=*/month=*/part-<unit>.parquet`): without a manifest,
+    a lake whose manifest was lost, which nothing may take for a killed writer's leftovers."""
+    return next(Path(root).glob("*/year=*/month=*/part-*.parquet"), None) is not None

@@ -13,7 +13,9 @@ completed stays in the lake and the manifest, and `FetchError` carries the summa
 An empty answer for a day a dense dataset must have rows on (`spec.Dataset.dense`: daily bars on a trading
 day, the calendar on any day) is recorded as not final, so the next run asks again: the data was not there
 yet, which is not the same as there being none. A window the server's calendar has no day of is refused.
-With `verify`, the lake's units in the window are first hashed against the manifest and bad ones fetched again.
+With `verify`, the lake's units in the window are first hashed against the manifest and checked against the
+trading calendar; bad ones (and those `redo` names) are fetched again while the manifest still records them, so
+the manifest changes only when a replacement is written: a repair that fails leaves the lake as it was.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -37,16 +39,16 @@ from gpuetl.jquants.env import Credentials
 from gpuetl.jquants.errors import AuthError, JQuantsError, RateLimitError, ServerError, TransportError
 from gpuetl.jquants.ratelimit import Clock
 from gpuetl.lake import Lake, Unit, UnitRecord, read
-from gpuetl.lake.atomic import check_writable_dir
+from gpuetl.lake.outputs import LakeSource, check_lake_dir, mark_lake
+from gpuetl.lake.units import business_days, today_jst
+from gpuetl.lake.verify import BadUnit
 from gpuetl.lake.verify import verify as verify_lake
 from gpuetl.pipelines.fetch_plan import (
     DatasetPlan,
     FetchInputError,
-    business_days,
     parse_day,
     plan_dataset,
     select,
-    today_jst,
     weekdays,
 )
 from gpuetl.pipelines.fetch_report import DatasetSummary, FetchProgress, FetchSummary
@@ -84,14 +86,18 @@ async def fetch(
     today: dt.date | None = None,
     console: Console | None = None,
     verify: bool = False,
+    redo: Collection[tuple[str, str]] = (),
+    source: LakeSource = "jquants",
 ) -> FetchSummary:
     """Fetch `datasets` (default: settings.fetch.datasets) for [start, end] into `lake`.
 
     `plan` sets pacing and which datasets exist; `credentials` default to the environment / .env;
     `clock` and `today` exist for tests; progress draws on `console` (default stderr). `verify` first checks
-    the lake's units in the window and fetches bad ones again. Raises FetchInputError / PlanError /
-    MissingCredentialsError / OutputError (a lake path that cannot be written) before any request for bad
-    input, FetchError (with `.summary`) when the run could not finish.
+    the lake's units in the window (hashes, holes against the trading calendar) and fetches bad ones again; `redo`
+    names more (dataset, unit id) to fetch again although the manifest holds them: either is replaced only once its
+    new files are written. Raises FetchInputError / PlanError / MissingCredentialsError / OutputError (a lake path
+    that cannot be written) before any request for bad input, FetchError (with `.summary`) when the run could not
+    finish. `source` says what the lake holds (`synthetic` for the demo market): the two never mix.
     """
     first, last = parse_day(start, "start"), parse_day(end, "end")
     if first > last:
@@ -101,15 +107,20 @@ async def fetch(
     version = api_version or js.api_version
     chosen, skipped = select(datasets, settings.fetch.datasets, plan_, version)
     creds = credentials or env.credentials(version)
-    lake_ = Lake(check_writable_dir(lake or settings.paths.lake, "--lake"))
+    root = check_lake_dir(lake or settings.paths.lake, "--lake", source)  # a lake of `source`, or a new folder
+    lake_ = Lake(root)
     with lake_.exclusive():  # one writer per lake
+        mark_lake(root, source)
         lake_.vacuum()  # files a killed run wrote but never recorded, and its temporary files
-        bad = _drop_bad_units(lake_, chosen, first, last) if verify else {}
         client = Client.from_settings(js, creds, api_url=api_url, plan=plan_, api_version=version, clock=clock)
         run = _Run(client, lake_, first, last, today or today_jst(), settings.fetch.range_chunk_days, js.concurrency)
+        bad = _bad_units(lake_, chosen, first, last, run.today) if verify else []
+        for name, uid in [*redo, *((b.dataset, b.unit) for b in bad)]:
+            run.redo.setdefault(name, set()).add(uid)
         summary = FetchSummary(
             start=first.isoformat(), end=last.isoformat(), plan=plan_, api_version=version, api_url=client.api_url,
-            lake=str(run.lake.root), requests_per_minute=client.limiter.rpm, skipped=skipped, refetched=bad)
+            lake=str(run.lake.root), requests_per_minute=client.limiter.rpm, skipped=skipped,
+            refetched={f"{b.dataset}/{b.unit}": b.problem for b in bad})
         fatal: BaseException | None = None
         with FetchProgress(progress, console) as bar:
             run.bar = bar
@@ -127,14 +138,22 @@ async def fetch(
     return summary
 
 
-def _drop_bad_units(lake: Lake, chosen: list[spec.Dataset], start: dt.date, end: dt.date) -> dict[str, str]:
-    """Forget the units in the window whose files do not hold what the manifest recorded (fetched again)."""
-    report = verify_lake(lake.root, [ds.name for ds in chosen], start, end)
+def _bad_units(lake: Lake, chosen: list[spec.Dataset], start: dt.date, end: dt.date,
+               today: dt.date) -> list[BadUnit]:
+    """The units in the window whose files do not hold what the manifest recorded, and the open days with no unit,
+    that this run can fetch (a past snapshot cannot be). They stay recorded: the run fetches them again and
+    `Lake.write` replaces each one only once its new files are in place."""
+    out = []
+    report = verify_lake(lake.root, [ds.name for ds in chosen], start, end, manifest=lake.manifest)
+    for note in report.notes:
+        log.warning("verify: %s", note)
     for b in report.bad:
+        if b.unit.startswith("s") and b.unit != Unit.snapshot(today).id:
+            log.warning("%s %s: %s; a past snapshot cannot be fetched again", b.dataset, b.unit, b.problem)
+            continue
         log.warning("%s %s: %s; fetching it again", b.dataset, b.unit, b.problem)
-        lake.forget(b.dataset, b.unit)
-    lake.flush()
-    return {f"{b.dataset}/{b.unit}": b.problem for b in report.bad}
+        out.append(b)
+    return out
 
 
 def _failure_message(summary: FetchSummary, fatal: BaseException | None) -> str:
@@ -159,6 +178,7 @@ class _Run:
         self.chunk_days = chunk_days
         self.workers = max(1, workers)
         self.bar = FetchProgress(False)
+        self.redo: dict[str, set[str]] = {}  # per dataset, recorded unit ids to fetch again (bad files)
         self.tally: dict[str, DatasetSummary] = {}
         self._t0 = client.clock.monotonic()
         self._first_at: dict[str, float] = {}
@@ -172,13 +192,14 @@ class _Run:
         days: dict[str, list[dt.date]] = {}
         if cal in chosen or any(ds.fetch == "date" for ds in others):
             days = await self._calendar(cal, required=explicit and cal in chosen)
-        plans = [plan_dataset(ds, self.lake, self.start, self.end, days, self.today, self.chunk_days)
-                 for ds in others]
+        plans = [plan_dataset(ds, self.lake, self.start, self.end, days, self.today, self.chunk_days,
+                              self.redo.get(ds.name, set())) for ds in others]
         await self._run(plans)
 
     async def _calendar(self, cal: spec.Dataset, *, required: bool) -> dict[str, list[dt.date]]:
         """Fetch the calendar's missing chunks, then read the range's trading days from the lake."""
-        await self._run([plan_dataset(cal, self.lake, self.start, self.end, {}, self.today, self.chunk_days)])
+        await self._run([plan_dataset(cal, self.lake, self.start, self.end, {}, self.today, self.chunk_days,
+                                      self.redo.get(cal.name, set()))])
         tally = self.tally["calendar"]
         if tally.error:
             log.warning("no trading calendar (%s); walking weekdays instead", tally.error)

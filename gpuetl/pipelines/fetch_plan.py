@@ -11,10 +11,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Literal
-
-import pyarrow as pa
 
 from gpuetl.jquants import spec
 from gpuetl.jquants.errors import PlanError, plans_with
@@ -22,11 +20,6 @@ from gpuetl.lake import Lake, Unit
 from gpuetl.lake.units import chunks
 
 log = logging.getLogger(__name__)
-
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
-# HolDiv values that are trading days (API-NOTES §5.1): "3" is an OSE-only holiday-trading day.
-TRADING_DAYS: Mapping[str, frozenset[str]] = {"equity": frozenset({"1", "2"}),
-                                             "derivatives": frozenset({"1", "2", "3"})}
 
 
 class FetchInputError(ValueError):
@@ -42,11 +35,6 @@ class DatasetPlan:
 
     def is_final(self, unit: Unit) -> bool:
         return unit.end < self.final_before
-
-
-def today_jst() -> dt.date:
-    """The J-Quants day: data for a day is published that evening Tokyo time."""
-    return dt.datetime.now(JST).date()
 
 
 def parse_day(value: dt.date | str, what: str) -> dt.date:
@@ -97,14 +85,6 @@ def select(
     return chosen, skipped
 
 
-def business_days(calendar: pa.Table, kind: str, start: dt.date, end: dt.date) -> list[dt.date]:
-    """Trading days of `kind` ("equity" / "derivatives") in [start, end] from calendar rows."""
-    ok = TRADING_DAYS[kind]
-    days = {d for d, h in zip(calendar.column("Date").to_pylist(), calendar.column("HolDiv").to_pylist(),
-                              strict=True) if h in ok and d is not None and start <= d <= end}
-    return sorted(days)
-
-
 def weekdays(start: dt.date, end: dt.date) -> list[dt.date]:
     """Mon-Fri in [start, end]: the fallback when no calendar can be fetched (holidays answer empty)."""
     n = (end - start).days + 1
@@ -119,24 +99,31 @@ def plan_dataset(
     days: Mapping[str, Sequence[dt.date]],
     today: dt.date,
     chunk_days: int,
+    redo: Collection[str] = (),
 ) -> DatasetPlan:
-    """The units of `ds` in [start, end] the lake lacks (or holds only provisionally)."""
+    """The units of `ds` in [start, end] the lake lacks (or holds only provisionally), and the recorded units
+    `redo` names (ids of units whose files are bad: fetched again while the manifest still holds them, so a
+    failed repair leaves the lake as it was; a snapshot only when it is today's, a past one cannot be fetched)."""
     first = max(start, dt.date.fromisoformat(ds.since))
+    again = sorted(u for u in map(Unit.parse, redo) if u.overlaps(first, end))
     if ds.fetch == "latest":
         units: Iterable[Unit] = [Unit.snapshot(today)]
     elif first > end:
         units = []
     elif ds.fetch == "date":
-        units = [Unit.day(d) for d in days[ds.calendar] if first <= d <= end]
+        units = sorted({Unit.day(d) for d in days[ds.calendar] if first <= d <= end}
+                       | {u for u in again if u.kind == "date"})
     elif ds.fetch == "range":
         units = [Unit.span(a, b) for gap in lake.missing_ranges(ds, first, end) for a, b in chunks(*gap, chunk_days)]
         covered = sum(1 for a, b in lake.manifest.covered(ds.name) if a <= end and b >= first)
-        todo = tuple(units)
-        return DatasetPlan(ds, todo, covered, today)
+        redone = [u for u in again if u.kind == "range" and lake.complete(ds, u)]
+        todo = tuple(sorted([*units, *redone]))
+        return DatasetPlan(ds, todo, covered - len(redone), today)
     else:
         raise FetchInputError(f"{ds.name}: fetch kind {ds.fetch!r} is not supported")
     all_units = list(units)
-    todo = tuple(u for u in all_units if not lake.complete(ds, u))
+    ids = set(redo)
+    todo = tuple(u for u in all_units if u.id in ids or not lake.complete(ds, u))
     # snapshots are final on the day they are taken: a second run that day requests nothing
     final_before = today + dt.timedelta(days=1) if ds.fetch == "latest" else today
     return DatasetPlan(ds, todo, len(all_units) - len(todo), final_before)

@@ -113,7 +113,7 @@ def render_summary(summary: FetchSummary, console: Console) -> None:
     if summary.stopped:
         console.print(f"[red]stopped early: {summary.stopped}[/red]")
     if summary.refetched:
-        console.print(f"verify: {len(summary.refetched)} unit(s) did not match the manifest and were fetched again")
+        console.print(f"verify: {len(summary.refetched)} unit(s) were bad or missing and were fetched again")
     console.print(f"units: to fetch this run; had: already in the lake. Pace {summary.pace:.2f} req/s "
                   f"(pacing limit {summary.requests_per_minute / 60:.2f} req/s = {summary.requests_per_minute:g}/min)"
                   + (f"; {summary.cooldowns} cool-down(s) after repeated 429s" if summary.cooldowns else ""))

@@ -21,7 +21,8 @@ from rich.progress import Progress
 
 from gpuetl.jquants import schema, spec
 from gpuetl.lake import Lake, Unit
-from gpuetl.pipelines.fetch_plan import business_days, plan_dataset
+from gpuetl.lake.units import business_days
+from gpuetl.pipelines.fetch_plan import plan_dataset
 from gpuetl.synth.market import SNAPSHOTS, SyntheticMarket
 
 
