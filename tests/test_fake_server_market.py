@@ -84,7 +84,7 @@ async def fetch(http: aiohttp.ClientSession, url: str, headers: dict[str, str], 
         params = {**params, "pagination_key": body["pagination_key"]}
 
 
-def queries(ds: spec.Dataset, frame: pd.DataFrame) -> list[dict[str, str]]:
+def queries(ds: spec.DatasetSpec, frame: pd.DataFrame) -> list[dict[str, str]]:
     """Queries that together cover every row once: no parameters, else one per code or per date."""
     if frozenset() in ds.patterns:
         return [{}]

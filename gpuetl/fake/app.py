@@ -155,7 +155,7 @@ async def _auth_refresh(request: web.Request) -> web.StreamResponse:
     return _json(request, {"idToken": token})
 
 
-async def _data(request: web.Request, state: FakeState, ds: spec.Dataset, version: params.Version,
+async def _data(request: web.Request, state: FakeState, ds: spec.DatasetSpec, version: params.Version,
                 account: str) -> web.StreamResponse:
     note = request[NOTE]
     note.dataset, note.account = ds.name, account

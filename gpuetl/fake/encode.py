@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from gpuetl.fake.params import Version
-from gpuetl.jquants.spec import Dataset, Field, Plan
+from gpuetl.jquants.spec import DatasetSpec, Field, Plan
 
 # Missing-value tokens that differ from the encoding's default, per dataset and field.
 _MISSING: Mapping[str, Mapping[str, str]] = {
@@ -38,7 +38,7 @@ EXTRA_KEYS: Mapping[str, Mapping[str, Any]] = {
 }
 
 
-def missing_token(ds: Dataset, field: Field) -> Any:
+def missing_token(ds: DatasetSpec, field: Field) -> Any:
     """What the endpoint writes for a missing value of `field`."""
     override = _MISSING.get(ds.name, {}).get(field.name)
     if override is not None:
@@ -53,7 +53,7 @@ def _num_text(v: float) -> str:
     return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
 
 
-def wire_column(ds: Dataset, field: Field, col: pd.Series) -> list[Any]:
+def wire_column(ds: DatasetSpec, field: Field, col: pd.Series) -> list[Any]:
     """One canonical column -> its wire values (version independent)."""
     missing = missing_token(ds, field)
     strings = ds.encoding == "strings"
@@ -76,7 +76,7 @@ def wire_column(ds: Dataset, field: Field, col: pd.Series) -> list[Any]:
 class WireTable:
     """A dataset's rows in wire form, column by column."""
 
-    def __init__(self, ds: Dataset, frame: pd.DataFrame) -> None:
+    def __init__(self, ds: DatasetSpec, frame: pd.DataFrame) -> None:
         self.dataset = ds
         self.columns = {f.name: wire_column(ds, f, frame[f.name]) for f in ds.fields}
 

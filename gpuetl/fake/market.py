@@ -53,7 +53,7 @@ def _date(d: np.datetime64) -> dt.date:
 class Table:
     """One dataset's frame, sorted the way the API answers (by date, then code), with lookup arrays."""
 
-    def __init__(self, ds: spec.Dataset, frame: pd.DataFrame) -> None:
+    def __init__(self, ds: spec.DatasetSpec, frame: pd.DataFrame) -> None:
         missing = [c for c in ds.columns if c not in frame.columns]
         if missing:
             raise ValueError(f"market table {ds.name!r} lacks columns {missing}")
@@ -113,7 +113,7 @@ class MarketIndex:
         days = np.arange(flat.min(), flat.max() + 1, dtype="datetime64[D]")
         return days[np.is_busday(days)]
 
-    def _datasets(self) -> list[tuple[str, spec.Dataset]]:
+    def _datasets(self) -> list[tuple[str, spec.DatasetSpec]]:
         return [(n, spec.get(n)) for n in sorted(self._names)]
 
     def last_date(self) -> dt.date:
@@ -172,7 +172,7 @@ class MarketIndex:
         return t, Selection(np.flatnonzero(mask), {})
 
     @staticmethod
-    def _column(ds: spec.Dataset, param: str) -> str:
+    def _column(ds: spec.DatasetSpec, param: str) -> str:
         if param in ("date", "from", "to"):
             assert ds.date_field is not None, ds.name
             return ds.date_field

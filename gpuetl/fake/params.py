@@ -1,6 +1,6 @@
 """Query parameters as the API reads them: spelling per version, value formats, valid combinations.
 
-The catalogue (`Dataset.params`, `Dataset.patterns`, `Dataset.v2_to_v1_params`) says which parameters an
+The catalogue (`DatasetSpec.params`, `DatasetSpec.patterns`, `DatasetSpec.v2_to_v1_params`) says which parameters an
 endpoint takes and in which combinations; this module turns a raw query string into a normalised
 `Query` (V2 names, ISO dates, upper-case codes) or the API's 400 answer (API-NOTES §2.0, §2.1).
 """
@@ -15,7 +15,7 @@ from typing import Literal
 
 from gpuetl.fake import errors
 from gpuetl.fake.errors import ApiError
-from gpuetl.jquants.spec import Dataset
+from gpuetl.jquants.spec import DatasetSpec
 
 Version = Literal["v1", "v2"]
 
@@ -32,7 +32,7 @@ _DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
 class Query:
     """One validated request: parameters under their V2 names, values normalised."""
 
-    dataset: Dataset
+    dataset: DatasetSpec
     version: Version
     params: Mapping[str, str]
     pagination_key: str | None = None
@@ -47,7 +47,7 @@ class Query:
         return f"{self.version}|{self.dataset.path}|{items}"
 
 
-def spelled(ds: Dataset, version: Version, name: str) -> str:
+def spelled(ds: DatasetSpec, version: Version, name: str) -> str:
     """A V2 parameter name as `version` spells it."""
     return ds.v2_to_v1_params().get(name, name) if version == "v1" else name
 
@@ -56,7 +56,7 @@ def _quoted(names: Iterable[str]) -> str:
     return ",".join(f"'{n}'" for n in names)
 
 
-def parse(ds: Dataset, version: Version, raw: Mapping[str, str]) -> Query:
+def parse(ds: DatasetSpec, version: Version, raw: Mapping[str, str]) -> Query:
     """Raw query string -> Query, or ApiError(400) with the API's message."""
     to_v2 = {spelled(ds, version, p): p for p in ds.params}
     if version == "v2":
@@ -78,7 +78,7 @@ def parse(ds: Dataset, version: Version, raw: Mapping[str, str]) -> Query:
     return Query(ds, version, norm, key)
 
 
-def _check_combination(ds: Dataset, version: Version, given: frozenset[str]) -> None:
+def _check_combination(ds: DatasetSpec, version: Version, given: frozenset[str]) -> None:
     if given in ds.patterns:
         return
     completed = set(given)
@@ -95,7 +95,7 @@ def _check_combination(ds: Dataset, version: Version, given: frozenset[str]) -> 
     raise ApiError(400, errors.COMBINATION.format(names=names))
 
 
-def _normalise(ds: Dataset, version: Version, name: str, value: str) -> str:
+def _normalise(ds: DatasetSpec, version: Version, name: str, value: str) -> str:
     shown = spelled(ds, version, name)
     if name in DATE_PARAMS:
         return parse_date(value, shown).isoformat()

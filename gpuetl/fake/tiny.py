@@ -80,7 +80,7 @@ class _Gen:
     def listed(self, i: int) -> tuple[str, ...]:
         return tuple(c for c in self.codes if c != LATE_LISTED or i >= 4)
 
-    def frame(self, ds: spec.Dataset, rows: Rows) -> pd.DataFrame:
+    def frame(self, ds: spec.DatasetSpec, rows: Rows) -> pd.DataFrame:
         n = len(rows)
         cols: dict[str, list[Any]] = {}
         for f in ds.fields:
@@ -194,13 +194,13 @@ class _Gen:
 _UNSET = object()
 
 
-def _date_default(name: str, n: int, rng: np.random.Generator, rows: Rows, ds: spec.Dataset) -> list[Any]:
+def _date_default(name: str, n: int, rng: np.random.Generator, rows: Rows, ds: spec.DatasetSpec) -> list[Any]:
     """Another date column: the row's own date (e.g. CalcDate, BoardDate, period bounds)."""
     own = ds.date_field or "Date"
     return [r.get(own, r.get("Date")) for r in rows]
 
 
-_DEFAULTS: dict[str, Callable[[str, int, np.random.Generator, Rows, spec.Dataset], list[Any]]] = {
+_DEFAULTS: dict[str, Callable[[str, int, np.random.Generator, Rows, spec.DatasetSpec], list[Any]]] = {
     "float": lambda name, n, rng, rows, ds: list(np.round(rng.uniform(100.0, 3000.0, n), 1)),
     "flag": lambda name, n, rng, rows, ds: [False] * n,
     "date": _date_default,

@@ -30,7 +30,7 @@ from gpuetl.jquants.auth import ApiKeyAuth, Auth, TokenAuth
 from gpuetl.jquants.env import Credentials
 from gpuetl.jquants.ratelimit import Clock, Limiter, RealClock
 from gpuetl.jquants.retry import Backoff, RateLimitStreak
-from gpuetl.jquants.spec import REQUESTS_PER_MINUTE, Dataset, Plan
+from gpuetl.jquants.spec import REQUESTS_PER_MINUTE, DatasetSpec, Plan
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class Client:
 
     # ------------------------------------------------------------------ public calls
 
-    async def pages(self, ds: Dataset, params: Mapping[str, str] | None = None) -> AsyncIterator[list[Record]]:
+    async def pages(self, ds: DatasetSpec, params: Mapping[str, str] | None = None) -> AsyncIterator[list[Record]]:
         """Every page of one query: the same query again with each `pagination_key` until none comes."""
         query = dict(params or {})
         seen: set[str] = set()
@@ -157,14 +157,14 @@ class Client:
             seen.add(key)
             query["pagination_key"] = key
 
-    async def records(self, ds: Dataset, params: Mapping[str, str] | None = None) -> list[Record]:
+    async def records(self, ds: DatasetSpec, params: Mapping[str, str] | None = None) -> list[Record]:
         """All records of one query, pagination followed."""
         out: list[Record] = []
         async for recs in self.pages(ds, params):
             out.extend(recs)
         return out
 
-    async def day_records(self, ds: Dataset, day: dt.date, params: Mapping[str, str] | None = None) -> list[Record]:
+    async def day_records(self, ds: DatasetSpec, day: dt.date, params: Mapping[str, str] | None = None) -> list[Record]:
         """All records of one business day (`ds.date_param`); a 413 here cannot be narrowed further."""
         if ds.date_param is None:
             raise ValueError(f"{ds.name} has no single-day query parameter")
@@ -177,7 +177,7 @@ class Client:
                 status=413, server_message=err.server_message, url=err.url) from err
 
     async def range_records(
-        self, ds: Dataset, start: dt.date, end: dt.date, params: Mapping[str, str] | None = None
+        self, ds: DatasetSpec, start: dt.date, end: dt.date, params: Mapping[str, str] | None = None
     ) -> list[Record]:
         """All records of `from=start&to=end`, halving the range recursively on 413."""
         try:
@@ -192,7 +192,7 @@ class Client:
             return (await self.range_records(ds, start, mid, params)
                     + await self.range_records(ds, mid + dt.timedelta(days=1), end, params))
 
-    async def get(self, ds: Dataset, params: Mapping[str, str]) -> Page:
+    async def get(self, ds: DatasetSpec, params: Mapping[str, str]) -> Page:
         """One page of one query, with pacing, retries and typed errors."""
         path = self._path(ds)
         query = self._params(ds, params)
@@ -223,14 +223,14 @@ class Client:
                 "the V1 API needs JQUANTS_API_MAIL_ADDRESS and JQUANTS_API_PASSWORD")
         return TokenAuth(credentials.mail, credentials.password, self._post_auth, self.clock)
 
-    def _path(self, ds: Dataset) -> str:
+    def _path(self, ds: DatasetSpec) -> str:
         if self.api_version == "v2":
             return ds.path
         if ds.v1_path is None:
             raise E.BadRequestError(f"{ds.name} ({ds.path}) has no V1 endpoint; use --api-version v2")
         return ds.v1_path
 
-    def _params(self, ds: Dataset, params: Mapping[str, str]) -> dict[str, str]:
+    def _params(self, ds: DatasetSpec, params: Mapping[str, str]) -> dict[str, str]:
         if self.api_version == "v2":
             return dict(params)
         rename = ds.v2_to_v1_params()
@@ -252,7 +252,7 @@ class Client:
         params: dict[str, str],
         json_body: Mapping[str, Any] | None,
         stats_name: str,
-        ds: Dataset | None,
+        ds: DatasetSpec | None,
         *,
         authenticated: bool = True,
         final_statuses: frozenset[int] = frozenset(),

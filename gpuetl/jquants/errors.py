@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from gpuetl.jquants.spec import HISTORY_YEARS, PLANS, Dataset
+from gpuetl.jquants.spec import HISTORY_YEARS, PLANS, DatasetSpec
 
 _WINDOW = re.compile(r"covers the following dates:\s*(\d{4}-\d{2}-\d{2})?\s*~\s*(\d{4}-\d{2}-\d{2})?")
 
@@ -85,7 +85,7 @@ def parse_window(message: str) -> tuple[dt.date | None, dt.date | None] | None:
 
 
 def from_response(
-    status: int, server_message: str, *, url: str = "", dataset: Dataset | None = None, plan: str = ""
+    status: int, server_message: str, *, url: str = "", dataset: DatasetSpec | None = None, plan: str = ""
 ) -> JQuantsError:
     """The typed error for a non-2xx answer, with a message that says what to do next."""
     what = f"{dataset.name} ({dataset.path})" if dataset else url
@@ -116,11 +116,11 @@ def from_response(
     return make(BadRequestError, f"{what}: request refused ({status}){said}")
 
 
-def plans_with(dataset: Dataset) -> str:
+def plans_with(dataset: DatasetSpec) -> str:
     return ", ".join(dataset.plans) if dataset.plans else "none"
 
 
-def _plan_message(what: str, dataset: Dataset | None, plan: str, server_message: str) -> str:
+def _plan_message(what: str, dataset: DatasetSpec | None, plan: str, server_message: str) -> str:
     if "no active subscription" in server_message.lower():
         return f"{what}: this API key has no active J-Quants subscription"
     needs = f"; it needs one of: {plans_with(dataset)}" if dataset else ""

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from gpuetl.jquants.schema import ARROW_TYPES, arrow_schema, canonical_json
-from gpuetl.jquants.spec import Dataset, Field, Kind
+from gpuetl.jquants.spec import DatasetSpec, Field, Kind
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ _logged_bad: set[tuple[str, str]] = set()
 
 
 def to_table(
-    ds: Dataset, records: Sequence[Mapping[str, Any]], extra: Mapping[str, pa.Array] | None = None
+    ds: DatasetSpec, records: Sequence[Mapping[str, Any]], extra: Mapping[str, pa.Array] | None = None
 ) -> pa.Table:
     """Records of `ds` -> a table in `arrow_schema(ds)` (plus `extra` columns, e.g. SnapshotDate)."""
     present: set[str] = set()

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from gpuetl.jquants.spec import Dataset, Kind
+from gpuetl.jquants.spec import DatasetSpec, Kind
 
 ARROW_TYPES: dict[Kind, pa.DataType] = {
     "date": pa.date32(), "time": pa.string(), "code": pa.string(), "str": pa.string(),
@@ -23,12 +23,12 @@ ARROW_TYPES: dict[Kind, pa.DataType] = {
 }
 
 
-def arrow_schema(ds: Dataset, extra: tuple[pa.Field, ...] = ()) -> pa.Schema:
+def arrow_schema(ds: DatasetSpec, extra: tuple[pa.Field, ...] = ()) -> pa.Schema:
     """The lake schema of `ds` (plus any pipeline-owned `extra` columns, e.g. a snapshot date)."""
     return pa.schema([pa.field(f.name, ARROW_TYPES[f.kind]) for f in ds.fields] + list(extra))
 
 
-def to_table(ds: Dataset, df: pd.DataFrame, extra: tuple[pa.Field, ...] = ()) -> pa.Table:
+def to_table(ds: DatasetSpec, df: pd.DataFrame, extra: tuple[pa.Field, ...] = ()) -> pa.Table:
     """Canonical pandas frame -> Arrow table with the dataset's exact schema (columns in spec order)."""
     schema = arrow_schema(ds, extra)
     missing = [n for n in schema.names if n not in df.columns]
@@ -51,7 +51,7 @@ def to_table(ds: Dataset, df: pd.DataFrame, extra: tuple[pa.Field, ...] = ()) ->
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def to_frame(ds: Dataset, table: pa.Table) -> pd.DataFrame:
+def to_frame(ds: DatasetSpec, table: pa.Table) -> pd.DataFrame:
     """Arrow table (lake schema) -> canonical pandas frame."""
     out: dict[str, Any] = {}
     for field in table.schema:

@@ -64,7 +64,9 @@ class Field:
 
 
 @dataclasses.dataclass(frozen=True)
-class Dataset:
+class DatasetSpec:
+    """One J-Quants dataset as the catalogue describes it: its endpoints, fields, plans and how it is fetched."""
+
     name: str  # short name used by the lake and the CLI
     path: str  # V2 path
     v1_path: str | None
@@ -201,12 +203,12 @@ def reference_data() -> dict[str, Any]:
 
 
 @functools.cache
-def datasets() -> dict[str, Dataset]:
+def datasets() -> dict[str, DatasetSpec]:
     """Every dataset gpuetl can fetch, by short name, in dependency order (calendar first)."""
     with open(DATA / "v1_names.json", encoding="utf-8") as fh:
         v1_names: dict[str, dict[str, str]] = json.load(fh)
     raw = _raw_endpoints()
-    out: dict[str, Dataset] = {}
+    out: dict[str, DatasetSpec] = {}
     for name, path, v1_path, v1_key, fetch, date_param, date_field, since, encoding, calendar in _FACTS:
         e = raw[path]
         spec_fields = [(f["name"], f["type"]) for f in e["response"]["fields"]]
@@ -216,7 +218,7 @@ def datasets() -> dict[str, Dataset]:
         fields = tuple(Field(n, names_v1.get(n, n), _kind(n, t), premium_only=_premium_only(path, n))
                        for n, t in spec_fields)
         pag = e.get("pagination") or {}
-        out[name] = Dataset(
+        out[name] = DatasetSpec(
             name=name, path=path, v1_path=v1_path, v1_key=v1_key, fields=fields,
             params=tuple(p["name"] for p in e["parameters"]),
             patterns=tuple(frozenset(p["params"]) for p in e.get("valid_request_patterns") or []) or (frozenset(),),
@@ -228,7 +230,7 @@ def datasets() -> dict[str, Dataset]:
     return out
 
 
-def get(name_or_path: str) -> Dataset:
+def get(name_or_path: str) -> DatasetSpec:
     """A dataset by short name ("bars_daily") or V2 path ("/equities/bars/daily"); a miss lists the names."""
     all_ = datasets()
     if name_or_path in all_:
@@ -239,7 +241,7 @@ def get(name_or_path: str) -> Dataset:
     raise KeyError(f"unknown dataset {name_or_path!r}; known: {', '.join(all_)}")
 
 
-def by_path(path: str, version: Literal["v1", "v2"] = "v2") -> Dataset | None:
+def by_path(path: str, version: Literal["v1", "v2"] = "v2") -> DatasetSpec | None:
     for d in datasets().values():
         if (d.path if version == "v2" else d.v1_path) == path:
             return d

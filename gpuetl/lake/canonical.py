@@ -16,22 +16,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gpuetl.jquants.schema import arrow_schema
-from gpuetl.jquants.spec import Dataset
+from gpuetl.jquants.spec import DatasetSpec
 
 SNAPSHOT_COLUMN = "SnapshotDate"
 SNAPSHOT_FIELD = pa.field(SNAPSHOT_COLUMN, pa.date32())
 
 
-def extra_fields(ds: Dataset) -> tuple[pa.Field, ...]:
+def extra_fields(ds: DatasetSpec) -> tuple[pa.Field, ...]:
     """Pipeline-owned columns: "latest" datasets carry the date each snapshot was taken."""
     return (SNAPSHOT_FIELD,) if ds.fetch == "latest" else ()
 
 
-def lake_schema(ds: Dataset) -> pa.Schema:
+def lake_schema(ds: DatasetSpec) -> pa.Schema:
     return arrow_schema(ds, extra_fields(ds))
 
 
-def partition_column(ds: Dataset) -> str | None:
+def partition_column(ds: DatasetSpec) -> str | None:
     """The date column that places a row in year=/month= partitions and that reads filter on."""
     return SNAPSHOT_COLUMN if ds.fetch == "latest" else ds.date_field
 
@@ -41,7 +41,7 @@ def sort_keys(names: list[str], first: str | None) -> list[tuple[str, str]]:
     return [(n, "ascending") for n in ordered]
 
 
-def canonical(ds: Dataset, table: pa.Table) -> pa.Table:
+def canonical(ds: DatasetSpec, table: pa.Table) -> pa.Table:
     """`table` in the lake schema, totally ordered, exact duplicate rows removed."""
     table = table.select(lake_schema(ds).names).cast(lake_schema(ds))
     return dedupe_sorted(sort(table, partition_column(ds)))

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gpuetl.jquants.spec import Dataset
+from gpuetl.jquants.spec import DatasetSpec
 from gpuetl.lake import atomic
 from gpuetl.lake.canonical import SNAPSHOT_COLUMN, canonical, content_hash, partition_column
 from gpuetl.lake.manifest import Manifest, UnitRecord
@@ -46,7 +46,7 @@ def writer_lock(root: str | Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def unit_record(ds: Dataset, unit: Unit, table: pa.Table, files: Iterable[str], *, final: bool,
+def unit_record(ds: DatasetSpec, unit: Unit, table: pa.Table, files: Iterable[str], *, final: bool,
                 fetched_at: dt.datetime) -> UnitRecord:
     """The manifest's record of `unit` holding the canonical `table` in `files`: one way, for a write and for a
     manifest rebuilt from the files."""
@@ -63,7 +63,7 @@ def unit_record(ds: Dataset, unit: Unit, table: pa.Table, files: Iterable[str], 
     )
 
 
-def _dates(ds: Dataset, table: pa.Table) -> pa.ChunkedArray:
+def _dates(ds: DatasetSpec, table: pa.Table) -> pa.ChunkedArray:
     """The rows' partition dates (all null for a dataset without a date column)."""
     col = partition_column(ds)
     return table.column(col) if col else pa.chunked_array([pa.nulls(table.num_rows, pa.date32())])
@@ -80,16 +80,16 @@ class Lake:
 
     # ------------------------------------------------------------------ what is there
 
-    def complete(self, ds: Dataset, unit: Unit) -> bool:
+    def complete(self, ds: DatasetSpec, unit: Unit) -> bool:
         return self.manifest.complete(ds.name, unit.id)
 
-    def missing_ranges(self, ds: Dataset, start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
+    def missing_ranges(self, ds: DatasetSpec, start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
         """Sub-ranges of [start, end] that no final unit of `ds` covers."""
         return gaps(start, end, self.manifest.covered(ds.name))
 
     # ------------------------------------------------------------------ writing
 
-    def write(self, ds: Dataset, unit: Unit, table: pa.Table, *, final: bool = True,
+    def write(self, ds: DatasetSpec, unit: Unit, table: pa.Table, *, final: bool = True,
               fetched_at: dt.datetime | None = None) -> UnitRecord:
         """Write one unit's rows and record the unit; replaces whatever the unit held before."""
         if ds.fetch == "latest" and SNAPSHOT_COLUMN not in table.column_names:

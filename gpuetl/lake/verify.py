@@ -154,7 +154,7 @@ def holes(manifest: Manifest, datasets: Iterable[str] | None = None, start: dt.d
           end: dt.date | None = None, *,
           calendar: OpenDays | None = None) -> tuple[list[BadUnit], list[str]]:
     """Per `date` dataset of `datasets` (default: all), the open days of its calendar kind in [start, end] between
-    its first and last unit that no unit covers, or (a dataset with rows every open day: `spec.Dataset.dense`)
+    its first and last unit that no unit covers, or (a dataset with rows every open day: `spec.DatasetSpec.dense`)
     only a unit with no rows; and notes on what could not be checked (a lake without a calendar: nothing).
 
     Only days the calendar covers are checked, so a dataset outside the calendar's span is noted, not failed.
@@ -178,7 +178,7 @@ def holes(manifest: Manifest, datasets: Iterable[str] | None = None, start: dt.d
     return found, notes
 
 
-def _dataset_holes(manifest: Manifest, ds: spec.Dataset, calendar: OpenDays, start: dt.date | None,
+def _dataset_holes(manifest: Manifest, ds: spec.DatasetSpec, calendar: OpenDays, start: dt.date | None,
                    end: dt.date | None) -> tuple[list[BadUnit], str | None]:
     units = manifest.units(ds.name)
     spans = sorted((u.start, u.end) for uid, rec in units.items()
@@ -229,7 +229,7 @@ def require_no_holes(manifest: Manifest, datasets: Iterable[str], start: dt.date
 # ---------------------------------------------------------------------------------------------- units
 
 
-def unit_problem(root: Path, ds: spec.Dataset, rec: UnitRecord) -> str | None:
+def unit_problem(root: Path, ds: spec.DatasetSpec, rec: UnitRecord) -> str | None:
     """Why a unit's files do not hold what the manifest recorded, or None when they do."""
     parts = []
     for rel in rec.files:
@@ -370,7 +370,7 @@ def _written(root: Path, files: Sequence[str]) -> dt.datetime:
     return dt.datetime.fromtimestamp(max((root / f).stat().st_mtime for f in files), dt.UTC)
 
 
-def _record(root: Path, ds: spec.Dataset, unit: Unit, files: Sequence[str], today: dt.date) -> UnitRecord | str:
+def _record(root: Path, ds: spec.DatasetSpec, unit: Unit, files: Sequence[str], today: dt.date) -> UnitRecord | str:
     """The manifest record of `unit` from its files, or "file: why" when one cannot be read as the lake wrote it."""
     parts = []
     for rel in files:

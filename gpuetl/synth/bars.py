@@ -9,17 +9,13 @@ AdjFactor 1.0.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from gpuetl.synth import reference as ref
+from gpuetl.synth.core import MarketCore
 from gpuetl.synth.frames import canonical, flag
 from gpuetl.synth.universe import RESTRUCTURE
-
-if TYPE_CHECKING:
-    from gpuetl.synth.market import SyntheticMarket
 
 S33_CODES = ref.S33_CODES
 
@@ -32,13 +28,13 @@ def later_factor_product(adj_factor: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rows(m: SyntheticMarket) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rows(m: MarketCore) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat panel positions of listed cells (day-major, so rows sort by Date then Code), and (day, issue)."""
     pos = np.flatnonzero(m.panel.listed.ravel())
     return pos, pos // m.universe.n, pos % m.universe.n
 
 
-def bars_daily(m: SyntheticMarket) -> pd.DataFrame:
+def bars_daily(m: MarketCore) -> pd.DataFrame:
     p = m.panel
     pos, day, issue = _rows(m)
 
@@ -72,7 +68,7 @@ def bars_daily(m: SyntheticMarket) -> pd.DataFrame:
     return canonical("bars_daily", cols, pos.size)
 
 
-def master(m: SyntheticMarket) -> pd.DataFrame:
+def master(m: MarketCore) -> pd.DataFrame:
     u = m.universe
     pos, day, issue = _rows(m)
     s33 = np.array(S33_CODES, dtype=object)

@@ -9,18 +9,16 @@ forecasts have DivRate NaN.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from gpuetl.synth import reference as ref
 from gpuetl.synth.config import stream
+from gpuetl.synth.core import MarketCore
 from gpuetl.synth.frames import canonical, days_str
 from gpuetl.synth.universe import RESTRUCTURE
-
-if TYPE_CHECKING:
-    from gpuetl.synth.market import SyntheticMarket
 
 T2_FROM = np.datetime64("2019-07-16")
 SPECIAL_RATES_FROM = np.datetime64("2022-06-06")  # CommDivRate / SpecDivRate published from this date
@@ -28,7 +26,7 @@ _FQ = np.array(["第1四半期", "第2四半期", "第3四半期", "本決算"],
 SCHEDULE_AHEAD_DAYS = 45  # a company announces its earnings date about a month ahead
 
 
-def ex_dates(m: SyntheticMarket, record: np.ndarray) -> np.ndarray:
+def ex_dates(m: MarketCore, record: np.ndarray) -> np.ndarray:
     """Ex-dividend date of each record date (settlement T+2 from 2019-07-16, T+3 before)."""
     last = m.timeline.before(record + np.timedelta64(1, "D"))  # last business day on or before the record date
     return m.timeline.before(last, np.where(last >= T2_FROM, 1, 2))
@@ -40,7 +38,7 @@ def _ref_no(dates: np.ndarray) -> np.ndarray:
     return np.char.add(np.char.add(days_str(dates), "1B"), seq).astype(object)
 
 
-def dividend(m: SyntheticMarket) -> pd.DataFrame:
+def dividend(m: MarketCore) -> pd.DataFrame:
     rng = stream(m.config, "dividend")
     s, f, tl = m.schedule, m.fundamentals.columns, m.timeline
     new = s.corrects < 0
@@ -90,12 +88,12 @@ def dividend(m: SyntheticMarket) -> pd.DataFrame:
     return canonical("dividend", {k: np.asarray(v)[order] for k, v in cols.items()}, rows.size)
 
 
-def earnings_calendar(m: SyntheticMarket) -> pd.DataFrame:
+def earnings_calendar(m: MarketCore) -> pd.DataFrame:
     """The latest snapshot, as the API serves it the day after the market's `end`."""
     return earnings_calendar_on(m, np.datetime64(m.config.end))
 
 
-def earnings_calendar_on(m: SyntheticMarket, day: Any) -> pd.DataFrame:
+def earnings_calendar_on(m: MarketCore, day: Any) -> pd.DataFrame:
     """The schedule the earnings calendar showed on `day` (what a fetch that day recorded): each
     March/September-FY issue listed on `day` with its next statement after it, known once it is at most
     `SCHEDULE_AHEAD_DAYS` away (the company has announced the date), a few dates still undecided (NaT).

@@ -11,17 +11,13 @@ row; futures have no morning/afternoon split (M* NaN).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
 from gpuetl.synth.config import stream
+from gpuetl.synth.core import MarketCore
 from gpuetl.synth.frames import canonical
-
-if TYPE_CHECKING:
-    from gpuetl.synth.market import SyntheticMarket
 
 NIKKEI_RATIO = 14.2
 RATE = 0.001
@@ -30,14 +26,14 @@ _FUTURES = {"TOPIXF": ("169", 0.5, 10_000.0, 1.0), "NK225F": ("180", 10.0, 1_000
             "NK225MF": ("181", 5.0, 100.0, NIKKEI_RATIO)}
 
 
-def _sq_dates(m: SyntheticMarket, months: np.ndarray) -> np.ndarray:
+def _sq_dates(m: MarketCore, months: np.ndarray) -> np.ndarray:
     """Special quotation day: the second Friday of the month, or the business day before it."""
     first = months.astype("datetime64[M]").astype("datetime64[D]")
     friday = first + ((4 - (first.astype(np.int64) + 3) % 7) % 7 + 7).astype("timedelta64[D]")
     return m.timeline.before(friday + np.timedelta64(1, "D"))
 
 
-def _contracts(m: SyntheticMarket, step: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _contracts(m: MarketCore, step: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(day row, contract month, SQ date) for the `count` nearest contracts every `step` months."""
     days = m.days
     month = days.astype("datetime64[M]").astype(np.int64)
@@ -63,7 +59,7 @@ def _yymm(months: np.ndarray) -> np.ndarray:
     return ((m // 12 + 1970) % 100) * 100 + m % 12 + 1
 
 
-def _underlying(m: SyntheticMarket) -> dict[str, np.ndarray]:
+def _underlying(m: MarketCore) -> dict[str, np.ndarray]:
     """The published TOPIX (built once and kept by the market's lazy tables)."""
     t = m.table("topix")
     return {k: t[k].to_numpy() for k in "OHLC"}  # host-ok: the synthetic market is NumPy/pandas by design
@@ -84,7 +80,7 @@ def _sessions(rng: np.random.Generator, o: np.ndarray, h: np.ndarray, low: np.nd
             "O": eo, "H": np.maximum(eh, ah), "L": np.minimum(el, al), "C": ac}
 
 
-def futures(m: SyntheticMarket) -> pd.DataFrame:
+def futures(m: MarketCore) -> pd.DataFrame:
     rng = stream(m.config, "futures")
     und = _underlying(m)
     parts = []
@@ -130,7 +126,7 @@ def _black_scholes(s: np.ndarray, k: np.ndarray, t: np.ndarray, vol: np.ndarray,
     return np.where(put, call - s + disc, call)
 
 
-def _options(m: SyntheticMarket, name: str, scale: float, spacing: float, strikes: int,
+def _options(m: MarketCore, name: str, scale: float, spacing: float, strikes: int,
              prod: str | None) -> pd.DataFrame:
     rng = stream(m.config, name)
     und = _underlying(m)
@@ -179,9 +175,9 @@ def _options(m: SyntheticMarket, name: str, scale: float, spacing: float, strike
     return canonical(name, {key: np.asarray(v)[order] for key, v in cols.items()}, day.size)
 
 
-def options_225(m: SyntheticMarket) -> pd.DataFrame:
+def options_225(m: MarketCore) -> pd.DataFrame:
     return _options(m, "options_225", NIKKEI_RATIO, 250.0, 9, None)
 
 
-def options(m: SyntheticMarket) -> pd.DataFrame:
+def options(m: MarketCore) -> pd.DataFrame:
     return _options(m, "options", 1.0, 25.0, 7, "TOPIXE")

@@ -11,8 +11,6 @@ Tot = Prop + Brk.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 import scipy.signal
@@ -20,11 +18,9 @@ import scipy.signal
 from gpuetl.synth import reference as ref
 from gpuetl.synth.calendar import monday_of, week_id
 from gpuetl.synth.config import stream
+from gpuetl.synth.core import MarketCore
 from gpuetl.synth.frames import canonical
 from gpuetl.synth.universe import RESTRUCTURE
-
-if TYPE_CHECKING:
-    from gpuetl.synth.market import SyntheticMarket
 
 CORRECTIONS_FROM = np.datetime64("2023-04-03")
 CATEGORIES = ("Ind", "Frgn", "SecCo", "InvTr", "BusCo", "OthCo", "InsCo", "Bank", "TrstBnk", "OthFin")
@@ -34,7 +30,7 @@ _NEW_SECTIONS = ("TSEPrime", "TSEStandard", "TSEGrowth")
 SECTIONS = (*_OLD_SECTIONS, *_NEW_SECTIONS, "TokyoNagoya")
 
 
-def _daily_by(m: SyntheticMarket, values: np.ndarray, group_old: np.ndarray, group_new: np.ndarray,
+def _daily_by(m: MarketCore, values: np.ndarray, group_old: np.ndarray, group_new: np.ndarray,
               k: int) -> np.ndarray:
     """(D, k) daily sums of a (D, N) panel by issue group (old/new grouping switching at 2022-04-04)."""
     v = np.nan_to_num(values)
@@ -43,7 +39,7 @@ def _daily_by(m: SyntheticMarket, values: np.ndarray, group_old: np.ndarray, gro
     return np.where((m.days >= RESTRUCTURE)[:, None], new, old)
 
 
-def investor_types(m: SyntheticMarket) -> pd.DataFrame:
+def investor_types(m: MarketCore) -> pd.DataFrame:
     rng = stream(m.config, "investor_types")
     u, tl = m.universe, m.timeline
     sec_index = {s: i for i, s in enumerate(SECTIONS)}
@@ -103,7 +99,7 @@ def _put(cols: dict[str, object], name: str, sell: np.ndarray, buy: np.ndarray) 
     cols[name + "Sell"], cols[name + "Buy"], cols[name + "Tot"], cols[name + "Bal"] = sell, buy, sell + buy, buy - sell
 
 
-def short_ratio(m: SyntheticMarket) -> pd.DataFrame:
+def short_ratio(m: MarketCore) -> pd.DataFrame:
     """Per 33-sector and business day: selling turnover split into non-short, short with and without
     price restriction (JPY; short share ~40% with persistent noise). No rows where a sector did not trade."""
     rng = stream(m.config, "short_ratio")
@@ -129,7 +125,7 @@ def _split(rng: np.random.Generator, units: np.ndarray, base: np.ndarray) -> np.
     return parts
 
 
-def breakdown(m: SyntheticMarket) -> pd.DataFrame:
+def breakdown(m: MarketCore) -> pd.DataFrame:
     """Per traded (day, issue): volume and value by trade type; sell types and buy types each sum to Vo/Va."""
     rng = stream(m.config, "breakdown")
     p, u = m.panel, m.universe

@@ -10,16 +10,12 @@ at the same moment. The first day closes at `index_base`. Values are rounded to 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from gpuetl.synth import reference as ref
+from gpuetl.synth.core import MarketCore
 from gpuetl.synth.frames import canonical
-
-if TYPE_CHECKING:
-    from gpuetl.synth.market import SyntheticMarket
 
 _SIZE_INDICES = {
     "0028": ("TOPIX Core30",), "0029": ("TOPIX Large70",), "002A": ("TOPIX Core30", "TOPIX Large70"),
@@ -37,7 +33,7 @@ def forward_filled(values: np.ndarray) -> np.ndarray:
     return values[idx, np.arange(n)[None, :]]
 
 
-def memberships(m: SyntheticMarket) -> tuple[list[str], np.ndarray]:
+def memberships(m: MarketCore) -> tuple[list[str], np.ndarray]:
     """Index codes and their (K, N) 0/1 constituent matrix."""
     u = m.universe
     codes, rows = ["0000"], [u.topix]
@@ -54,7 +50,7 @@ def memberships(m: SyntheticMarket) -> tuple[list[str], np.ndarray]:
     return codes, np.array(rows, dtype=np.float64)
 
 
-def levels(m: SyntheticMarket, weights: np.ndarray) -> dict[str, np.ndarray]:
+def levels(m: MarketCore, weights: np.ndarray) -> dict[str, np.ndarray]:
     """(K, D) unrounded O/H/L/C of the indices whose constituents are the rows of `weights`."""
     p = m.panel
     last = forward_filled(p.C)
@@ -88,14 +84,14 @@ def levels(m: SyntheticMarket, weights: np.ndarray) -> dict[str, np.ndarray]:
             "L": bottom - 0.5 * np.maximum(bottom - lo_raw, 0.0), "C": close}
 
 
-def topix(m: SyntheticMarket) -> pd.DataFrame:
+def topix(m: MarketCore) -> pd.DataFrame:
     u = m.universe
     lv = levels(m, u.topix[None, :].astype(np.float64))
     cols = {"Date": m.days, **{k: np.round(v[0], 2) for k, v in lv.items()}}
     return canonical("topix", cols, m.days.size)
 
 
-def indices(m: SyntheticMarket) -> pd.DataFrame:
+def indices(m: MarketCore) -> pd.DataFrame:
     codes, weights = memberships(m)
     lv = levels(m, weights)
     k, d = weights.shape[0], m.days.size

@@ -19,10 +19,10 @@ import numpy as np
 import pyarrow as pa
 from rich.progress import Progress
 
+from gpuetl.fetch.plan import plan_dataset
 from gpuetl.jquants import schema, spec
 from gpuetl.lake import Lake, Unit
 from gpuetl.lake.units import business_days
-from gpuetl.pipelines.fetch_plan import plan_dataset
 from gpuetl.synth.market import SNAPSHOTS, SyntheticMarket
 
 
@@ -87,7 +87,7 @@ def write_snapshot_history(market: SyntheticMarket, root: str | Path, datasets: 
     return written
 
 
-def _by_unit(ds: spec.Dataset, table: pa.Table, units: Sequence[Unit]) -> list[tuple[Unit, pa.Table]]:
+def _by_unit(ds: spec.DatasetSpec, table: pa.Table, units: Sequence[Unit]) -> list[tuple[Unit, pa.Table]]:
     """Slices of `table` per unit: rows whose date field lies in the unit (all rows for a snapshot)."""
     if ds.fetch == "latest" or ds.date_field is None:
         return [(u, table) for u in units]

@@ -8,7 +8,6 @@ Outstanding margin positions are a few days of volume, persistent from week to w
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,10 +15,8 @@ import scipy.signal
 
 from gpuetl.synth.calendar import week_id
 from gpuetl.synth.config import stream
+from gpuetl.synth.core import MarketCore
 from gpuetl.synth.frames import canonical
-
-if TYPE_CHECKING:
-    from gpuetl.synth.market import SyntheticMarket
 
 _REASONS = ("Restricted", "DailyPublication", "Monitoring", "RestrictedByJSF", "PrecautionByJSF",
             "UnclearOrSecOnAlert")
@@ -37,7 +34,7 @@ def _lots(x: np.ndarray) -> np.ndarray:
     return np.maximum(np.round(x / 100.0), 0.0) * 100.0
 
 
-def margin_interest(m: SyntheticMarket) -> pd.DataFrame:
+def margin_interest(m: MarketCore) -> pd.DataFrame:
     """Weekly outstanding margin positions at the week's last business day (no row for weeks of <= 2 days)."""
     rng = stream(m.config, "margin_interest")
     p, u, tl = m.panel, m.universe, m.timeline
@@ -72,7 +69,7 @@ def _group_start(group: np.ndarray) -> np.ndarray:
     return starts[np.searchsorted(starts, np.arange(group.size), side="right") - 1]
 
 
-def margin_alert(m: SyntheticMarket) -> pd.DataFrame:
+def margin_alert(m: MarketCore) -> pd.DataFrame:
     """Daily outstanding margin of issues in alert episodes (5-40 business days); PubDate = next business
     day after AppDate; a missing previous day ("-" on the wire) is NaN in the *Chg columns."""
     rng = stream(m.config, "margin_alert")
@@ -136,7 +133,7 @@ def _alert_values(short_out: np.ndarray, long_out: np.ndarray, margin: np.ndarra
     return out
 
 
-def short_sale_report(m: SyntheticMarket) -> pd.DataFrame:
+def short_sale_report(m: MarketCore) -> pd.DataFrame:
     """Short positions >= 0.5% of shares, reported per (seller, issue) whenever they move; the report that
     takes a position below 0.5% is the last. Disclosed 1-2 business days after the calculation date."""
     rng = stream(m.config, "short_sale_report")

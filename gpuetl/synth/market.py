@@ -18,7 +18,8 @@ from gpuetl.jquants import spec
 from gpuetl.synth import bars, corporate, derivatives, flows, index, margin, statements
 from gpuetl.synth.calendar import Calendar, Timeline, build_calendar
 from gpuetl.synth.config import MarketConfig
-from gpuetl.synth.prices import Panel, build_panel
+from gpuetl.synth.core import Fundamentals
+from gpuetl.synth.prices import BarPanel, build_panel
 from gpuetl.synth.returns import build_returns
 from gpuetl.synth.schedule import Schedule, build_schedule
 from gpuetl.synth.universe import Universe, build_universe
@@ -108,7 +109,7 @@ class SyntheticMarket:
         self.schedule: Schedule = build_schedule(config, self.universe, self.timeline)
         code, day, size = statements.price_reactions(config, self.universe, self.schedule, self.timeline.n)
         returns = build_returns(config, self.universe, self.timeline.n, code, day, size)
-        self.panel: Panel = build_panel(config, self.universe, days, returns)
+        self.panel: BarPanel = build_panel(config, self.universe, days, returns)
         self.truth: dict[str, Any] = _truth(self, returns)
         self.tables: LazyTables = LazyTables(self)
 
@@ -132,7 +133,7 @@ class SyntheticMarket:
         return pd.DatetimeIndex(days[days >= np.datetime64(self.calendar["Date"].iloc[0], "D")].astype("datetime64[ns]"))
 
     @functools.cached_property
-    def fundamentals(self) -> statements.Fundamentals:
+    def fundamentals(self) -> Fundamentals:
         """Per-disclosure financial values, shared by fins_summary, fins_details and dividend."""
         return statements.build_fundamentals(self)
 

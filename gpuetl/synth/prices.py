@@ -21,7 +21,7 @@ from gpuetl.synth.universe import OUTAGE, Universe
 
 
 @dataclasses.dataclass(frozen=True)
-class Panel:
+class BarPanel:
     """(D, N) arrays named as the bars_daily columns; prices/volumes NaN where not traded or not listed."""
 
     O: np.ndarray  # noqa: E741 (the J-Quants column name)
@@ -64,7 +64,7 @@ def _no_trade(rng: np.random.Generator, config: MarketConfig, universe: Universe
     return out
 
 
-def build_panel(config: MarketConfig, universe: Universe, days: np.ndarray, returns: Returns) -> Panel:
+def build_panel(config: MarketConfig, universe: Universe, days: np.ndarray, returns: Returns) -> BarPanel:
     rng = stream(config, "prices")
     d, n = days.size, universe.n
     listed = universe.listed(d)
@@ -99,7 +99,7 @@ def build_panel(config: MarketConfig, universe: Universe, days: np.ndarray, retu
 
 
 def _bars(rng: np.random.Generator, universe: Universe, returns: Returns, close: np.ndarray, base: np.ndarray,
-          traded: np.ndarray, listed: np.ndarray, adj_factor: np.ndarray, shares: np.ndarray) -> Panel:
+          traded: np.ndarray, listed: np.ndarray, adj_factor: np.ndarray, shares: np.ndarray) -> BarPanel:
     d, n = close.shape
     fine = np.broadcast_to(universe.fine_tick[None, :], (d, n))
     lo, hi = limit_prices(base)
@@ -125,7 +125,7 @@ def _bars(rng: np.random.Generator, universe: Universe, returns: Returns, close:
     mvo = np.clip(np.round(vo * rng.uniform(0.45, 0.65, (d, n)) / 100.0) * 100.0, 100.0, vo - 100.0)
     high_am = rng.random((d, n)) < 0.5
     low_am = rng.random((d, n)) < 0.5
-    panel = Panel(O=open_, H=high, L=low, C=close, Vo=vo, Va=vo, MC=mc, AO=ao, MVo=mvo, MVa=mvo,
+    panel = BarPanel(O=open_, H=high, L=low, C=close, Vo=vo, Va=vo, MC=mc, AO=ao, MVo=mvo, MVa=mvo,
                   high_am=high_am, low_am=low_am, UL=ul, LL=ll, MUL=traded & (mc >= hi), MLL=traded & (mc <= lo),
                   base=base, adj_factor=adj_factor, shares=shares, listed=listed, traded=traded)
     s = panel.sessions()

@@ -11,19 +11,14 @@ and slightly different values.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from gpuetl.synth.config import MarketConfig, stream
+from gpuetl.synth.core import Fundamentals, MarketCore
 from gpuetl.synth.frames import canonical, days_str, flag
 from gpuetl.synth.schedule import KINDS, Schedule
 from gpuetl.synth.universe import Universe
-
-if TYPE_CHECKING:
-    from gpuetl.synth.market import SyntheticMarket
 
 SIG_CHG_FROM = np.datetime64("2024-07-22")  # SigChgInC is populated from this date on
 _BANKS = (27, 28, 29, 30)  # 33-sector rows of banks, securities, insurance, other finance
@@ -40,13 +35,6 @@ def price_reactions(config: MarketConfig, universe: Universe, schedule: Schedule
     pop = stream(config, "ipo").normal(0.08, 0.2, ipo.size)
     return (np.concatenate([s.code[ok], ipo]), np.concatenate([s.effective[ok], universe.list_day[ipo]]),
             np.concatenate([(scale * s.surprise)[ok], pop]))
-
-
-@dataclasses.dataclass(frozen=True)
-class Fundamentals:
-    """fins_summary column arrays, one entry per schedule row (NaN where a document leaves a field blank)."""
-
-    columns: dict[str, np.ndarray]
 
 
 def _annual(rng: np.random.Generator, u: Universe, ny: int) -> dict[str, np.ndarray]:
@@ -76,7 +64,7 @@ def _annual(rng: np.random.Generator, u: Universe, ny: int) -> dict[str, np.ndar
     return out
 
 
-def _shares_at(m: SyntheticMarket, code: np.ndarray, dates: np.ndarray) -> np.ndarray:
+def _shares_at(m: MarketCore, code: np.ndarray, dates: np.ndarray) -> np.ndarray:
     """Shares outstanding of each issue at each date (split-consistent; first/last day outside the range)."""
     idx = np.clip(np.searchsorted(m.days, dates, side="right") - 1, 0, m.timeline.n - 1)
     return m.panel.shares[idx, code]
@@ -101,7 +89,7 @@ def _running_product(key: np.ndarray, factor: np.ndarray) -> np.ndarray:
     return out
 
 
-def build_fundamentals(m: SyntheticMarket) -> Fundamentals:
+def build_fundamentals(m: MarketCore) -> Fundamentals:
     s, u = m.schedule, m.universe
     rng = stream(m.config, "fundamentals")
     ny = s.n_fy
@@ -195,7 +183,7 @@ def build_fundamentals(m: SyntheticMarket) -> Fundamentals:
     return Fundamentals(columns=cols)
 
 
-def _doc_types(m: SyntheticMarket) -> np.ndarray:
+def _doc_types(m: MarketCore) -> np.ndarray:
     s, u = m.schedule, m.universe
     prefix = np.array(["1Q", "2Q", "3Q", "FY", "", ""], dtype=object)[s.kind]
     scope = np.where(u.consolidated[s.code], "_Consolidated_", "_NonConsolidated_").astype(object)
@@ -210,7 +198,7 @@ def _disc_no(dates: np.ndarray) -> np.ndarray:
     return np.char.add(days_str(dates), seq.astype("U6")).astype(object)
 
 
-def fins_summary(m: SyntheticMarket) -> pd.DataFrame:
+def fins_summary(m: MarketCore) -> pd.DataFrame:
     s = m.schedule
     cols: dict[str, object] = dict(m.fundamentals.columns)
     rng = stream(m.config, "fins_flags")
@@ -235,7 +223,7 @@ def fins_summary(m: SyntheticMarket) -> pd.DataFrame:
     return canonical("fins_summary", cols, n)
 
 
-def _owners_equity(m: SyntheticMarket, fy_doc: np.ndarray) -> dict[str, np.ndarray]:
+def _owners_equity(m: MarketCore, fy_doc: np.ndarray) -> dict[str, np.ndarray]:
     """ShEq (equity less non-controlling interests, where Eq is reported) and ROE = NP / ShEq as a fraction
     (FY documents, whose NP is the full year), with their non-consolidated twins (no minority interests)."""
     f, c = m.fundamentals.columns, m.schedule.code
@@ -247,7 +235,7 @@ def _owners_equity(m: SyntheticMarket, fy_doc: np.ndarray) -> dict[str, np.ndarr
                 "NCROE": np.where(fy_doc, np.round(f["NCNP"] / f["NCEq"], 4), np.nan)}
 
 
-def fins_details(m: SyntheticMarket) -> pd.DataFrame:
+def fins_details(m: MarketCore) -> pd.DataFrame:
     """One FS map per statement document: a few EDINET-style labels, values as strings (JSON text)."""
     s, u = m.schedule, m.universe
     keep = np.flatnonzero(s.kind < 4)
