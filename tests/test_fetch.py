@@ -23,6 +23,7 @@ import pytest
 
 from gpuetl.config import Settings, load_settings
 from gpuetl.fake import FakeOptions, FakeServer, Faults
+from gpuetl.fetch.pipeline import FetchError, FetchInputError, FetchSummary, fetch
 from gpuetl.jquants import schema, spec
 from gpuetl.jquants.env import Credentials
 from gpuetl.jquants.errors import PlanError
@@ -30,7 +31,6 @@ from gpuetl.jquants.normalize import to_json
 from gpuetl.jquants.ratelimit import ScaledClock
 from gpuetl.lake import Manifest, manifest_hash, read
 from gpuetl.lake.canonical import dedupe_sorted, sort
-from gpuetl.pipelines.fetch import FetchError, FetchInputError, FetchSummary, fetch
 from tests.support.fake import market
 
 START, END = dt.date(2024, 1, 4), dt.date(2024, 1, 31)

@@ -9,12 +9,12 @@ import pyarrow as pa
 import pytest
 
 from gpuetl.config import Settings
+from gpuetl.fetch.pipeline import FetchInputError, fetch
+from gpuetl.fetch.plan import plan_dataset, select, weekdays
 from gpuetl.jquants import env, spec
 from gpuetl.jquants.errors import MissingCredentialsError, PlanError
 from gpuetl.lake import Lake, Unit
 from gpuetl.lake.units import business_days
-from gpuetl.pipelines.fetch import FetchInputError, fetch
-from gpuetl.pipelines.fetch_plan import plan_dataset, select, weekdays
 
 D = dt.date
 

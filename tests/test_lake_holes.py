@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from gpuetl.commands import main
+from gpuetl.fetch.plan import plan_dataset
 from gpuetl.jquants import env, normalize, spec
 from gpuetl.lake import Lake, Manifest, Unit
 from gpuetl.lake.manifest import ManifestError
 from gpuetl.lake.verify import EMPTY, HOLE, NO_CALENDAR, holes, rebuild_manifest, require_no_holes, verify
-from gpuetl.pipelines.fetch_plan import plan_dataset
 
 BARS, CAL = spec.get("bars_daily"), spec.get("calendar")
 DEMO = ["--backend", "cpu", "--set", "demo.codes=4", "--set", "demo.start=2024-01-04", "--set", "demo.end=2024-03-29"]

@@ -21,6 +21,9 @@ from rich.console import Console
 
 from gpuetl.commands.common import add_output_options, dataset_names, demo_lake
 from gpuetl.config import Settings
+from gpuetl.fetch.pipeline import FetchError, FetchInputError, FetchSummary, fetch
+from gpuetl.fetch.plan import parse_day
+from gpuetl.fetch.report import render_summary
 from gpuetl.jquants import spec
 from gpuetl.jquants.env import Credentials
 from gpuetl.jquants.errors import JQuantsError
@@ -28,9 +31,6 @@ from gpuetl.lake import Lake
 from gpuetl.lake.manifest import ManifestError
 from gpuetl.lake.outputs import OutputError, check_lake_dir
 from gpuetl.lake.units import today_jst
-from gpuetl.pipelines.fetch import FetchError, FetchInputError, FetchSummary, fetch
-from gpuetl.pipelines.fetch_plan import parse_day
-from gpuetl.pipelines.fetch_report import render_summary
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -102,9 +102,9 @@ def _refetch(args: argparse.Namespace, settings: Settings, lake: Path, report: V
     records them (and the missing days), so one that does not come back stays as it was. Returns the
     report's `repaired` (what came back), `remaining` (still bad) and, when the fetch failed, `error` (why)."""
     from gpuetl.commands.fetch import fetch_lake
+    from gpuetl.fetch.pipeline import FetchError, FetchInputError
     from gpuetl.jquants.errors import JQuantsError
     from gpuetl.lake.verify import recheck
-    from gpuetl.pipelines.fetch import FetchError, FetchInputError
 
     spans = {n: s for n, s in report.spans().items() if spec.get(n).fetch != "latest"}
     if not spans:  # only past snapshots: they cannot be fetched again (the next fetch takes a new one)

@@ -28,7 +28,7 @@ class FetchInputError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class DatasetPlan:
-    dataset: spec.Dataset
+    dataset: spec.DatasetSpec
     units: tuple[Unit, ...]  # still to fetch, in date order
     complete: int  # units in the window that the lake already holds
     final_before: dt.date  # units ending before this day are final; later ones are fetched again next run
@@ -51,7 +51,7 @@ def select(
     default: Sequence[str],
     plan: spec.Plan,
     api_version: Literal["v2", "v1"],
-) -> tuple[list[spec.Dataset], dict[str, str]]:
+) -> tuple[list[spec.DatasetSpec], dict[str, str]]:
     """The datasets to fetch (catalogue order) and the skipped ones with why.
 
     Explicitly requested datasets the plan or API version cannot serve are errors; defaults are skipped.
@@ -62,7 +62,7 @@ def select(
     unknown = [n for n in wanted if n not in catalogue]
     if unknown:
         raise FetchInputError(f"unknown dataset(s) {', '.join(unknown)}; valid: {', '.join(catalogue)}")
-    chosen: list[spec.Dataset] = []
+    chosen: list[spec.DatasetSpec] = []
     skipped: dict[str, str] = {}
     for name in catalogue:
         if name not in wanted:
@@ -92,7 +92,7 @@ def weekdays(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 def plan_dataset(
-    ds: spec.Dataset,
+    ds: spec.DatasetSpec,
     lake: Lake,
     start: dt.date,
     end: dt.date,

@@ -10,7 +10,7 @@ Failures: a dataset the server refuses (plan gate, window, bad request) stops th
 refused credential or a server that stays down after all retries stops the run. Either way what
 completed stays in the lake and the manifest, and `FetchError` carries the summary.
 
-An empty answer for a day a dense dataset must have rows on (`spec.Dataset.dense`: daily bars on a trading
+An empty answer for a day a dense dataset must have rows on (`spec.DatasetSpec.dense`: daily bars on a trading
 day, the calendar on any day) is recorded as not final, so the next run asks again: the data was not there
 yet, which is not the same as there being none. A window the server's calendar has no day of is refused.
 With `verify`, the lake's units in the window are first hashed against the manifest and checked against the
@@ -33,6 +33,15 @@ from typing import Literal
 from rich.console import Console
 
 from gpuetl.config import Settings
+from gpuetl.fetch.plan import (
+    DatasetPlan,
+    FetchInputError,
+    parse_day,
+    plan_dataset,
+    select,
+    weekdays,
+)
+from gpuetl.fetch.report import DatasetSummary, FetchProgress, FetchSummary
 from gpuetl.jquants import env, normalize, spec
 from gpuetl.jquants.client import Client, Record
 from gpuetl.jquants.env import Credentials
@@ -43,15 +52,6 @@ from gpuetl.lake.outputs import LakeSource, check_lake_dir, mark_lake
 from gpuetl.lake.units import business_days, today_jst
 from gpuetl.lake.verify import BadUnit
 from gpuetl.lake.verify import verify as verify_lake
-from gpuetl.pipelines.fetch_plan import (
-    DatasetPlan,
-    FetchInputError,
-    parse_day,
-    plan_dataset,
-    select,
-    weekdays,
-)
-from gpuetl.pipelines.fetch_report import DatasetSummary, FetchProgress, FetchSummary
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ async def fetch(
     return summary
 
 
-def _bad_units(lake: Lake, chosen: list[spec.Dataset], start: dt.date, end: dt.date,
+def _bad_units(lake: Lake, chosen: list[spec.DatasetSpec], start: dt.date, end: dt.date,
                today: dt.date) -> list[BadUnit]:
     """The units in the window whose files do not hold what the manifest recorded, and the open days with no unit,
     that this run can fetch (a past snapshot cannot be). They stay recorded: the run fetches them again and
@@ -186,7 +186,7 @@ class _Run:
 
     # ------------------------------------------------------------------ stages
 
-    async def go(self, chosen: list[spec.Dataset], *, explicit: bool) -> None:
+    async def go(self, chosen: list[spec.DatasetSpec], *, explicit: bool) -> None:
         cal = spec.get("calendar")
         others = [ds for ds in chosen if ds.name != "calendar"]
         days: dict[str, list[dt.date]] = {}
@@ -196,7 +196,7 @@ class _Run:
                               self.redo.get(ds.name, set())) for ds in others]
         await self._run(plans)
 
-    async def _calendar(self, cal: spec.Dataset, *, required: bool) -> dict[str, list[dt.date]]:
+    async def _calendar(self, cal: spec.DatasetSpec, *, required: bool) -> dict[str, list[dt.date]]:
         """Fetch the calendar's missing chunks, then read the range's trading days from the lake."""
         await self._run([plan_dataset(cal, self.lake, self.start, self.end, {}, self.today, self.chunk_days,
                                       self.redo.get(cal.name, set()))])

@@ -1,1 +1,0 @@
-"""Runnable jobs that compose library stages (fetch, ...), importable from the installed package."""
