@@ -1,7 +1,7 @@
 """A built dataset as device tensors: `open_dataset`, dense panels through DLPack, daily graphs, the day sampler."""
 
-from gpuetl.tensors.dataset import Dataset, DatasetError, open_dataset
-from gpuetl.tensors.graphs import DailyGraphs
+from gpuetl.tensors.dataset import Dataset, open_dataset
+from gpuetl.tensors.graphs import DailyGraphs, DatasetError
 from gpuetl.tensors.panel import PanelTensors
 from gpuetl.tensors.sampler import DayBatch, DaySampler
 

@@ -28,7 +28,7 @@ def to_torch(array: Any, device: torch.device | str | None = None) -> torch.Tens
 
     Only a `device` other than the array's own copies (explicitly, e.g. a CPU panel moved to a GPU).
     """
-    tensor = torch.from_dlpack(array)
+    tensor = torch.utils.dlpack.from_dlpack(array)
     return tensor if device is None or tensor.device == torch.device(device) else tensor.to(device)
 
 
@@ -67,7 +67,7 @@ def host_strings(backend: Backend, index: Any) -> np.ndarray:
 def host_dates(backend: Backend, days: Any) -> np.ndarray:
     """Sorted unique int64 day numbers (an array of the backend) -> a host datetime64[D] axis (D values)."""
     unique = backend.xp.unique(days)
-    return backend.to_host(unique).astype("datetime64[D]")  # host-ok: the date axis labels
+    return np.asarray(backend.to_host(unique)).astype("datetime64[D]")  # host-ok: the date axis labels
 
 
 def build_panel(backend: Backend, frame: Any, columns: Sequence[str], targets: Sequence[str] = (),
