@@ -28,7 +28,7 @@ from gpuetl.train.metrics import information_ratio, summarize
 #: The inputs and label all three models share (data.* must be equal between the GAT and XGBoost configs).
 SHARED = ("data.inputs.groups=[returns,sector]", "data.horizons=[1]")
 
-#: The small lead-lag GAT (README Training, "second round"), fixed before any of these seeds was drawn.
+#: The small lead-lag GAT (docs/training.md, "Does the graph help?"), fixed before any of these seeds was drawn.
 SMALL_GAT = (
     *SHARED, "model.hidden=8", "model.heads=2", "model.gat_layers=1", "model.dropout=0.1",
     "model.relation_means=true", "optim.lr=0.001", "optim.weight_decay=0.01", "optim.days_per_epoch=0",

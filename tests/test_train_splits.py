@@ -79,7 +79,7 @@ def test_the_check_catches_overlap_leaks_and_short_embargoes(tmp_path: Path) -> 
 
 
 def test_the_default_configs_are_the_ones_measured_on_fresh_markets() -> None:
-    """README's "Does the graph help?" tables describe `make train` / `make baseline` only while the defaults
+    """docs/training.md's "Does the graph help?" tables describe `make train` / `make baseline` only while the defaults
     are the settings benchmarks/train_seeds.py runs (committed in its plan before the runs)."""
     from benchmarks.train_seeds import SHARED, SMALL_GAT
 

@@ -1,10 +1,10 @@
 """The J-Quants dataset catalogue: one source of truth for the client, the fake server and the lake.
 
 Built from the official V2 spec shipped as data (`data/endpoints.json`, from J-Quants' j-quants-doc-mcp),
-the V1 names of each V2 field (`data/v1_names.json`, from the V1/V2 field tables in
-shared/jquants/API-NOTES.md) and the facts below that the spec does not carry: V1 paths and list
-keys, how to pull a whole history (`fetch`), which field dates a row in the lake (`date_field`), each
-field's canonical kind, and how each endpoint encodes missing values on the wire.
+the V1 names of each V2 field (`data/v1_names.json`, from J-Quants' published V1/V2 field tables) and the
+facts below that the spec does not carry: V1 paths and list keys, how to pull a whole history (`fetch`), which
+field dates a row in the lake (`date_field`), each field's canonical kind, and how each endpoint encodes missing
+values on the wire.
 """
 
 from __future__ import annotations
