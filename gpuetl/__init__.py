@@ -1,12 +1,8 @@
 """gpuetl: GPU-first ETL for Japanese equities (J-Quants -> Parquet lake -> features -> GPU tensors)."""
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("gpuetl")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+from gpuetl.version import __version__
 
 __all__ = ["__version__", "open_dataset"]
 

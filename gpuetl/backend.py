@@ -12,10 +12,14 @@ the stage timings.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
+import functools
 import importlib
+import importlib.util
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -35,6 +39,10 @@ _POOL_ALIGNMENT = 256
 
 class BackendUnavailable(RuntimeError):
     """The requested backend cannot run here; the message names what is missing."""
+
+
+class CpuFallbackRefused(RuntimeError):
+    """Work that cannot run on the GPU met `on_cpu_fallback: raise`; the message names it and why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +70,29 @@ class Backend:
     reason: str
     device: DeviceInfo | None = None
     pool: Any = None  # rmm StatisticsResourceAdaptor over the PoolMemoryResource (gpu only)
+    # work that fell back to the CPU (`fall_back_to_cpu`), by what it was: never silent, and counted
+    fallbacks: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter, compare=False)
 
     @property
     def is_gpu(self) -> bool:
         return self.name == "gpu"
+
+    def range(self, name: str) -> contextlib.AbstractContextManager[Any]:
+        """An NVTX range named `name` around the work inside it, for Nsight Systems timelines; a no-op on the CPU
+        and where no NVTX binding imports (the `nvtx` package, else CuPy's)."""
+        annotate = _nvtx_annotate() if self.is_gpu else None
+        return annotate(name) if annotate is not None else contextlib.nullcontext()
+
+    def fall_back_to_cpu(self, what: str, why: str) -> Backend:
+        """Count `what` as run on the CPU instead of this backend because of `why`, and return the CPU backend to
+        run it on; with `on_cpu_fallback: raise` (the default) refuse instead, with `warn` log it by name."""
+        self.fallbacks[what] += 1
+        message = f"{what} cannot run on the {self.name} backend ({why})"
+        if self.kernels.on_cpu_fallback == "raise":
+            raise CpuFallbackRefused(f"{message}; set on_cpu_fallback=warn to run it on the CPU")
+        log.warning("%s: running it on the CPU on host copies (on_cpu_fallback=warn)", message)
+        return Backend("cpu", importlib.import_module("pandas"), np, KernelSet("cpu"),
+                       f"the CPU fallback of the {self.name} backend")
 
     def memory_stats(self) -> dict[str, int] | None:
         """Pool size and current/peak bytes allocated through the RMM pool; None on the CPU."""
@@ -93,7 +120,7 @@ class Backend:
         """Series -> float64 array of this backend (device array on the GPU), missing as NaN."""
         if self.is_gpu:
             return series.astype("float64").to_cupy(na_value=float("nan"))
-        return series.to_numpy(dtype="float64", na_value=float("nan"))
+        return series.to_numpy(dtype="float64", na_value=float("nan"))  # host-ok: the CPU backend: pandas to NumPy, both on the host
 
     def read_parquet(self, files: list[str], columns: list[str] | None = None,
                      filters: list[tuple[str, str, Any]] | None = None) -> Any:
@@ -165,6 +192,18 @@ class Backend:
         """Wait for queued device work (before reading a clock); a no-op on the CPU."""
         if self.is_gpu:
             self.xp.cuda.runtime.deviceSynchronize()
+
+
+@functools.cache
+def _nvtx_annotate() -> Callable[[str], contextlib.AbstractContextManager[Any]] | None:
+    """The NVTX range maker of this process: `nvtx.annotate` where the package is installed, else CuPy's
+    `time_range`; None without either (the ranges are then no-ops)."""
+    if importlib.util.find_spec("nvtx") is not None:
+        return importlib.import_module("nvtx").annotate
+    try:
+        return importlib.import_module("cupyx.profiler").time_range
+    except (ImportError, AttributeError):
+        return None
 
 
 def exact_when_flat(xp: ModuleType, res: Any, hi: Any, lo: Any, stat: str) -> Any:

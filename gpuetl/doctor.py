@@ -10,8 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from gpuetl import __version__
 from gpuetl.backend import Backend
+from gpuetl.version import __version__
 
 # import name -> distribution names it ships under (PyPI wheels first, then conda/source names)
 PACKAGES: dict[str, tuple[str, ...]] = {

@@ -1,12 +1,15 @@
-"""The one parity idiom of the tests (as cuDF's `assert_eq`): compare what two backends (or a backend and a
-plain reference) produced, on the host, with a tolerance that says *why* the two may differ.
+"""The one parity idiom of the tests (as cuDF's `assert_eq`): compare what two computations produced (GPU and CPU
+backends, a CUDA kernel run by tests/support/cudasim and its CPU twin, a fast op and a slow reference such as
+TA-Lib or a pandas loop, a batched run and one-at-a-time runs), on the host, with a tolerance whose name says
+*why* the two may differ: `assert_backend_equal(got, expected, tol="sum_order")`.
 
-`assert_backend_equal(got, expected, tol="sum_order")` takes NumPy/CuPy arrays, pandas/cuDF Series and
-frames (frames column by column: same names and order, non-float columns exactly), NaN equal to NaN.
+The names and their numbers are `gpuetl.ops.TOLERANCES` (ops declare theirs as `Op.tolerance`); a test never
+picks a number. A comparison that needs a new reason adds a named entry there, with the reason beside it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -14,26 +17,23 @@ import pandas as pd
 
 from gpuetl.backend import Backend
 from gpuetl.kernels import KernelSet
+from gpuetl.ops import TOLERANCES
 
 CPU = Backend("cpu", pd, np, KernelSet("cpu"), "tests")  # for builders outside fixtures
 
-# Named tolerances (rtol, atol): the reason two results may differ, not a number picked to make a test pass.
-TOL: dict[str, tuple[float, float]] = {
-    "exact": (0.0, 0.0),  # same operations in the same order: bit for bit
-    "sum_order": (1e-12, 1e-15),  # libcudf's hash groupby / cuBLAS add in another order than pandas / OpenBLAS
-    "float32": (1e-5, 1e-6),  # float64 results that differ in the last bits, stored as float32
-    "reference": (1e-9, 0.0),  # a fast op against a slow reference formula (TA-Lib, pandas loops)
-    "weight_grid": (0.0, 2.0**-32),  # graph edge weights rounded to the 2^-32 grid
-    "pagerank": (0.0, 1e-6),  # power iterations stopped at tol 1e-10 per day's graph
-}
+# (rtol, atol) by reason: one source of numbers, gpuetl.ops.TOLERANCES
+TOL: Mapping[str, tuple[float, float]] = TOLERANCES
 
 
 def to_host(x: Any) -> Any:
-    """A device array or cuDF object -> its NumPy / pandas twin; host objects pass through."""
+    """A device array, cuDF object or torch tensor -> its NumPy / pandas twin; host objects pass through."""
     if hasattr(x, "to_pandas"):
         return x.to_pandas()
-    if hasattr(x, "get") and type(x).__module__.startswith("cupy"):
+    module = type(x).__module__
+    if module.startswith("cupy"):
         return x.get()
+    if module.startswith("torch"):
+        return x.detach().cpu().numpy()
     return x
 
 
@@ -42,22 +42,76 @@ def host(backend: Backend, x: Any) -> np.ndarray:
     return np.asarray(to_host(x)) if backend.is_gpu else np.asarray(x)
 
 
-def assert_backend_equal(got: Any, expected: Any, *, tol: str = "exact", rtol: float | None = None,
-                         atol: float | None = None, err_msg: str = "") -> None:
-    """`got` equals `expected` to the named tolerance `tol` (or explicit rtol/atol), NaN equal to NaN."""
-    r, a = TOL[tol]
-    r, a = (r if rtol is None else rtol), (a if atol is None else atol)
-    got, expected = to_host(got), to_host(expected)
-    if isinstance(expected, pd.DataFrame):
-        assert isinstance(got, pd.DataFrame), f"{err_msg}: expected a frame, got {type(got).__name__}"
-        assert list(got.columns) == list(expected.columns), f"{err_msg}: columns differ"
-        for col in expected.columns:
-            assert_backend_equal(got[col], expected[col], rtol=r, atol=a, err_msg=f"{err_msg}{col}")
+def assert_backend_equal(got: Any, expected: Any, *, tol: str, err_msg: str = "", terms: int = 1,
+                         check_dtype: bool = False) -> None:
+    """`got` equals `expected` within the named tolerance `tol` (a key of `TOL`), NaN equal to NaN.
+
+    Both sides may be scalars, sequences, NumPy/CuPy arrays, torch tensors, pandas/cuDF Series and frames, or
+    mappings of those (the same keys; each value compared) or tuples of them (a kernel's several results). An `expected` scalar is compared with every element.
+    Frames: the same column names in the same order and the same index, column by column. Series: the same index
+    as a Series on the other side; against an array, positions, so the Series must have the default index.
+    Integer, boolean, date and text values are compared exactly whatever `tol`; `tol="exact"` compares floats bit
+    for bit (`-0.0 == 0.0`). `terms`: each compared value is a sum of up to `terms` values that may each differ
+    by `tol` (the absolute bounds add up). `check_dtype`: the two dtypes must be the same too.
+    """
+    if tol not in TOL:
+        raise KeyError(f"unknown tolerance {tol!r}; named ones: {', '.join(TOL)} (add a reason to gpuetl.ops)")
+    if terms < 1:
+        raise ValueError(f"terms must be >= 1, got {terms}")
+    _assert_equal(to_host(got), to_host(expected), tol, err_msg, terms, check_dtype)
+
+
+def _assert_equal(got: Any, expected: Any, tol: str, err_msg: str, terms: int, check_dtype: bool) -> None:
+    where = f"{err_msg}: " if err_msg else ""
+    if isinstance(expected, Mapping) or isinstance(got, Mapping):
+        assert isinstance(got, Mapping) and isinstance(expected, Mapping), \
+            f"{where}a mapping against a {type(got if isinstance(expected, Mapping) else expected).__name__}"
+        assert set(got) == set(expected), (f"{where}keys differ: only in got {sorted(set(got) - set(expected))}, "
+                                           f"only in expected {sorted(set(expected) - set(got))}")
+        for key in expected:
+            _assert_equal(to_host(got[key]), to_host(expected[key]), tol, f"{err_msg}[{key}]", terms, check_dtype)
         return
-    g, e = np.asarray(got), np.asarray(expected)
-    assert g.shape == e.shape, f"{err_msg}: shape {g.shape} != {e.shape}"
-    if e.dtype.kind in "fc" or g.dtype.kind in "fc":
-        np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64), rtol=r, atol=a, equal_nan=True,
-                                   err_msg=err_msg)
+    if isinstance(expected, tuple) and isinstance(got, tuple):  # a kernel's several results
+        assert len(got) == len(expected), f"{where}{len(got)} results != {len(expected)}"
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+            _assert_equal(to_host(g), to_host(e), tol, f"{err_msg}[{i}]", terms, check_dtype)
+        return
+    if isinstance(expected, pd.DataFrame) or isinstance(got, pd.DataFrame):
+        assert isinstance(got, pd.DataFrame) and isinstance(expected, pd.DataFrame), \
+            f"{where}a frame against a {type(got if isinstance(expected, pd.DataFrame) else expected).__name__}"
+        assert list(got.columns) == list(expected.columns), \
+            f"{where}columns differ: {list(got.columns)} != {list(expected.columns)}"
+        _assert_same_index(got.index, expected.index, where)
+        for col in expected.columns:
+            _assert_equal(got[col], expected[col], tol, f"{err_msg}[{col}]", terms, check_dtype)
+        return
+    if isinstance(expected, pd.Series) and isinstance(got, pd.Series):
+        _assert_same_index(got.index, expected.index, where)
     else:
+        for side in (got, expected):
+            if isinstance(side, pd.Series):  # against an array: positions, so no index that says otherwise
+                assert side.index.equals(pd.RangeIndex(len(side))), \
+                    f"{where}a Series with a non-default index compared with an array by position"
+    g, e = _array(got), _array(expected)
+    if check_dtype:
+        assert g.dtype == e.dtype, f"{where}dtype {g.dtype} != {e.dtype}"
+    if e.ndim == 0 and g.ndim > 0:  # a scalar reference: every element
+        e = np.full(g.shape, e[()], dtype=e.dtype)
+    assert g.shape == e.shape, f"{where}shape {g.shape} != {e.shape}"
+    floats = g.dtype.kind in "fc" or e.dtype.kind in "fc"
+    if tol == "exact" or not floats:
         np.testing.assert_array_equal(g, e, err_msg=err_msg)
+        return
+    rtol, atol = TOL[tol]
+    np.testing.assert_allclose(g.astype(np.float64), e.astype(np.float64), rtol=rtol, atol=atol * terms,
+                               equal_nan=True, err_msg=f"{err_msg} (tol={tol!r})")
+
+
+def _array(x: Any) -> np.ndarray:
+    if isinstance(x, pd.Series | pd.Index) and x.dtype.kind in "iuf" and x.hasnans:  # nullable: missing -> NaN
+        return x.to_numpy(dtype=np.float64, na_value=np.nan)
+    return x.to_numpy() if isinstance(x, pd.Series | pd.Index) else np.asarray(x)
+
+
+def _assert_same_index(got: pd.Index, expected: pd.Index, where: str) -> None:
+    assert got.equals(expected), f"{where}indexes differ: {got[:5].tolist()}... != {expected[:5].tolist()}..."

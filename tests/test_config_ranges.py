@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import numpy as np
 import pytest
 
-from gpuetl import ops
 from gpuetl.commands import main
 from gpuetl.config import (
     ConfigError,
@@ -31,6 +30,7 @@ from gpuetl.config import (
 )
 from gpuetl.dataset.config import load_dataset_config
 from gpuetl.dataset.plan import check_lake_span
+from gpuetl.dataset.registry import REGISTRY
 from gpuetl.dates import day_of
 from gpuetl.graphs.config import load_graph_config
 from gpuetl.train.config import load_gat_config, load_xgb_config
@@ -130,7 +130,7 @@ def _numbers(tp: Any) -> bool:
 def test_every_number_of_every_feature_op_declares_its_bounds() -> None:
     """A new op with `windows: Sequence[int]` fails here: windows, periods, horizons are Days (>= 1) or Days2."""
     numbers = 0
-    for name, spec in ops.registered("feature").items():
+    for name, spec in REGISTRY.of("feature").items():
         hints = typing.get_type_hints(spec.fn, include_extras=True)
         for param in list(inspect.signature(spec.fn).parameters)[1:]:
             if _numbers(hints[param]):

@@ -66,12 +66,11 @@ def test_rows_spanning_years_are_normalised_per_day_and_written_per_year(backend
             want = table["Date"].map(z).where(x.notna())
             assert want.notna().any(), col
         ok = want.notna().to_numpy()
-        np.testing.assert_allclose(table[f"{col}_z"].to_numpy()[ok], want.to_numpy()[ok], rtol=1e-4, atol=1e-4,
-                                   err_msg=col)
+        assert_backend_equal(table[f"{col}_z"].to_numpy()[ok], want.to_numpy()[ok], tol="float32_inputs", err_msg=col)
         assert (table[f"{col}_z"].to_numpy()[~ok] == 0).all(), col
         # _missing means exactly "the raw value is NaN"
-        np.testing.assert_array_equal(table[f"{col}_missing"].to_numpy(), x.isna().to_numpy().astype(np.float32),
-                                      err_msg=col)
+        assert_backend_equal(table[f"{col}_missing"].to_numpy(), x.isna().to_numpy().astype(np.float32), tol="exact",
+                             check_dtype=True, err_msg=col)
 
 
 def test_universe_selection(backend: Backend, tmp_path: Path) -> None:
@@ -115,13 +114,13 @@ def test_leakage_perturbing_everything_after_t_changes_nothing_up_to_t(backend: 
 def test_warm_up_is_the_longest_declared_lookback_and_is_not_written(backend: Backend, tmp_path: Path) -> None:
     """Without `start`, the first date written is the first with the warm-up before it; the warm-up is read
     from the ops' declared lookbacks (and the time-series z-score's min_periods), never a fixed number."""
-    from gpuetl import ops
     from gpuetl.dataset.build import warmup_days
+    from gpuetl.dataset.registry import REGISTRY
 
     bars, topix, master = raw_market(days=200)
     write_lake(tmp_path / "lake", bars, topix, master)
     cfg = load_dataset_config(CONFIG, [*SMALL, "enrich.listing=false"])  # this master has no listing fields
-    lookbacks = {op: ops.get(op).lookback(p) for op, p in cfg.feature_params()}
+    lookbacks = {op: REGISTRY.get(op).lookback(p) for op, p in cfg.feature_params()}
     assert lookbacks["sma"] == 25 and lookbacks["market"] == 10
     warm = warmup_days(cfg)
     assert warm == max(max(lookbacks.values()), lookbacks["market"] + cfg.normalize.ts_min_periods - 1) == 69
@@ -182,14 +181,14 @@ def test_clear_errors(backend: Backend, tmp_path: Path) -> None:
 
 
 def test_default_config_builds_every_feature(backend: Backend, tmp_path: Path) -> None:
-    from gpuetl import ops
+    from gpuetl.dataset.registry import REGISTRY
 
     bars, topix, master = raw_market(seed=11)
     write_lake(tmp_path / "lake", bars, topix, master)
     # a 160-day lake (shorter than the warm-up) whose master has no listing fields
     cfg = load_dataset_config(CONFIG, ["start=2020-01-01", "enrich.listing=false"])
     res = build_dataset(backend, cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
-    declared = [c for op, p in cfg.feature_params() for c in ops.get(op).outputs(p)]
+    declared = [c for op, p in cfg.feature_params() for c in REGISTRY.get(op).outputs(p)]
     assert res.features == declared and len(declared) >= 130
     df = pads.dataset(tmp_path / "ds" / "data", format="parquet").to_table().to_pandas()
     finite = df[declared].notna().mean()
@@ -212,6 +211,6 @@ def test_gpu_build_equals_cpu_build(cpu_backend: Backend, gpu_backend: Backend, 
         build_dataset(b, cfg, tmp_path / "lake", tmp_path / name, progress=False)
         frames.append(read_dataset(tmp_path / name))
     cpu, gpu = frames
-    assert_backend_equal(gpu[["Code", "Date"]], cpu[["Code", "Date"]])
-    assert_backend_equal(gpu.filter(like="_missing"), cpu.filter(like="_missing"))
+    assert_backend_equal(gpu[["Code", "Date"]], cpu[["Code", "Date"]], tol="exact")
+    assert_backend_equal(gpu.filter(like="_missing"), cpu.filter(like="_missing"), tol="exact")
     assert_backend_equal(gpu, cpu, tol="float32")

@@ -44,13 +44,13 @@ def test_build_with_every_group(tables: dict[str, pd.DataFrame], tmp_path: Path)
 
 def test_default_config_on_a_lake_with_every_dataset(tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     """`auto` switches every group on when the lake has its data: the default dataset's full feature set."""
-    from gpuetl import ops
+    from gpuetl.dataset.registry import REGISTRY
 
     write_tables(tmp_path / "lake", tables)
     cfg = load_dataset_config(CONFIG, ["start=2023-10-02"])  # every day: this market is shorter than the warm-up
     res = build_dataset(CPU, cfg, tmp_path / "lake", tmp_path / "ds", progress=False)
     enriched = [c for g in groups().values() for c in g.outputs({})]
-    declared = [c for op, p in cfg.feature_params() for c in ops.get(op).outputs(p)]
+    declared = [c for op, p in cfg.feature_params() for c in REGISTRY.get(op).outputs(p)]
     assert res.features == enriched + declared and len(res.features) >= 150
     assert json.loads((tmp_path / "ds" / "metadata.json").read_text())["enrich"] == dict.fromkeys(groups(), "on")
     df = read_dataset(tmp_path / "ds")
@@ -86,8 +86,8 @@ def test_gpu_equals_cpu_on_the_enriched_dataset(cpu_backend: Backend, gpu_backen
     build_dataset(cpu_backend, cfg, tmp_path / "lake", tmp_path / "cpu", progress=False)
     build_dataset(gpu_backend, cfg, tmp_path / "lake", tmp_path / "gpu", progress=False)
     cpu, gpu = read_dataset(tmp_path / "cpu"), read_dataset(tmp_path / "gpu")
-    assert_backend_equal(gpu[["Code", "Date"]], cpu[["Code", "Date"]])
+    assert_backend_equal(gpu[["Code", "Date"]], cpu[["Code", "Date"]], tol="exact")
     enriched = [c for g in groups().values() for c in g.outputs({})]
-    assert_backend_equal(gpu[enriched], cpu[enriched], rtol=1e-6, atol=1e-9)  # as-of joins: the same rows taken
+    assert_backend_equal(gpu[enriched], cpu[enriched], tol="float32_step")  # as-of joins: the same rows taken
     normed = [c for c in cpu.columns if c.endswith(("_z", "_missing"))]
-    assert_backend_equal(gpu[normed], cpu[normed], tol="float32", atol=1e-5)
+    assert_backend_equal(gpu[normed], cpu[normed], tol="float32_zscore")

@@ -22,7 +22,7 @@ from gpuetl.enrich.context import Context
 from gpuetl.enrich.flows import SECTION_OF_MARKET
 from gpuetl.lake.manifest import Manifest
 from gpuetl.synth.calendar import build_calendar
-from tests._testing import CPU
+from tests._testing import CPU, assert_backend_equal
 from tests.support.lakes import Bdays, days, synthetic_tables, write_tables
 
 # ----------------------------------------------------------------------------- lakes for tests
@@ -159,8 +159,7 @@ def test_statements_equal_the_naive_reference(synth: tuple) -> None:
     want = reference_statements(tables, df)
     assert want["st_eps_yield"].notna().sum() > 100 and want["st_rev_op"].abs().gt(0).any()
     for col in want.columns:
-        np.testing.assert_allclose(got["statements"][col], want[col].to_numpy(float), rtol=1e-12, atol=0,
-                                   equal_nan=True, err_msg=col)
+        assert_backend_equal(got["statements"][col], want[col].to_numpy(float), tol="rounding", err_msg=col)
 
 
 def records(frame: pd.DataFrame, key: str) -> dict[str, list[dict]]:
@@ -219,8 +218,7 @@ def test_flows_equal_the_naive_reference(synth: tuple) -> None:
     flat = {k: v for cols in got.values() for k, v in cols.items()}
     assert want["ma_active"].sum() > 0 and want["mi_long_days"].notna().sum() > 100
     for col in want.columns:
-        np.testing.assert_allclose(flat[col], want[col].to_numpy(float), rtol=1e-12, atol=0, equal_nan=True,
-                                   err_msg=col)
+        assert_backend_equal(flat[col], want[col].to_numpy(float), tol="rounding", err_msg=col)
 
 
 def test_dividends_equal_the_naive_reference(synth: tuple) -> None:
@@ -241,8 +239,8 @@ def test_dividends_equal_the_naive_reference(synth: tuple) -> None:
         want_days.append(float(r["ex"] - t) if r else math.nan)
         want_yield.append(pos_ratio(r["DivRate"] * cum_t / cum_at(df, code, int(r["eff"])), close) if r else math.nan)
     assert np.isfinite(want_days).sum() > 100
-    np.testing.assert_allclose(got["dividends"]["dv_days_to_ex"], want_days, rtol=0, equal_nan=True)
-    np.testing.assert_allclose(got["dividends"]["dv_next_yield"], want_yield, rtol=1e-12, equal_nan=True)
+    assert_backend_equal(got["dividends"]["dv_days_to_ex"], want_days, tol="exact")
+    assert_backend_equal(got["dividends"]["dv_next_yield"], want_yield, tol="rounding")
 
 
 def test_listing_and_every_group_have_values(synth: tuple) -> None:
@@ -319,13 +317,13 @@ def test_corrections_replace_values_only_from_their_own_effective_day(tmp_path: 
     assert math.isnan(at(df, yoy, c, "2024-08-09")) and at(df, q, c, "2024-08-09") == 4
     assert at(df, q, c, "2024-08-13") == 1 and at(df, since, c, "2024-08-13") == 0
     assert at(df, q, c, "2024-11-01") == 1 and at(df, q, c, "2024-11-05") == 2
-    for day in ("2024-11-05", "2024-11-12", "2024-11-19"):
-        assert at(df, yoy, c, day) == pytest.approx(0.2), day  # (120 - 100) / 100: the Q1 correction is ignored
+    for day in ("2024-11-05", "2024-11-12", "2024-11-19"):  # (120 - 100) / 100: the Q1 correction is ignored
+        assert_backend_equal(at(df, yoy, c, day), 0.2, tol="rounding", err_msg=day)
     assert at(df, since, c, "2024-11-12") == 0 and at(df, since, c, "2024-11-19") == 7
-    assert at(df, yoy, c, "2024-11-20") == pytest.approx(0.3)  # the Q2 correction, from its own day
-    assert at(df, rev, c, "2024-11-25") == pytest.approx(0.0)  # the Q2 correction repeats FOP 400
-    assert at(df, rev, c, "2024-11-26") == pytest.approx(0.25)  # 500 against 400
-    assert at(df, st["st_progress_op"], c, "2024-11-26") == pytest.approx(150 / 500)
+    assert_backend_equal(at(df, yoy, c, "2024-11-20"), 0.3, tol="rounding")  # the Q2 correction, from its own day
+    assert_backend_equal(at(df, rev, c, "2024-11-25"), 0.0, tol="rounding")  # the Q2 correction repeats FOP 400
+    assert_backend_equal(at(df, rev, c, "2024-11-26"), 0.25, tol="rounding")  # 500 against 400
+    assert_backend_equal(at(df, st["st_progress_op"], c, "2024-11-26"), 150 / 500, tol="rounding")
     assert math.isnan(at(df, yoy, "13020", "2024-11-26"))  # no statements for the other code
 
 
@@ -346,7 +344,7 @@ def test_weekly_rows_cover_the_days_until_the_next_publication(tmp_path: Path) -
     net = enrich(CPU, Manifest.load(tmp_path), ctx.panel, ctx.frame, ["investor_types"])["investor_types"]["it_frgn_net"]
     got = [at(df, net, "13010", d) for d in ("2024-10-31", "2024-11-01", "2024-11-05", "2024-11-06", "2024-11-07",
                                               "2024-11-08", "2024-12-20")]
-    np.testing.assert_array_equal(got, [np.nan, 0.01, 0.02, 0.02, 0.02, 0.04, 0.04])
+    assert_backend_equal(got, [np.nan, 0.01, 0.02, 0.02, 0.02, 0.04, 0.04], tol="exact")
 
 
 def test_switches_auto_skips_true_fails_naming_what_to_fetch(tmp_path: Path) -> None:

@@ -9,12 +9,12 @@ from scipy.stats import norm
 
 from gpuetl import ops
 from gpuetl.backend import Backend
+from gpuetl.dataset.registry import REGISTRY
 from gpuetl.dates import BusinessCalendar
 from gpuetl.features.cross_section import cs_rank, cs_rankgauss, cs_zscore
 from gpuetl.features.normalize import normalized, time_series_zscore
 from gpuetl.features.panel import Panel
-from gpuetl.features.targets import targets
-from tests._testing import host
+from tests._testing import assert_backend_equal, host
 from tests.support.panels import make_panel, random_walk_frame
 
 
@@ -41,14 +41,14 @@ def test_rank_zscore_rankgauss_match_pandas_per_day(backend: Backend) -> None:
     x = panel.pct_change(panel["close"], 1)
     s = pd.Series(host(backend, x))
     g = s.groupby(df["date"])
-    np.testing.assert_allclose(host(backend, cs_rank(panel, x)), g.rank(pct=True), equal_nan=True)
+    assert_backend_equal(host(backend, cs_rank(panel, x)), g.rank(pct=True), tol="rounding")
     z = ((s - g.transform("mean")) / g.transform("std")).clip(-2.0, 2.0)
-    np.testing.assert_allclose(host(backend, cs_zscore(panel, x, 2.0)), z, rtol=1e-12, equal_nan=True)
+    assert_backend_equal(host(backend, cs_zscore(panel, x, 2.0)), z, tol="rounding")
     rg = norm.ppf((g.rank() - 0.5) / g.transform("count"))
-    np.testing.assert_allclose(host(backend, cs_rankgauss(panel, x)), rg, rtol=1e-12, equal_nan=True)
+    assert_backend_equal(host(backend, cs_rankgauss(panel, x)), rg, tol="rounding")
     value, missing = normalized(panel, x, "cross_section", "zscore", 3.0)
-    np.testing.assert_array_equal(host(backend, missing), s.isna().to_numpy().astype(float))  # the raw value
-    np.testing.assert_allclose(host(backend, value), z.fillna(0.0), rtol=1e-12)
+    assert_backend_equal(host(backend, missing), s.isna().to_numpy().astype(float), tol="exact")  # the raw value
+    assert_backend_equal(host(backend, value), z.fillna(0.0), tol="rounding")
 
 
 def test_targets_forward_returns_excess_and_labels(backend: Backend) -> None:
@@ -56,16 +56,15 @@ def test_targets_forward_returns_excess_and_labels(backend: Backend) -> None:
     panel = build(backend, df)
     dates = host(backend, panel.unique_dates)
     topix = host(backend, panel.date_columns["mkt_close"])
-    out = targets(panel, (1, 5), dates, topix)
+    out = ops.run(REGISTRY["targets"], panel, {"horizons": (1, 5)})  # TOPIX: the panel's mkt_close
     fwd = df.groupby("code")["C"].shift(-5) / df["C"] - 1  # adjusted == raw here (no splits)
-    np.testing.assert_allclose(host(backend, out["target_ret_5d"]), fwd, rtol=1e-12, equal_nan=True)
+    assert_backend_equal(host(backend, out["target_ret_5d"]), fwd, tol="rounding")
     tfwd = pd.Series(topix).shift(-5) / pd.Series(topix) - 1
     day_ix = np.searchsorted(dates, df["date"].to_numpy().astype("datetime64[D]").astype(np.int64))
-    np.testing.assert_allclose(host(backend, out["target_excess_5d"]), fwd - tfwd.to_numpy()[day_ix], rtol=1e-12,
-                               equal_nan=True)
+    assert_backend_equal(host(backend, out["target_excess_5d"]), fwd - tfwd.to_numpy()[day_ix], tol="rounding")
     up = host(backend, out["target_up_5d"])
     assert set(np.unique(up[~np.isnan(up)])) <= {0.0, 1.0}
-    np.testing.assert_array_equal(np.isnan(up), fwd.isna())
+    assert_backend_equal(np.isnan(up), fwd.isna(), tol="exact")
     # the last 5 rows of every code have no full horizon: NaN, but the rows are kept
     assert len(up) == len(df)
     last = df.groupby("code").tail(5).index
@@ -80,17 +79,16 @@ def test_next_day_targets_start_at_the_next_close(backend: Backend) -> None:
     dates = np.sort(df["date"].unique()).astype("datetime64[D]").astype(np.int64)
     topix = 1000 * np.exp(np.cumsum(np.random.default_rng(6).standard_normal(len(dates)) * 0.01))
     panel.add_date_series("mkt_close", backend.xp.asarray(dates), backend.xp.asarray(topix))
-    out = targets(panel, (1, 5), host(backend, panel.unique_dates), topix)
+    out = ops.run(REGISTRY["targets"], panel, {"horizons": (1, 5)})
     adj = df["C"] / df.groupby("code")["AdjFactor"].cumprod()  # forward-cumulated split adjustment
     g = adj.groupby(df["code"])
     day_ix = np.searchsorted(dates, df["date"].to_numpy().astype("datetime64[D]").astype(np.int64))
     t = pd.Series(topix)
     for k in (1, 5):
         want = (g.shift(-(k + 1)) / g.shift(-1) - 1).to_numpy()
-        np.testing.assert_allclose(host(backend, out[f"target_next_ret_{k}d"]), want, rtol=1e-12, equal_nan=True)
+        assert_backend_equal(host(backend, out[f"target_next_ret_{k}d"]), want, tol="rounding")
         tnext = (t.shift(-(k + 1)) / t.shift(-1) - 1).to_numpy()[day_ix]
-        np.testing.assert_allclose(host(backend, out[f"target_next_excess_{k}d"]), want - tnext, rtol=1e-12,
-                                   atol=1e-15, equal_nan=True)
+        assert_backend_equal(host(backend, out[f"target_next_excess_{k}d"]), want - tnext, tol="sum_order")
         # the last k + 1 rows of each code have no complete next-day horizon
         last = df.groupby("code").tail(k + 1).index
         assert np.isnan(host(backend, out[f"target_next_ret_{k}d"])[last]).all()
@@ -102,12 +100,12 @@ def test_next_day_targets_start_at_the_next_close(backend: Backend) -> None:
 def test_market_and_beta_match_pandas(backend: Backend) -> None:
     df = day_frame(2)
     panel = build(backend, df)
-    mkt = ops.run("market", panel, {"horizons": (1, 5), "vol_window": 20, "trend_window": 20})
-    beta = ops.run("beta", panel, {"windows": (20,)})
+    mkt = ops.run(REGISTRY["market"], panel, {"horizons": (1, 5), "vol_window": 20, "trend_window": 20})
+    beta = ops.run(REGISTRY["beta"], panel, {"windows": (20,)})
     topix = pd.Series(host(backend, panel.date_columns["mkt_close"]))
     ret5 = (topix / topix.shift(5) - 1).to_numpy()
     day_ix = host(backend, panel.date_id)
-    np.testing.assert_allclose(host(backend, mkt["mkt_ret_5d"]), ret5[day_ix], rtol=1e-12, equal_nan=True)
+    assert_backend_equal(host(backend, mkt["mkt_ret_5d"]), ret5[day_ix], tol="rounding")
     # beta: pandas rolling cov / var per code on jointly-present daily returns
     m_row = pd.Series(host(backend, panel["mkt_close"]))
     r = df.groupby("code")["C"].pct_change(fill_method=None)
@@ -120,23 +118,21 @@ def test_market_and_beta_match_pandas(backend: Backend) -> None:
         cov = g["r"].rolling(20).cov(g["m"], ddof=0)
         want_beta.append(cov / g["m"].rolling(20).var(ddof=0))
         want_corr.append(g["r"].rolling(20).corr(g["m"]))
-    np.testing.assert_allclose(host(backend, beta["beta_20d"]), pd.concat(want_beta).sort_index(), rtol=1e-8,
-                               atol=1e-10, equal_nan=True)
-    np.testing.assert_allclose(host(backend, beta["mkt_corr_20d"]), pd.concat(want_corr).sort_index(), rtol=1e-8,
-                               atol=1e-10, equal_nan=True)
+    assert_backend_equal(host(backend, beta["beta_20d"]), pd.concat(want_beta).sort_index(), tol="rolling_moments")
+    assert_backend_equal(host(backend, beta["mkt_corr_20d"]), pd.concat(want_corr).sort_index(),
+                         tol="rolling_moments")
 
 
 def test_sector_relative_matches_pandas(backend: Backend) -> None:
     df = day_frame(3)
     panel = build(backend, df)
-    out = ops.run("sector_relative", panel, {"horizons": (1,)})
+    out = ops.run(REGISTRY["sector_relative"], panel, {"horizons": (1,)})
     ret = df.groupby("code")["C"].pct_change(fill_method=None)
     g = ret.groupby([df["date"], df["sector"]])
     mean = g.transform("mean")
-    np.testing.assert_allclose(host(backend, out["sector_ret_1d"]), mean, rtol=1e-12, equal_nan=True)
-    np.testing.assert_allclose(host(backend, out["ret_vs_sector_1d"]), ret - mean, rtol=1e-12, atol=1e-15,
-                               equal_nan=True)
-    np.testing.assert_allclose(host(backend, out["sector_rank_1d"]), g.rank(pct=True), equal_nan=True)
+    assert_backend_equal(host(backend, out["sector_ret_1d"]), mean, tol="rounding")
+    assert_backend_equal(host(backend, out["ret_vs_sector_1d"]), ret - mean, tol="sum_order")
+    assert_backend_equal(host(backend, out["sector_rank_1d"]), g.rank(pct=True), tol="rounding")
     assert np.isnan(host(backend, out["sector_ret_1d"])[df["sector"].isna().to_numpy()]).all()
 
 
@@ -165,21 +161,21 @@ def test_calendar_comes_from_the_trading_calendar_not_from_the_rows(backend: Bac
                        "Va": 1.0, "AdjFactor": 1.0})
     panel = make_panel(backend, df)
     panel.calendar = calendar_of(backend, cal_frame)
-    cal = {k: host(backend, v) for k, v in ops.run("calendar", panel, {}).items()}
+    cal = {k: host(backend, v) for k, v in ops.run(REGISTRY["calendar"], panel, {}).items()}
     d = pd.DatetimeIndex(df["date"])
-    np.testing.assert_array_equal(cal["cal_dow"], d.day_of_week)
-    np.testing.assert_array_equal(cal["cal_month"], d.month)
-    np.testing.assert_array_equal(cal["cal_day"], d.day)
+    assert_backend_equal(cal["cal_dow"], d.day_of_week, tol="exact")
+    assert_backend_equal(cal["cal_month"], d.month, tol="exact")
+    assert_backend_equal(cal["cal_day"], d.day, tol="exact")
     # reference: count the calendar's open days of the month before and after each date
     month = open_days.dt.to_period("M")
     before = [int(((month == p) & (open_days < t)).sum()) for t, p in zip(d, d.to_period("M"), strict=True)]
     after = [int(((month == p) & (open_days > t)).sum()) for t, p in zip(d, d.to_period("M"), strict=True)]
-    np.testing.assert_array_equal(cal["cal_bday_of_month"], before)
-    np.testing.assert_array_equal(cal["cal_bdays_to_month_end"], after)
-    np.testing.assert_array_equal(cal["cal_month_end"], np.array(after) == 0)
+    assert_backend_equal(cal["cal_bday_of_month"], before, tol="exact")
+    assert_backend_equal(cal["cal_bdays_to_month_end"], after, tol="exact")
+    assert_backend_equal(cal["cal_month_end"], np.array(after) == 0, tol="exact")
     assert cal["cal_month_end"][-1] == 0 and cal["cal_bdays_to_month_end"][-1] == 18  # 2001-03-05: not a month end
     assert cal["cal_month_end"][d == "2000-12-28"] == 1  # the 29th is a holiday: the 28th closes the year
-    mat = host(backend, ops.run("maturity", panel, {"windows": (20,)})["mature_20d"])
+    mat = host(backend, ops.run(REGISTRY["maturity"], panel, {"windows": (20,)})["mature_20d"])
     assert mat[:20].sum() == 0 and mat[20:].all()
 
 
@@ -190,12 +186,12 @@ def test_calendar_features_need_a_calendar_that_covers_the_month(backend: Backen
                        "Va": 1.0, "AdjFactor": 1.0})
     panel = make_panel(backend, df)
     panel.calendar = calendar_of(backend, cal_frame)
-    cal = {k: host(backend, v) for k, v in ops.run("calendar", panel, {}).items()}
+    cal = {k: host(backend, v) for k, v in ops.run(REGISTRY["calendar"], panel, {}).items()}
     march = pd.DatetimeIndex(df["date"]).month == 3
     for name in ("cal_bday_of_month", "cal_bdays_to_month_end", "cal_month_end"):
         assert np.isnan(cal[name][march]).all() and not np.isnan(cal[name][~march]).any(), name
     panel.calendar = None  # a lake without a calendar: those three are missing, the rest are still known
-    cal = {k: host(backend, v) for k, v in ops.run("calendar", panel, {}).items()}
+    cal = {k: host(backend, v) for k, v in ops.run(REGISTRY["calendar"], panel, {}).items()}
     assert np.isnan(cal["cal_month_end"]).all() and not np.isnan(cal["cal_dow"]).any()
 
 
@@ -212,10 +208,8 @@ def test_per_day_statistics_use_only_that_day(backend: Backend) -> None:
         np.testing.assert_array_equal(host(backend, fn(panel, x))[~host(backend, other)],
                                       host(backend, fn(panel, y))[~host(backend, other)])
     z_x, z_y = (host(backend, cs_zscore(panel, v, 3.0))[~host(backend, other)] for v in (x, y))
-    if backend.is_gpu:  # libcudf's hash groupby adds in no fixed order: equal to the last bits only
-        np.testing.assert_allclose(z_x, z_y, rtol=1e-12, atol=1e-15)
-    else:
-        np.testing.assert_array_equal(z_x, z_y)
+    # libcudf's hash groupby adds in no fixed order: on the GPU, equal to the last bits only
+    assert_backend_equal(z_x, z_y, tol="sum_order" if backend.is_gpu else "exact")
 
 
 @pytest.mark.parametrize("method", ["zscore", "rankgauss"])
@@ -224,7 +218,7 @@ def test_normalize_fills_missing_and_flags_it(backend: Backend, method: str) -> 
     panel = build(backend, df)
     value, missing = normalized(panel, panel["close"], "cross_section", method, 3.0)  # type: ignore[arg-type]
     assert np.isfinite(host(backend, value)).all()
-    np.testing.assert_array_equal(host(backend, missing) == 1.0, np.isnan(host(backend, panel["close"])))
+    assert_backend_equal(host(backend, missing) == 1.0, np.isnan(host(backend, panel["close"])), tol="exact")
 
 
 def day_constant(backend: Backend, panel: Panel) -> object:
@@ -245,7 +239,7 @@ def test_a_day_constant_feature_keeps_its_information_as_a_time_series(backend: 
     per_day = pd.Series(host(backend, x)).groupby(host(backend, panel.date_id)).first()
     roll = per_day.rolling(30, min_periods=10)
     want = ((per_day - roll.mean()) / roll.std()).clip(-3.0, 3.0).to_numpy()[host(backend, panel.date_id)]
-    np.testing.assert_allclose(host(backend, z), want, rtol=1e-9, atol=1e-12, equal_nan=True)
+    assert_backend_equal(host(backend, z), want, tol="reference_crossing")
     assert np.isnan(host(backend, z)[host(backend, panel.date_id) < 9]).all()  # fewer than 10 days: not computable
     value, missing = normalized(panel, x, "time_series", "zscore", 3.0, z)
     assert np.unique(host(backend, value)).size > 50 and not host(backend, missing).any()

@@ -10,6 +10,7 @@ import talib
 
 from gpuetl.backend import Backend
 from gpuetl.features import extremes
+from tests._testing import assert_backend_equal
 from tests.support.features import (
     assert_causal,
     assert_lookbacks,
@@ -46,7 +47,7 @@ def test_extremes_agree_with_talib(backend: Backend, splits: bool) -> None:
             refs[f"days_since_last_high_{n}d"] = np.where(full, np.arange(len(rows)) - talib.MAXINDEX(h, n), np.nan)
             refs[f"days_since_last_low_{n}d"] = np.where(full, np.arange(len(rows)) - talib.MININDEX(lo, n), np.nan)
         refs["drawdown"] = c / np.maximum.accumulate(c) - 1
-        compare(got, rows, refs, atol={"drawdown": 1e-15})
+        compare(got, rows, refs)
 
 
 def pandas_extremes(f: pd.DataFrame) -> dict[str, pd.Series]:
@@ -65,7 +66,7 @@ def test_extremes_with_no_trade_days_match_pandas(backend: Backend) -> None:
     df = random_walk_frame(seed=42, lengths=(700, 1, 45, 300), gaps=0.005, splits=True)
     got = compute(backend, make_panel(backend, df), PARAMS)
     for rows, f in per_code_frames(df):
-        compare(got, rows, pandas_extremes(f), atol={"drawdown": 1e-15})
+        compare(got, rows, pandas_extremes(f))
     idle = df["C"].isna().to_numpy()
     assert idle.any()
     for name, values in got.items():
@@ -77,10 +78,10 @@ def test_ties_count_from_the_latest_extreme_and_drawdown_hand_built(backend: Bac
     close = np.array([10.0, 12, 9, 12, 15, 15, 11, 13])
     got = compute(backend, single_code(backend, close, spread=0.0),
                   {"drawdown": {}, "days_since_extreme": {"windows": (3,)}})
-    np.testing.assert_allclose(got["drawdown"], [0, 0, -0.25, 0, 0, 0, 11 / 15 - 1, 13 / 15 - 1], rtol=1e-15)
+    assert_backend_equal(got["drawdown"], [0, 0, -0.25, 0, 0, 0, 11 / 15 - 1, 13 / 15 - 1], tol="exact")
     # windows of 3: [10 12 9] [12 9 12] [9 12 15] [12 15 15] [15 15 11] [15 11 13]
-    np.testing.assert_array_equal(got["days_since_last_high_3d"], [np.nan, np.nan, 1, 0, 0, 0, 1, 2])
-    np.testing.assert_array_equal(got["days_since_last_low_3d"], [np.nan, np.nan, 0, 1, 2, 2, 0, 1])
+    assert_backend_equal(got["days_since_last_high_3d"], [np.nan, np.nan, 1, 0, 0, 0, 1, 2], tol="exact")
+    assert_backend_equal(got["days_since_last_low_3d"], [np.nan, np.nan, 0, 1, 2, 2, 0, 1], tol="exact")
 
 
 def test_ties_on_a_price_grid(backend: Backend) -> None:
@@ -102,7 +103,7 @@ def test_ties_on_a_price_grid(backend: Backend) -> None:
             ta = np.arange(len(h)) - talib.MAXINDEX(h, n)
             full = np.arange(len(h)) >= n - 1
             differs += int((got[f"days_since_last_high_{n}d"][rows][full] != ta[full]).sum())
-        compare(got, rows, refs, atol={"drawdown": 1e-15})
+        compare(got, rows, refs)
     assert tied > 100 and differs > 0  # the grid does tie extremes, and there the two rules part
 
 
@@ -114,7 +115,7 @@ def test_rolling_argmax_any_window(backend: Backend, n: int) -> None:
     got = compute(backend, panel, {"days_since_extreme": {"windows": (n,)}})
     for rows, f in per_code_frames(df):
         want = f["H"].rolling(n).apply(lambda w: np.argmax(w[::-1]), raw=True)
-        np.testing.assert_array_equal(got[f"days_since_last_high_{n}d"][rows], want.to_numpy())
+        assert_backend_equal(got[f"days_since_last_high_{n}d"][rows], want.to_numpy(), tol="exact")
 
 
 def test_extremes_lookbacks_are_declared_correctly(backend: Backend) -> None:

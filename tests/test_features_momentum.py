@@ -14,6 +14,7 @@ import talib
 
 from gpuetl.backend import Backend
 from gpuetl.features import momentum  # noqa: F401  (registers the momentum features)
+from tests._testing import assert_backend_equal
 from tests.support.features import (
     assert_causal,
     assert_lookbacks,
@@ -34,9 +35,10 @@ PARAMS: dict[str, dict[str, Any]] = {
     "cci": {"periods": (20,)},
     "adx": {"period": 14},
 }
-# absolute floors for values that cross zero (relative error is meaningless there): MACD / close is ~1e-2,
+# values that cross zero (relative error is meaningless there): MACD / close is ~1e-2 of O(1) window statistics,
 # CCI is ~1e2 (its numerator is a difference of two nearly equal prices)
-ATOL = {"macd": 1e-12, "macd_signal": 1e-12, "macd_hist": 1e-12, "cci20": 1e-9}
+TOLS = {"macd": "reference_crossing", "macd_signal": "reference_crossing", "macd_hist": "reference_crossing",
+        "cci20": "reference_crossing_price"}
 
 
 # ----------------------------------------------------------------------------- TA-Lib
@@ -62,7 +64,7 @@ def test_momentum_agrees_with_talib(backend: Backend, walk: str) -> None:
     got = compute(backend, make_panel(backend, df), PARAMS)
     for rows in per_code(df):
         h, lo, c = (plain[col].to_numpy()[rows] for col in ("H", "L", "C"))
-        compare(got, rows, talib_momentum(h, lo, c), ATOL)
+        compare(got, rows, talib_momentum(h, lo, c), TOLS)
 
 
 def test_talib_stoch_defaults_also_match(backend: Backend) -> None:
@@ -84,7 +86,7 @@ def test_flat_and_flat_then_moving_prices_match_talib(backend: Backend) -> None:
     df = pd.DataFrame({"code": 0, "date": pd.bdate_range("2020-01-01", periods=130), "O": close, "H": high,
                        "L": low, "C": close, "Vo": 1.0, "Va": close, "AdjFactor": 1.0})
     got = compute(backend, make_panel(backend, df), PARAMS)
-    compare(got, np.arange(130), talib_momentum(high, low, close), ATOL)
+    compare(got, np.arange(130), talib_momentum(high, low, close), TOLS)
     assert (got["rsi14"][14:40] == 0).all() and (got["adx14"][27:40] == 0).all()
 
 
@@ -149,7 +151,7 @@ def test_momentum_with_no_trade_days_matches_pandas(backend: Backend) -> None:
     df = random_walk_frame(seed=7, lengths=(300, 1, 45, 260), gaps=0.04)
     got = compute(backend, make_panel(backend, df), PARAMS)
     for rows, f in per_code_frames(df):
-        compare(got, rows, pandas_momentum(f), ATOL)
+        compare(got, rows, pandas_momentum(f), TOLS)
     idle = df["C"].isna().to_numpy()
     for name, values in got.items():
         assert np.isnan(values[idle]).all(), name  # every feature is NaN on a no-trade day
@@ -164,21 +166,21 @@ def test_rsi_of_monotone_series_is_100_or_0(backend: Backend) -> None:
     falling = compute(backend, single_code(backend, np.arange(140.0, 100.0, -1)), {"rsi": {"periods": (2, 14)}})
     for n in (2, 14):
         assert np.isnan(rising[f"rsi{n}"][:n]).all()
-        np.testing.assert_array_equal(rising[f"rsi{n}"][n:], 100.0)
-        np.testing.assert_array_equal(falling[f"rsi{n}"][n:], 0.0)
+        assert_backend_equal(rising[f"rsi{n}"][n:], 100.0, tol="exact")
+        assert_backend_equal(falling[f"rsi{n}"][n:], 0.0, tol="exact")
 
 
 def test_willr_and_stoch_at_the_high_and_low(backend: Backend) -> None:
     # closes at the top of a rising channel: close == window high -> %R 0, %K 100
     up = compute(backend, single_code(backend, np.arange(100.0, 140.0), spread=0.0), PARAMS)
-    np.testing.assert_array_equal(up["willr14"][13:], 0.0)
-    np.testing.assert_allclose(up["stoch_k"][17:], 100.0, rtol=1e-12)
+    assert_backend_equal(up["willr14"][13:], 0.0, tol="exact")
+    assert_backend_equal(up["stoch_k"][17:], 100.0, tol="rounding")
     down = compute(backend, single_code(backend, np.arange(140.0, 100.0, -1), spread=0.0), PARAMS)
-    np.testing.assert_array_equal(down["willr14"][13:], -100.0)
-    np.testing.assert_array_equal(down["stoch_d"][17:], 0.0)
+    assert_backend_equal(down["willr14"][13:], -100.0, tol="exact")
+    assert_backend_equal(down["stoch_d"][17:], 0.0, tol="exact")
     # a one-way trend: all movement is +DM, so -DI is 0 and ADX is 100
-    np.testing.assert_array_equal(up["minus_di14"][14:], 0.0)
-    np.testing.assert_allclose(up["adx14"][27:], 100.0, rtol=1e-12)
+    assert_backend_equal(up["minus_di14"][14:], 0.0, tol="exact")
+    assert_backend_equal(up["adx14"][27:], 100.0, tol="rounding")
 
 
 def test_no_momentum_feature_crosses_a_code_boundary(backend: Backend) -> None:
@@ -188,7 +190,7 @@ def test_no_momentum_feature_crosses_a_code_boundary(backend: Backend) -> None:
     a = compute(backend, make_panel(backend, both), PARAMS)
     b = compute(backend, make_panel(backend, alone), PARAMS)
     for name in a:
-        np.testing.assert_array_equal(a[name][80:], b[name], err_msg=name)
+        assert_backend_equal(a[name][80:], b[name], tol="exact", err_msg=name)
 
 
 # ----------------------------------------------------------------------------- contracts

@@ -12,10 +12,11 @@ import talib
 
 from gpuetl import ops
 from gpuetl.backend import Backend, exact_when_flat
+from gpuetl.dataset.registry import REGISTRY
 from gpuetl.features.adjust import add_adjusted
 from gpuetl.features.panel import Panel
 from gpuetl.features.price import ema_talib
-from tests._testing import host
+from tests._testing import assert_backend_equal, host
 from tests.support.panels import make_panel, per_code, random_walk_frame
 
 
@@ -30,40 +31,39 @@ def test_sma_and_ema_agree_with_talib(backend: Backend, n: int, tick: float | No
     for rows in per_code(df):
         ref_sma = talib.SMA(close[rows], timeperiod=n)
         ref_ema = talib.EMA(close[rows], timeperiod=n)
-        np.testing.assert_allclose(sma[rows], ref_sma, rtol=1e-9, equal_nan=True)
-        np.testing.assert_allclose(ema[rows], ref_ema, rtol=1e-9, equal_nan=True)
+        assert_backend_equal(sma[rows], ref_sma, tol="reference")
+        assert_backend_equal(ema[rows], ref_ema, tol="reference")
 
 
 def test_sma_gap_feature_matches_talib(backend: Backend) -> None:
     df = random_walk_frame(seed=3)
     panel = make_panel(backend, df)
-    out = ops.run("sma", panel, {"windows": (20,), "slope_days": 5, "crosses": ((5, 20),)})
+    out = ops.run(REGISTRY["sma"], panel, {"windows": (20,), "slope_days": 5, "crosses": ((5, 20),)})
     close = host(backend, panel["close"])
     gap = host(backend, out["sma20_gap"])
     for rows in per_code(df):
-        np.testing.assert_allclose(gap[rows], close[rows] / talib.SMA(close[rows], 20) - 1, rtol=1e-9,
-                                   atol=1e-12, equal_nan=True)
+        assert_backend_equal(gap[rows], close[rows] / talib.SMA(close[rows], 20) - 1, tol="reference_crossing")
 
 
 def test_returns_and_realized_vol_match_pandas(backend: Backend) -> None:
     df = random_walk_frame(seed=1, gaps=0.05)
     panel = make_panel(backend, df)
-    rets = ops.run("returns", panel, {"horizons": (1, 5, 20)})
-    vol = ops.run("realized_vol", panel, {"windows": (5, 20)})
+    rets = ops.run(REGISTRY["returns"], panel, {"horizons": (1, 5, 20)})
+    vol = ops.run(REGISTRY["realized_vol"], panel, {"windows": (5, 20)})
     g = df.groupby("code", sort=True)["C"]
     for k in (1, 5, 20):
         want = g.pct_change(k, fill_method=None).to_numpy()
-        np.testing.assert_allclose(host(backend, rets[f"ret_{k}d"]), want, rtol=1e-12, equal_nan=True)
+        assert_backend_equal(host(backend, rets[f"ret_{k}d"]), want, tol="rounding")
     logret = np.log(df["C"] / g.shift(1))
     for n in (5, 20):
         want = logret.groupby(df["code"]).rolling(n).std().reset_index(level=0, drop=True).sort_index() * np.sqrt(252)
-        np.testing.assert_allclose(host(backend, vol[f"rvol_{n}d"]), want.to_numpy(), rtol=1e-9, equal_nan=True)
+        assert_backend_equal(host(backend, vol[f"rvol_{n}d"]), want.to_numpy(), tol="reference")
 
 
 def test_no_feature_crosses_a_code_boundary(backend: Backend) -> None:
     df = random_walk_frame(lengths=(30, 30))
     panel = make_panel(backend, df)
-    ret = host(backend, ops.run("returns", panel, {"horizons": (1,)})["ret_1d"])
+    ret = host(backend, ops.run(REGISTRY["returns"], panel, {"horizons": (1,)})["ret_1d"])
     assert np.isnan(ret[0]) and np.isnan(ret[30])
     assert np.isfinite(ret[1:30]).all() and np.isfinite(ret[31:]).all()
 
@@ -75,20 +75,21 @@ def test_crosses_and_close_location_hand_built(backend: Backend) -> None:
             "AdjFactor": np.ones(8)}
     panel = Panel(backend, xp.zeros(8, dtype=np.int64), xp.arange(8), {k: xp.asarray(v) for k, v in cols.items()})
     add_adjusted(panel)
-    out = ops.run("sma", panel, {"windows": (), "slope_days": 1, "crosses": ((1, 3),)})
+    out = ops.run(REGISTRY["sma"], panel, {"windows": (3,), "slope_days": 1, "crosses": ((1, 3),)})
     # SMA1 = close; SMA3 valid from row 2: 10, 10.667, 12, 11.667, 10.333, 8.333
     # sign(close - sma3): 0, +1, +1, -1, -1, -1 -> cross: nan(first), +1, 0, -1, 0, 0
-    np.testing.assert_array_equal(host(backend, out["sma1_3_cross"]), [np.nan, np.nan, np.nan, 1, 0, -1, 0, 0])
-    loc = host(backend, ops.run("range_location", panel, {})["close_location"])
-    np.testing.assert_allclose(loc, 0.5)
+    assert_backend_equal(host(backend, out["sma1_3_cross"]), [np.nan, np.nan, np.nan, 1, 0, -1, 0, 0], tol="exact")
+    loc = host(backend, ops.run(REGISTRY["range_location"], panel, {})["close_location"])
+    assert_backend_equal(loc, 0.5, tol="rounding")
 
 
 def test_adjusted_prices_are_continuous_across_splits(backend: Backend) -> None:
     df = random_walk_frame(seed=2, lengths=(300,), splits=True)
     plain = random_walk_frame(seed=2, lengths=(300,), splits=False)
     panel = make_panel(backend, df)
-    np.testing.assert_allclose(host(backend, panel["close"]), plain["C"].to_numpy(), rtol=1e-12)
-    np.testing.assert_allclose(host(backend, panel["volume"]), plain["Vo"].to_numpy() * host(backend, panel["cum_factor"]))
+    assert_backend_equal(host(backend, panel["close"]), plain["C"].to_numpy(), tol="rounding")
+    assert_backend_equal(host(backend, panel["volume"]), plain["Vo"].to_numpy() * host(backend, panel["cum_factor"]),
+                         tol="rounding")
 
 
 def test_a_later_split_changes_nothing_before_it_not_even_a_bit(backend: Backend) -> None:
@@ -109,32 +110,31 @@ def test_a_later_split_changes_nothing_before_it_not_even_a_bit(backend: Backend
     for col in ("open", "high", "low", "close", "volume"):
         np.testing.assert_array_equal(host(backend, a[col])[keep], host(backend, b[col])[keep])
     for name, p in params.items():
-        fa, fb = ops.run(name, a, p), ops.run(name, b, p)
+        fa, fb = ops.run(REGISTRY[name], a, p), ops.run(REGISTRY[name], b, p)
         for col in fa:
             np.testing.assert_array_equal(host(backend, fa[col])[keep], host(backend, fb[col])[keep], err_msg=col)
 
 
-def test_registry_rules(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registry_rules(backend: Backend) -> None:
     """One op contract for every stage: unique names, misses that list the stage's ops, declared inputs and
     outputs enforced, declared axes and normalisations checked."""
-    with pytest.raises(ValueError, match="already registered"):
-        ops.feature("returns", group="x", inputs=(), outputs=lambda p: (), lookback=lambda p: 0)(lambda panel: {})
+    with pytest.raises(ValueError, match="listed twice"):
+        ops.Registry([*REGISTRY, ops.feature("returns", group="x", inputs=(), outputs=lambda p: ())(lambda panel: {})])
     with pytest.raises(KeyError, match=r"unknown feature 'rsi2'; registered: .*returns"):
-        ops.get("rsi2", "feature")
+        REGISTRY.get("rsi2", "feature")
     with pytest.raises(KeyError, match=r"unknown enrich 'returns'; registered: .*statements"):
-        ops.get("returns", "enrich")
+        REGISTRY.get("returns", "enrich")
     with pytest.raises(ValueError, match="unknown axis"):
-        ops.feature("x", group="x", inputs=(), outputs=lambda p: (), axis="week")  # type: ignore[arg-type]
-    assert ops.get("sma").lookback({"windows": (5, 200), "slope_days": 5, "crosses": ()}) == 205
-    assert (ops.get("cs_rank").axis, ops.get("market").axis, ops.get("rsi").axis) == ("day", "market", "code")
-    assert set(ops.registered("enrich")) >= {"statements", "listing"} and ops.get("listing").inputs == ("master", "calendar")
-    monkeypatch.setattr(ops, "_REGISTRY", dict(ops._REGISTRY))
-    ops.feature("liar", group="x", inputs=("close",), outputs=lambda p: ("a",))(lambda panel: {"b": panel["close"]})
+        ops.feature("x", group="x", inputs=(), outputs=lambda p: (), axis="week")(lambda panel: {})  # type: ignore[arg-type]
+    assert REGISTRY["sma"].lookback({"windows": (5, 200), "slope_days": 5, "crosses": ()}) == 205
+    assert (REGISTRY["cs_rank"].axis, REGISTRY["market"].axis, REGISTRY["rsi"].axis) == ("day", "market", "code")
+    assert set(REGISTRY.of("enrich")) >= {"statements", "listing"} and REGISTRY["listing"].inputs == ("master", "calendar")
+    liar = ops.feature("liar", group="x", inputs=("close",), outputs=lambda p: ("a",))(lambda panel: {"b": panel["close"]})
     panel = make_panel(backend, random_walk_frame(lengths=(5,)))
     with pytest.raises(RuntimeError, match=r"produced \('b',\), declared \('a',\)"):
-        ops.run("liar", panel, {}, panel.columns)
+        ops.run(liar, panel, {}, panel.columns)
     with pytest.raises(KeyError, match=r"needs columns \['close'\]"):
-        ops.run("liar", panel, {}, ["open"])
+        ops.run(liar, panel, {}, ["open"])
 
 
 def flat_stretches(backend: Backend, panel: Panel) -> object:
@@ -155,10 +155,10 @@ def test_rolling_over_equal_values_is_exact(backend: Backend, stat: str) -> None
     got = host(backend, panel.rolling(x, 5, stat))
     want = pd.Series(host(backend, x)).groupby(host(backend, panel.group)).rolling(5).agg(stat)
     want = want.reset_index(level=0, drop=True).sort_index().to_numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12, equal_nan=True)  # libcudf sums each window
+    assert_backend_equal(got, want, tol="window_sums")  # libcudf sums each window
     flat = host(backend, panel.rolling(x, 5, "max")) == host(backend, panel.rolling(x, 5, "min"))
     assert flat.sum() > 20
-    np.testing.assert_array_equal(got[flat], want[flat])
+    assert_backend_equal(got[flat], want[flat], tol="exact")
     assert np.all(got[flat] == (1234.1 / 3.0 if stat == "mean" else 0.0))
 
 
@@ -174,7 +174,7 @@ def test_exact_when_flat_repairs_a_rounded_window_result(backend: Backend, stat:
     exact = xp.where(flat, hi if stat == "mean" else 0.0, raw)
     rounded = xp.where(flat, xp.nextafter(exact, xp.inf) if stat == "mean" else 1e-20, raw)
     assert int(flat.sum()) > 20
-    np.testing.assert_array_equal(host(b, exact_when_flat(xp, rounded, hi, lo, stat)), host(b, exact))
+    assert_backend_equal(host(b, exact_when_flat(xp, rounded, hi, lo, stat)), host(b, exact), tol="exact")
 
 
 def test_extract_moves_the_selected_rows_of_some_columns_out(backend: Backend) -> None:
@@ -194,12 +194,13 @@ def test_extract_moves_the_selected_rows_of_some_columns_out(backend: Backend) -
 
 def test_finalized_columns_are_float32_and_unreadable_by_later_ops(backend: Backend) -> None:
     panel = make_panel(backend, random_walk_frame())
-    ret = ops.run("returns", panel, {"horizons": (1,)})["ret_1d"]
+    ret = ops.run(REGISTRY["returns"], panel, {"horizons": (1,)})["ret_1d"]
     panel.columns["ret_1d"] = ret
     panel.finalize(["ret_1d"])
     assert panel.columns["ret_1d"].dtype == backend.xp.float32
-    np.testing.assert_array_equal(host(backend, panel.columns["ret_1d"]), host(backend, ret).astype(np.float32))
+    assert_backend_equal(host(backend, panel.columns["ret_1d"]), host(backend, ret).astype(np.float32), tol="exact",
+                         check_dtype=True)
     with pytest.raises(KeyError, match="after its last declared reader"):
-        ops.run("cs_rank", panel, {"columns": ("ret_1d",)})
+        ops.run(REGISTRY["cs_rank"], panel, {"columns": ("ret_1d",)})
     moved = panel.extract(backend.xp.arange(10), ["ret_1d"])  # float32 stays float32 when moved
     assert moved.columns["ret_1d"].dtype == backend.xp.float32

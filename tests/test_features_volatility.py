@@ -14,7 +14,7 @@ import talib
 from gpuetl.backend import Backend
 from gpuetl.features import volatility
 from gpuetl.features.volatility import atr
-from tests._testing import host
+from tests._testing import assert_backend_equal, host
 from tests.support.features import (
     assert_causal,
     assert_lookbacks,
@@ -34,7 +34,7 @@ PARAMS = {
 }
 # %b is 0..1 and crosses 0 when the close touches the lower band; pandas' rolling variance and TA-Lib's
 # running sum of squares differ by ~1e-13 of the variance, i.e. ~5e-14 in %b
-ATOL = {"bb20_pctb": 1e-12}
+TOLS = {"bb20_pctb": "reference_crossing"}
 assert volatility.__name__  # the import registers the volatility features
 
 
@@ -54,7 +54,7 @@ def test_atr_natr_bbands_agree_with_talib(backend: Backend, walk: str) -> None:
         h, lo, c = (plain[col].to_numpy()[rows] for col in ("H", "L", "C"))
         refs = {"atr14": talib.ATR(h, lo, c, 14), "natr14": talib.NATR(h, lo, c, 14),
                 **bands_from(*talib.BBANDS(c, 20, 2.0, 2.0, 0), c)}
-        compare(got, rows, refs, ATOL)
+        compare(got, rows, refs, TOLS)
 
 
 def pandas_volatility(f: pd.DataFrame) -> dict[str, pd.Series]:
@@ -79,7 +79,7 @@ def test_range_volatility_matches_pandas_without_and_with_no_trade_days(backend:
         df = random_walk_frame(seed=22, lengths=(300, 1, 45, 260), gaps=gaps)
         got = compute(backend, make_panel(backend, df), PARAMS)
         for rows, f in per_code_frames(df):
-            compare(got, rows, pandas_volatility(f), ATOL)
+            compare(got, rows, pandas_volatility(f), TOLS)
         idle = df["C"].isna().to_numpy()
         for name, values in got.items():
             assert np.isnan(values[idle]).all(), name
@@ -88,11 +88,11 @@ def test_range_volatility_matches_pandas_without_and_with_no_trade_days(backend:
 def test_flat_prices_hand_built(backend: Backend) -> None:
     """No range: zero Parkinson and GK vol, zero bandwidth, and no %b (the bands have no width)."""
     got = compute(backend, single_code(backend, np.full(30, 500.0), spread=0.0), PARAMS)
-    np.testing.assert_array_equal(got["parkinson_5d"][4:], 0.0)
-    np.testing.assert_array_equal(got["gk_20d"][19:], 0.0)
-    np.testing.assert_array_equal(got["bb20_width"][19:], 0.0)
+    assert_backend_equal(got["parkinson_5d"][4:], 0.0, tol="exact")
+    assert_backend_equal(got["gk_20d"][19:], 0.0, tol="exact")
+    assert_backend_equal(got["bb20_width"][19:], 0.0, tol="exact")
     assert np.isnan(got["bb20_pctb"]).all()
-    np.testing.assert_array_equal(got["natr14"][14:], 0.0)
+    assert_backend_equal(got["natr14"][14:], 0.0, tol="exact")
 
 
 def test_parkinson_of_a_constant_range(backend: Backend) -> None:
@@ -102,7 +102,7 @@ def test_parkinson_of_a_constant_range(backend: Backend) -> None:
     panel.columns["high"] = panel["close"] * math.exp(0.01)
     panel.columns["low"] = panel["close"] * math.exp(-0.01)
     got = compute(backend, panel, {"parkinson": {"windows": (5,)}})
-    np.testing.assert_allclose(got["parkinson_5d"][4:], 0.02 / math.sqrt(4 * math.log(2)) * math.sqrt(252), rtol=1e-12)
+    assert_backend_equal(got["parkinson_5d"][4:], 0.02 / math.sqrt(4 * math.log(2)) * math.sqrt(252), tol="rounding")
 
 
 def test_volatility_lookbacks_are_declared_correctly(backend: Backend) -> None:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from gpuetl.backend import Backend
 from gpuetl.features import volume
+from tests._testing import assert_backend_equal
 from tests.support.features import (
     assert_causal,
     assert_lookbacks,
@@ -54,7 +55,7 @@ def test_volume_features_match_pandas(backend: Backend) -> None:
         df = market_frame(31, gaps, splits)
         got = compute(backend, build_panel(backend, df), PARAMS)
         for rows, f in per_code_frames(df):
-            compare(got, rows, pandas_volume(f), atol={"vwap_gap": 1e-15})
+            compare(got, rows, pandas_volume(f))
         idle = df["C"].isna().to_numpy()
         for name, values in got.items():
             if not name.startswith("limit"):
@@ -73,7 +74,7 @@ def test_a_real_split_changes_no_volume_feature(backend: Backend) -> None:
     a = compute(backend, build_panel(backend, df), PARAMS)
     b = compute(backend, build_panel(backend, split), PARAMS)
     for name in a:
-        np.testing.assert_allclose(b[name], a[name], rtol=1e-12, atol=1e-15, equal_nan=True, err_msg=name)
+        assert_backend_equal(b[name], a[name], tol="sum_order", err_msg=name)
 
 
 def test_volume_hand_built(backend: Backend) -> None:
@@ -84,11 +85,11 @@ def test_volume_hand_built(backend: Backend) -> None:
     df.loc[[3, 10, 11], "UL"] = 1.0
     df.loc[24, "Vo"] = 3000.0
     got = compute(backend, build_panel(backend, df), PARAMS)
-    np.testing.assert_allclose(got["vwap_gap"][:24], 0.01, rtol=1e-12)  # close 101 over VWAP 100
-    np.testing.assert_allclose(got["volume_ratio_5d"][4:24], 1.0, rtol=1e-12)
-    np.testing.assert_allclose(got["volume_ratio_5d"][24], 3000 / 1400, rtol=1e-12)
-    np.testing.assert_array_equal(got["limit_up_count_20d"][19:], [3, 3, 3, 3, 2, 2])
-    np.testing.assert_array_equal(got["amihud_20d"][20:], 0.0)  # the price never moves
+    assert_backend_equal(got["vwap_gap"][:24], 0.01, tol="rounding")  # close 101 over VWAP 100
+    assert_backend_equal(got["volume_ratio_5d"][4:24], 1.0, tol="rounding")
+    assert_backend_equal(got["volume_ratio_5d"][24], 3000 / 1400, tol="rounding")
+    assert_backend_equal(got["limit_up_count_20d"][19:], [3, 3, 3, 3, 2, 2], tol="exact")
+    assert_backend_equal(got["amihud_20d"][20:], 0.0, tol="exact")  # the price never moves
 
 
 def test_volume_lookbacks_are_declared_correctly(backend: Backend) -> None:

@@ -12,7 +12,7 @@ from gpuetl.config import ConfigError
 from gpuetl.graphs.config import GraphConfig, load_graph_config
 from gpuetl.graphs.daily import pad_returns, shrunk_correlations
 from gpuetl.kernels.knn import shrunk_correlation_cpu
-from tests._testing import CPU, host
+from tests._testing import CPU, assert_backend_equal, host
 from tests.support.graphs import factor_returns, graph_config
 
 
@@ -50,11 +50,10 @@ def test_one_day_equals_weighted_covariance_by_hand(backend: Backend, target: st
         cand, valid = shrunk_correlations(backend, padded, backend.xp.asarray([t]), cfg)
         want, want_valid = hand_correlation(r, t, cfg)
         got = host(backend, cand)[0]
-        np.testing.assert_array_equal(host(backend, valid)[0], want_valid)
+        assert_backend_equal(host(backend, valid)[0], want_valid, tol="exact")
         assert not want_valid[5]
         off = np.isfinite(want)
-        np.testing.assert_allclose(got[off], want[off], rtol=0, atol=1e-6)
-        assert np.abs(got[off] - want[off]).max() < 1e-9  # the 2^-32 grid is the only difference
+        assert_backend_equal(got[off], want[off], tol="weight_grid")  # the 2^-32 grid is the only difference
         assert np.all(got[~off] == -np.inf)  # diagonal and non-nodes are never candidates
         np.testing.assert_array_equal(got, got.T)  # exactly symmetric
 
@@ -65,9 +64,10 @@ def test_threshold_masks_below_and_keeps_equal() -> None:
     inv = np.ones((1, 3))
     out = shrunk_correlation_cpu(s.copy(), inv, np.ones((1, 3), bool), np.zeros(1), gamma=cfg.shrinkage.gamma,
                                  threshold=cfg.knn.threshold, bits=cfg.knn.grid_bits)[0]
-    assert out[0, 1] == pytest.approx(0.25, abs=1e-9) and out[0, 1] >= 0.25  # 0.9 * 0.2777.. is 0.25 on the grid
+    assert_backend_equal(out[0, 1], 0.25, tol="weight_grid")  # 0.9 * 0.2777.. is 0.25 on the grid
+    assert out[0, 1] >= 0.25
     assert out[0, 2] == -np.inf  # 0.9 * 0.2 < 0.25
-    assert out[1, 2] == pytest.approx(0.45, abs=1e-9)
+    assert_backend_equal(out[1, 2], 0.45, tol="weight_grid")
 
 
 def test_coverage_rule_and_zero_variance() -> None:
@@ -100,7 +100,7 @@ def test_kernel_twin_equals_plain_formula() -> None:
     q = np.rint((0.8 * rho + 0.2 * target[:, None, None]) * 2.0**32) / 2.0**32
     keep = valid[:, :, None] & valid[:, None, :] & ~np.eye(70, dtype=bool) & (q >= 0.05)
     want = np.where(keep, q, -np.inf)
-    np.testing.assert_allclose(got, want, rtol=0, atol=2.0**-32)
+    assert_backend_equal(got, want, tol="weight_grid")
     np.testing.assert_array_equal(got, got.transpose(0, 2, 1))
 
 

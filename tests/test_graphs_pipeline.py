@@ -19,7 +19,7 @@ from gpuetl.graphs.build import GraphOutput, build_graphs
 from gpuetl.graphs.dataset import graph_stage
 from gpuetl.graphs.returns import Returns, horizon_returns
 from gpuetl.synth import MarketConfig, cached_market
-from tests._testing import CPU, host
+from tests._testing import CPU, assert_backend_equal, host
 from tests.support.graphs import factor_returns, graph_config
 from tests.support.lakes import SMALL, raw_market, write_lake
 from tests.support.panels import make_panel, random_walk_frame
@@ -45,10 +45,8 @@ def test_batched_equals_one_day_at_a_time() -> None:
     assert (one.batch_days, many.batch_days) == (1, 7)
     e1, f1 = as_host(cpu, one)
     e2, f2 = as_host(cpu, many)
-    for k in e1:
-        np.testing.assert_array_equal(e1[k], e2[k])
-    for k in f1:
-        np.testing.assert_array_equal(f1[k], f2[k])
+    assert_backend_equal(e1, e2, tol="exact")
+    assert_backend_equal(f1, f2, tol="exact")
 
 
 @pytest.mark.cugraph
@@ -69,14 +67,12 @@ def test_perturbing_returns_after_t_changes_nothing_up_to_t(backend: Backend, ev
     before_a, before_b = ea["day"] <= t, eb["day"] <= t
     assert before_a.sum() > 0 and (~before_a).sum() > 0
     for k in ea:
-        np.testing.assert_array_equal(ea[k][before_a], eb[k][before_b])
+        assert_backend_equal(ea[k][before_a], eb[k][before_b], tol="exact", err_msg=k)
     for k in fa:
         if backend.is_gpu and k in ("graph_community", "graph_community_size"):
             continue
-        if backend.is_gpu and k == "graph_pagerank":
-            np.testing.assert_allclose(fa[k][: t + 1], fb[k][: t + 1], rtol=0, atol=1e-9)
-            continue
-        np.testing.assert_array_equal(fa[k][: t + 1], fb[k][: t + 1], err_msg=k)
+        tol = "pagerank_stop" if backend.is_gpu and k == "graph_pagerank" else "exact"
+        assert_backend_equal(fa[k][: t + 1], fb[k][: t + 1], tol=tol, err_msg=k)
     assert not np.array_equal(fa["graph_peer_ret_1d"][t + 1:], fb["graph_peer_ret_1d"][t + 1:], equal_nan=True)
 
 
@@ -171,7 +167,8 @@ def test_graph_stage_on_a_panel_gives_columns_aligned_with_its_rows(backend: Bac
     assert set(cols) == set(output.features) and all(len(v) == panel.n for v in cols.values())
     date_id, code = host(backend, panel.date_id), host(backend, panel.group)
     for name, values in cols.items():
-        np.testing.assert_array_equal(host(backend, values), host(backend, output.features[name])[date_id, code])
+        assert_backend_equal(host(backend, values), host(backend, output.features[name])[date_id, code], tol="exact",
+                             err_msg=name)
     degree = host(backend, cols["graph_degree"])
     dates = host(backend, panel.dates)
     assert np.isnan(degree[dates < first_day]).all() and np.isfinite(degree[dates >= first_day]).mean() > 0.7

@@ -13,6 +13,7 @@ from gpuetl.backend import Backend
 from gpuetl.enrich.asof import Latest, asof_join, group_keys, lexorder, through
 from gpuetl.kernels import KernelSet
 from gpuetl.kernels.asof import asof_cpu
+from tests._testing import assert_backend_equal
 
 CPU = Backend("cpu", pd, np, KernelSet("cpu"), "tests")
 
@@ -59,7 +60,7 @@ def test_wrapper_equals_pandas_merge_asof(data: dict, direction: str, exact: boo
     got = asof_join(CPU, [left[c].to_numpy() for c in by], left["t"].to_numpy(), [right[c].to_numpy() for c in by],
                     right["t"].to_numpy(), direction=direction, allow_exact_matches=exact,  # type: ignore[arg-type]
                     tolerance=tolerance)
-    np.testing.assert_array_equal(got, want)
+    assert_backend_equal(got, want, tol="exact")
 
 
 @settings(max_examples=100, deadline=None)
@@ -72,7 +73,7 @@ def test_kernel_on_presorted_right_equals_pandas(data: dict, direction: str, exa
     order = lexorder(np, [rkey, right["t"].to_numpy()])
     got = asof_cpu(lkey, left["t"].to_numpy(), rkey[order], right["t"].to_numpy()[order],
                    direction=direction, allow_exact_matches=exact)  # type: ignore[arg-type]
-    np.testing.assert_array_equal(through(np, order, got), want)
+    assert_backend_equal(through(np, order, got), want, tol="exact")
 
 
 def test_unsorted_left_is_answered_row_by_row() -> None:
@@ -84,7 +85,7 @@ def test_unsorted_left_is_answered_row_by_row() -> None:
     perm = rng.permutation(60)
     got = asof_join(CPU, left["k"].to_numpy()[perm], left["t"].to_numpy()[perm], right["k"].to_numpy(),
                     right["t"].to_numpy())
-    np.testing.assert_array_equal(got, want[perm])
+    assert_backend_equal(got, want[perm], tol="exact")
     with pytest.raises(ValueError, match="left keys must be sorted"):
         pd.merge_asof(left.iloc[perm], right, on="t", by="k")
 
@@ -173,7 +174,7 @@ def test_gpu_equals_cpu(gpu_backend: Backend, direction: str, exact: bool, float
     want = asof_cpu(lby, lon, rby, ron, **kw)  # type: ignore[arg-type]
     got = gpu_backend.kernels.segmented_asof(xp.asarray(lby), xp.asarray(lon), xp.asarray(rby), xp.asarray(ron),
                                              **kw)
-    np.testing.assert_array_equal(xp.asnumpy(got), want)
+    assert_backend_equal(got, want, tol="exact")
     with pytest.raises(ValueError, match=r"sorted by \(by, on\)"):
         gpu_backend.kernels.segmented_asof(xp.asarray(lby), xp.asarray(lon), xp.asarray(rby[::-1].copy()),
                                            xp.asarray(ron))
@@ -192,4 +193,4 @@ def test_gpu_wrapper_equals_pandas(gpu_backend: Backend) -> None:
                     xp.asarray(left["t"].to_numpy()), [xp.asarray(right["a"].to_numpy()),
                                                        xp.asarray(right["b"].to_numpy())],
                     xp.asarray(right["t"].to_numpy()), allow_exact_matches=False)
-    np.testing.assert_array_equal(xp.asnumpy(got), want)
+    assert_backend_equal(got, want, tol="exact")

@@ -22,6 +22,7 @@ from gpuetl.kernels.ewm import ewm_cpu
 from gpuetl.kernels.groupstats import group_stats_cpu
 from gpuetl.kernels.knn import MAX_K, row_topk_cpu, shrunk_correlation_cpu
 from gpuetl.resources import resource_dir
+from tests._testing import assert_backend_equal
 from tests.support import cudasim
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="cudasim needs g++ (C++20)")
@@ -66,7 +67,7 @@ def test_ewm_kernel_equals_cpu_twin(ewm_cuda: ModuleType, stat: str, adjust: boo
     for nan_share, min_periods, bias in [(0.0, 0, False), (0.2, 3, False), (0.6, 1, True)]:
         values, offsets = ragged(rng, 300, 60, nan_share)
         kw = dict(com=com, adjust=adjust, ignore_na=ignore_na, min_periods=min_periods, stat=stat, bias=bias)
-        np.testing.assert_array_equal(ewm_cuda.ewm_gpu(values, offsets, **kw), ewm_cpu(values, offsets, **kw))
+        assert_backend_equal(ewm_cuda.ewm_gpu(values, offsets, **kw), ewm_cpu(values, offsets, **kw), tol="exact")
 
 
 def test_ewm_kernel_on_no_segments_and_no_rows(ewm_cuda: ModuleType) -> None:
@@ -94,13 +95,13 @@ def test_asof_kernel_equals_cpu_twin(asof_cuda: ModuleType, direction: str, exac
     for n, m, span in [(1, 1, 3), (700, 500, 40), (3000, 50, 1000)]:
         sides = asof_sides(rng, n, m, floats, span)
         kw = dict(direction=direction, allow_exact_matches=exact, tolerance=tolerance)
-        np.testing.assert_array_equal(asof_cuda.asof_gpu(*sides, **kw), asof_cpu(*sides, **kw))
+        assert_backend_equal(asof_cuda.asof_gpu(*sides, **kw), asof_cpu(*sides, **kw), tol="exact")
 
 
 def test_asof_kernel_grid_stride_covers_more_rows_than_the_grid(asof_cuda: ModuleType, monkeypatch) -> None:
     monkeypatch.setattr(asof_cuda, "_MAX_BLOCKS", 2)  # 512 threads for 5,000 rows: each thread loops
     sides = asof_sides(np.random.default_rng(5), 5000, 300, False, 200)
-    np.testing.assert_array_equal(asof_cuda.asof_gpu(*sides), asof_cpu(*sides))
+    assert_backend_equal(asof_cuda.asof_gpu(*sides), asof_cpu(*sides), tol="exact")
 
 
 def test_asof_kernel_with_an_empty_side(asof_cuda: ModuleType) -> None:
@@ -122,7 +123,7 @@ def test_shrunk_correlation_kernel_equals_cpu_twin(knn_cuda: ModuleType, n: int)
     kw = dict(gamma=0.1, threshold=0.05, bits=32)
     got = knn_cuda.shrunk_correlation_gpu(s.copy(), inv, valid, target, **kw)
     want = shrunk_correlation_cpu(s.copy(), inv, valid, target, **kw)
-    np.testing.assert_array_equal(got, want)
+    assert_backend_equal(got, want, tol="exact")
     np.testing.assert_array_equal(got, got.transpose(0, 2, 1))
 
 
@@ -136,8 +137,8 @@ def test_row_topk_kernel_equals_cpu_twin(knn_cuda: ModuleType, k: int, cols: int
     x[2] = rng.standard_normal(cols)  # no ties
     got_i, got_v = knn_cuda.row_topk_gpu(x, k)
     want_i, want_v = row_topk_cpu(x, k)
-    np.testing.assert_array_equal(got_i, want_i)
-    np.testing.assert_array_equal(got_v, want_v)
+    assert_backend_equal(got_i, want_i, tol="exact")
+    assert_backend_equal(got_v, want_v, tol="exact")
 
 
 def test_launch_rejects_arguments_the_device_would_misread(knn_cuda: ModuleType) -> None:
@@ -171,9 +172,9 @@ def test_group_stats_kernel_equals_cpu_twin(groupstats_cuda: ModuleType, ranks: 
     values, labels = scattered_groups(np.random.default_rng(k * n + n_groups), k, n, n_groups)
     got_stats, got_rank = groupstats_cuda.group_stats_gpu(values, labels, n_groups, ranks=ranks)
     want_stats, want_rank = group_stats_cpu(values, labels, n_groups, ranks=ranks)
-    np.testing.assert_array_equal(got_stats, want_stats)
+    assert_backend_equal(got_stats, want_stats, tol="exact")
     if ranks:
-        np.testing.assert_array_equal(got_rank, want_rank)
+        assert_backend_equal(got_rank, want_rank, tol="exact")
     else:
         assert got_rank is None and want_rank is None
 
@@ -181,7 +182,7 @@ def test_group_stats_kernel_equals_cpu_twin(groupstats_cuda: ModuleType, ranks: 
 def test_group_stats_kernel_on_empty_inputs(groupstats_cuda: ModuleType) -> None:
     none = np.zeros(0, np.int64)
     stats, rank = groupstats_cuda.group_stats_gpu(np.zeros((2, 0)), none, 2, ranks=True)
-    np.testing.assert_array_equal(stats, group_stats_cpu(np.zeros((2, 0)), none, 2)[0])
+    assert_backend_equal(stats, group_stats_cpu(np.zeros((2, 0)), none, 2)[0], tol="exact")
     assert rank.shape == (2, 0)
     stats, rank = groupstats_cuda.group_stats_gpu(np.zeros((0, 4)), np.zeros(4, np.int64), 1, ranks=True)
     assert stats.shape == (5, 0, 1) and rank.shape == (0, 4)

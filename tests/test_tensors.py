@@ -21,7 +21,7 @@ from gpuetl.dataset.build import build_dataset  # noqa: E402
 from gpuetl.dataset.config import load_dataset_config  # noqa: E402
 from gpuetl.tensors import DatasetError, DaySampler, open_dataset  # noqa: E402
 from gpuetl.tensors.sampler import eligible_rows  # noqa: E402
-from tests._testing import CPU  # noqa: E402
+from tests._testing import CPU, assert_backend_equal  # noqa: E402
 from tests.support.lakes import SMALL, raw_market, write_lake  # noqa: E402
 from tests.support.train import write_tiny_dataset  # noqa: E402
 
@@ -83,9 +83,9 @@ def test_panel_equals_the_pandas_pivot(built: Path, backend: Backend) -> None:
         ref = rows.pivot(index="Date", columns="Code", values=name).reindex(index=dates.astype("datetime64[ms]"),
                                                                            columns=codes)
         got = panel.column(name) if name in columns else panel.target(name)
-        np.testing.assert_array_equal(host(got), ref.to_numpy(np.float32), err_msg=name)
+        assert_backend_equal(got, ref.to_numpy(np.float32), tol="exact", check_dtype=True, err_msg=name)
     had_row = rows.assign(x=1).pivot(index="Date", columns="Code", values="x").reindex(columns=codes).notna()
-    np.testing.assert_array_equal(host(panel.present), had_row.to_numpy())
+    assert_backend_equal(panel.present, had_row.to_numpy(), tol="exact")
     assert not panel.present.all()  # the hand-made lake has gaps and a late code: they are absent, not zero
 
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from gpuetl import features, ops  # noqa: F401  (importing features registers the ops)
+from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.bench.inputs import Inputs
 from gpuetl.bench.spec import BAR_COLUMNS, CLIP, FEATURES, GRAPH_OVERRIDES, PRICE_OPS
+from gpuetl.dataset.registry import REGISTRY
 from gpuetl.enrich.asof import asof_join, take
 from gpuetl.features.adjust import add_adjusted
 from gpuetl.features.cross_section import cs_rank, cs_zscore, day_stats
@@ -79,7 +80,8 @@ class GpuetlStages:
 
     def features(self, state: dict[str, Any]) -> dict[str, Any]:
         panel = state["adjust"].panel
-        return {col: x for op, params in PRICE_OPS for col, x in ops.run(op, panel, params).items()}
+        return {col: x for op, params in PRICE_OPS
+                for col, x in ops.run(REGISTRY.get(op, "feature"), panel, params).items()}
 
     def asof(self, state: dict[str, Any]) -> dict[str, Any]:
         b, xp = self.backend, self.backend.xp

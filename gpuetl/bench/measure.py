@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gpuetl import __version__
 from gpuetl.backend import Backend
 from gpuetl.doctor import installed_version
+from gpuetl.version import __version__
 
 VERSIONED = ("numpy", "pandas", "pyarrow", "polars", "numba", "networkx", "scipy", "matplotlib", "cudf", "cupy",
              "rmm", "pylibcugraph", "torch")

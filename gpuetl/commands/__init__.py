@@ -18,13 +18,13 @@ import rich
 from rich.console import Console
 from rich.logging import RichHandler
 
-from gpuetl import __version__
 from gpuetl.backend import BackendUnavailable
 from gpuetl.commands import bench, build, demo_server, fetch, graph, lake, synth, train
 from gpuetl.commands.common import EXIT_CODES, CommandError, common_options
 from gpuetl.config import ConfigError, Settings, load_settings
 from gpuetl.lake.outputs import OutputError
 from gpuetl.resources import config_path
+from gpuetl.version import __version__
 
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:

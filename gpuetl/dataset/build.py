@@ -31,8 +31,10 @@ from gpuetl.dataset.codes import CodePartResult, code_part
 from gpuetl.dataset.config import DatasetConfig
 from gpuetl.dataset.days import YearResult, year_part
 from gpuetl.dataset.plan import BuildError, BuildPlan, make_plan, warmup_days
+from gpuetl.dataset.registry import REGISTRY
 from gpuetl.dates import EPOCH
-from gpuetl.features.normalize import series_zscore
+from gpuetl.features.normalize import ts_z_name
+from gpuetl.features.panel import Panel
 from gpuetl.features.targets import DESCRIPTIONS as TARGET_DESCRIPTIONS
 from gpuetl.features.targets import target_names
 from gpuetl.lake.manifest import Manifest
@@ -83,7 +85,7 @@ def _build(backend: Backend, cfg: DatasetConfig, lake: Path, out: Path, progress
     manifest = Manifest.load(lake)  # once: the plan and the metadata hash use this one
     plan = make_plan(backend, cfg, lake, manifest, partition_rows, target_names(cfg.targets.horizons),
                      min_parts=2 * runner.workers if runner.workers > 1 else 1)
-    require_no_holes(manifest, [*RAW_DATASETS, *(d for g in plan.enrich for d in ops.get(g).inputs)],
+    require_no_holes(manifest, [*RAW_DATASETS, *(d for g in plan.enrich for d in REGISTRY.get(g).inputs)],
                      EPOCH + dt.timedelta(days=plan.read_from), cfg.end, BuildError)  # a lost day joins two
     with replaced_dir(out, "dataset", overwrite=overwrite, read=read) as tmp:  # data and metadata.json together
         spill = tmp / ".spill"
@@ -121,11 +123,11 @@ def _year_task(plan: BuildPlan, spill: Path, series_z: dict[str, np.ndarray], fo
 
 def _fit_series(backend: Backend, plan: BuildPlan, parts: list[CodePartResult]) -> dict[str, np.ndarray]:
     """Each time_series column's value per date (the same for every code that has it: checked) and its
-    trailing z-score over every date of the plan."""
+    trailing z-score over every date of the plan (the `ts_zscore` op, on a panel of one row per date)."""
     norm = plan.cfg.normalize
-    out: dict[str, np.ndarray] = {}
-    if norm.method == "none":
-        return out
+    if norm.method == "none" or not plan.time_series:
+        return {}
+    values: dict[str, np.ndarray] = {}
     for col in plan.time_series:
         with np.errstate(invalid="ignore"):
             hi = functools.reduce(np.fmax, [p.extremes[col][0] for p in parts])
@@ -133,9 +135,14 @@ def _fit_series(backend: Backend, plan: BuildPlan, parts: list[CodePartResult]) 
         if bool((hi != lo)[~np.isnan(hi)].any()):
             raise ValueError(f"feature {col!r} is declared `time_series` (the same for every stock on a day) but "
                              "differs across codes on some days; declare it `cross_section`")
-        z = series_zscore(backend, backend.xp.asarray(hi), norm.ts_window, norm.ts_min_periods, norm.clip)
-        out[col] = backend.to_host(z)  # host-ok: a per-date series between tasks
-    return out
+        values[col] = hi
+    xp = backend.xp
+    by_date = Panel(backend, xp.zeros(len(plan.dates), dtype=xp.int64), xp.asarray(plan.dates),
+                    {c: xp.asarray(v) for c, v in values.items()})
+    z = ops.run(REGISTRY.get("ts_zscore", "normalize"), by_date,
+                {"columns": tuple(values), "window": norm.ts_window, "min_periods": norm.ts_min_periods,
+                 "clip": norm.clip}, by_date.columns)
+    return {col: backend.to_host(z[ts_z_name(col)]) for col in values}  # host-ok: per-date series between tasks
 
 
 def _coverage(plan: BuildPlan, years: list[YearResult], rows: int) -> dict[str, dict[str, Any]]:
@@ -151,7 +158,7 @@ def _coverage(plan: BuildPlan, years: list[YearResult], rows: int) -> dict[str, 
 
 def _write_metadata(backend: Backend, cfg: DatasetConfig, manifest: Manifest, result: BuildResult, plan: BuildPlan,
                     coverage: dict[str, dict[str, Any]], folder: Path) -> None:
-    enriched = [d for g in plan.enrich for d in ops.get(g).inputs]
+    enriched = [d for g in plan.enrich for d in REGISTRY.get(g).inputs]
     norm = cfg.normalize
     meta = {
         **provenance(backend, cfg.name),

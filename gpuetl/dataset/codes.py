@@ -19,13 +19,13 @@ import numpy as np
 from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.dataset.plan import BASE_COLUMNS, BuildError, BuildPlan
+from gpuetl.dataset.registry import REGISTRY
 from gpuetl.dates import BusinessCalendar, civil_from_days
 from gpuetl.enrich import enrich
 from gpuetl.enrich.context import has_data
 from gpuetl.features.adjust import add_adjusted
 from gpuetl.features.cross_section import day_stats
 from gpuetl.features.panel import Panel
-from gpuetl.features.targets import targets
 from gpuetl.lake.manifest import Manifest
 from gpuetl.lake.reader import read_raw
 from gpuetl.stages import StageTimer, peak_host_bytes
@@ -65,36 +65,37 @@ def code_part(backend: Backend, plan: BuildPlan, index: int, spill: Path) -> Cod
         master = read_raw(backend, manifest, "master", ["Date", "Code", "S33", "Mkt"], BuildError,
                           filters=[("Code", "in", codes)])
         calendar = None
-        if has_data(manifest, "calendar"):
+        if has_data(manifest, "calendar"):  # the plan says once when the lake has none
             cal = read_raw(backend, manifest, "calendar", ["Date", "HolDiv"], BuildError)
             calendar = BusinessCalendar.from_frame(backend, cal)
-        else:
-            log.info("the lake at %s has no trading calendar: calendar features that need one are missing",
-                     manifest.root)
     with timer("panel"):
         frame, panel = build_panel(backend, bars, topix, master, xp.asarray(plan.dates))
         panel.calendar = calendar
         del bars, master
     keep_f64 = set(plan.day_inputs)  # the day ops read these later, as the one-step build read them: float64
     waiting: list[str] = []
-    for cols in enrich(backend, manifest, panel, frame, list(plan.enrich), timer).values():
-        panel.columns.update(cols)
-        waiting += list(cols)
-    waiting = _finalize_unread(panel, waiting, plan.later[0] | keep_f64)
-    for i, (op, params) in enumerate(plan.steps):
-        if ops.get(op).axis != "day":
-            with timer(f"feature:{op}"):
-                cols = ops.run(op, panel, params, panel.columns)
-                panel.columns.update(cols)
-                waiting += list(cols)
-        waiting = _finalize_unread(panel, waiting, plan.later[i + 1] | keep_f64)
+    with timer("enrich"):
+        for cols in enrich(backend, manifest, panel, frame, list(plan.enrich), timer).values():
+            panel.columns.update(cols)
+            waiting += list(cols)
+        waiting = _finalize_unread(panel, waiting, plan.later[0] | keep_f64)
+    with timer("features"):
+        for i, (name, params) in enumerate(plan.steps):
+            op = REGISTRY.get(name)
+            if op.axis != "day":
+                with timer.op(f"feature:{name}"):
+                    cols = ops.run(op, panel, params, panel.columns)
+                    panel.columns.update(cols)
+                    waiting += list(cols)
+            waiting = _finalize_unread(panel, waiting, plan.later[i + 1] | keep_f64)
     with timer("normalize"):  # the per-date extremes of time_series columns, of the values the dataset stores
         ts = [c for c in plan.time_series if c in panel.columns]
         stats = day_stats(panel, [panel.columns[c].astype(xp.float32).astype(xp.float64) for c in ts])
         extremes = {c: (backend.to_host(s.max), backend.to_host(s.min))  # host-ok: per-date summaries between tasks
                     for c, s in zip(ts, stats, strict=True)}
     with timer("targets"):
-        made = targets(panel, plan.cfg.targets.horizons, panel.unique_dates, panel.date_columns["mkt_close"])
+        made = ops.run(REGISTRY.get("targets", "target"), panel, {"horizons": plan.cfg.targets.horizons},
+                       panel.columns)
         panel.columns.update(made)
         panel.finalize(made)
     with timer("spill"):

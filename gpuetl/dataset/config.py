@@ -1,22 +1,18 @@
 """The dataset config (configs/dataset/*.yaml): the enrichment groups, an ordered list of feature ops with
 their parameters, the targets, the normalisation, and the span to build. Ops and their parameters are
-checked against the op registry (gpuetl.ops) at load time: names, types and the bounds each op's signature
-declares (`windows: Annotated[Sequence[Days], SOME]`), so a typo or a zero window fails before any data is read."""
+checked against the op registry (gpuetl.dataset.registry) at load time: names, types and the bounds each op's
+signature declares (`windows: Annotated[Sequence[Days], SOME]`), so a typo or a zero window fails before any data is read."""
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from gpuetl import (
-    features,  # noqa: F401  (registers every feature)
-    ops,
-)
-from gpuetl.config import ConfigError, Count, Items, Positive, Range, coerce, load
+from gpuetl.config import ConfigError, Count, Positive, Range, load
+from gpuetl.dataset.registry import REGISTRY
+from gpuetl.features.targets import Horizons
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +23,7 @@ class FeatureOp:
 
 @dataclasses.dataclass(frozen=True)
 class TargetSettings:
-    horizons: Annotated[tuple[ops.Days, ...], Items(min=1, unique=True)]  # business days ahead, one set of targets each
+    horizons: Horizons  # the targets op's parameter (gpuetl.features.targets): business days ahead
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +90,7 @@ def check_dataset(cfg: DatasetConfig) -> None:
     for i, (op, params) in enumerate(cfg.feature_params()):
         _check_op(i, op, params)
         where = f"features[{i}] ({op})"
-        for column in ops.get(op).outputs(params):
+        for column in REGISTRY.get(op).outputs(params):
             if column in made:
                 again = ("twice (a value repeats in its params)" if made[column] == where
                          else f"already by {made[column]}")
@@ -106,21 +102,10 @@ def _check_op(i: int, op: str, params: dict[str, Any]) -> None:
     """Op `op` exists, takes exactly `params`, and each value fits its parameter's type and bounds."""
     key = f"features[{i}]"
     try:
-        spec = ops.get(op, "feature")
+        spec = REGISTRY.get(op, "feature")
     except KeyError as err:
         raise ConfigError(f"{key}.op: {err.args[0]}", f"{key}.op") from None
-    signature = inspect.signature(spec.fn)
-    names = list(signature.parameters)[1:]
-    unknown = sorted(set(params) - set(names))
-    try:
-        if unknown:
-            raise TypeError(f"unknown parameter(s) {', '.join(unknown)}")
-        signature.bind(None, **params)
-    except TypeError as err:
-        raise ConfigError(f"{key} ({op}): {err}; parameters: {', '.join(names) or '(none)'}", key) from None
-    hints = typing.get_type_hints(spec.fn, include_extras=True)
-    for name, value in params.items():
-        coerce(hints.get(name, Any), value, f"{key} ({op}).params.{name}")
+    spec.params(params, f"{key} ({op})")
 
 
 def _tuples(value: Any) -> Any:

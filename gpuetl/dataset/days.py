@@ -19,8 +19,9 @@ from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.dataset.codes import SELECTED, sector_ids, spill_file
 from gpuetl.dataset.plan import BuildPlan
+from gpuetl.dataset.registry import REGISTRY
 from gpuetl.dates import day_of
-from gpuetl.features.normalize import cross_section_stats, normalized
+from gpuetl.features.normalize import ts_z_name
 from gpuetl.features.panel import Panel
 from gpuetl.lake.manifest import Manifest
 from gpuetl.lake.reader import read_raw
@@ -70,25 +71,19 @@ def year_part(backend: Backend, plan: BuildPlan, year: int, spill: Path, series_
     normed: dict[str, Any] = {}
     norm = plan.cfg.normalize
     if norm.method != "none":
-        with timer("normalize"):  # the per-day statistics of every cross_section column: one kernel pass
-            stats = cross_section_stats(part, plan.kinds, norm.method)
+        with timer("normalize"):
+            dates = xp.asarray(plan.dates)
+            for col, z in series_z.items():  # the fitted time-series z-scores, per date
+                part.date_columns[ts_z_name(col)] = part.align_dates(dates, xp.asarray(z))
+            params = {"columns": plan.kinds, "method": norm.method, "clip": norm.clip, "suffix": norm.suffix}
+            normed = ops.run(REGISTRY.get("normalize", "normalize"), part, params, [*part.columns, *part.date_columns])
     valid: dict[str, int] = {}
     first_day: dict[str, int | None] = {}
-    position = xp.searchsorted(xp.asarray(plan.dates), part.dates)
-    for col, kind in plan.kinds.items():
+    for col in plan.kinds:
         x32 = part.columns.pop(col)
-        x = x32.astype(xp.float64)
-        has = ~xp.isnan(x)
+        has = ~xp.isnan(x32)
         valid[col] = int(has.sum())  # host-ok: one count per column and year, for the coverage report
         first_day[col] = int(part.dates[has].min()) if valid[col] else None  # host-ok: the first day with a value
-        if norm.method != "none":
-            with timer("normalize"):
-                z = None
-                if kind == "time_series":
-                    z = xp.where(has, xp.asarray(series_z[col])[position], xp.nan)
-                value, missing = normalized(part, x, kind, norm.method, norm.clip, z, stats.pop(col, None))
-                normed[f"{col}{norm.suffix}"] = value.astype(xp.float32)
-                normed[f"{col}_missing"] = missing.astype(xp.float32)
         data[col] = x32
     with timer("write"):
         data |= made
@@ -125,8 +120,8 @@ def _day_ops(backend: Backend, plan: BuildPlan, year: int, start: int, rows: Any
         panel.add_date_series("mkt_close", backend.days(topix["Date"]), backend.to_array(topix["C"]))
     made: list[str] = []
     for op, params in steps:
-        with timer(f"feature:{op}"):
-            out = ops.run(op, panel, params, panel.columns)
+        with timer.op(f"feature:{op}"):
+            out = ops.run(REGISTRY.get(op), panel, params, panel.columns)
             panel.columns.update(out)
             made += list(out)
     # the rows of the year's own files (every one dated in the year), in the same (Code, Date) order as `rows`

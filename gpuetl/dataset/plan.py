@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.config import ConfigError
 from gpuetl.dataset.config import DatasetConfig
+from gpuetl.dataset.registry import REGISTRY
 from gpuetl.dates import EPOCH, civil_from_days, day_of
 from gpuetl.enrich import plan as enrich_plan
+from gpuetl.enrich.context import has_data
 from gpuetl.lake.manifest import Manifest
 from gpuetl.lake.reader import read_raw
 from gpuetl.ops import Normalization
@@ -99,12 +100,12 @@ def warmup_days(cfg: DatasetConfig) -> int:
     norm = cfg.normalize
     need = 0
     for op, params in cfg.feature_params():
-        spec = ops.get(op, "feature")
+        spec = REGISTRY.get(op, "feature")
         lookback = int(spec.lookback(params))
         need = max(need, lookback)
         if norm.method != "none" and "time_series" in spec.normalization(params).values():
             need = max(need, lookback + norm.ts_min_periods - 1)
-    if norm.method != "none" and any("time_series" in ops.get(g).normalization({}).values()
+    if norm.method != "none" and any("time_series" in REGISTRY.get(g).normalization({}).values()
                                      for g, switch in cfg.enrich.switches().items() if switch is not False):
         need = max(need, norm.ts_min_periods - 1)
     return need
@@ -120,19 +121,19 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
     kinds: dict[str, Normalization] = {}
     groups: dict[str, list[str]] = {}
     for name in enrich_ops:
-        kinds |= ops.get(name).normalization({})
-        groups[name] = list(ops.get(name).outputs({}))
+        kinds |= REGISTRY.get(name).normalization({})
+        groups[name] = list(REGISTRY.get(name).outputs({}))
     for op, params in steps:
-        spec = ops.get(op, "feature")
+        spec = REGISTRY.get(op, "feature")
         kinds |= spec.normalization(params)
         groups.setdefault(spec.group, []).extend(spec.outputs(params))
     later = _later_reads(steps)
     _check_axes(steps, cfg)
     day_steps = _day_steps(steps)
-    day_reads = set().union(*(ops.get(op).reads(p) for op, p in day_steps))
-    day_outputs = {c for op, p in day_steps for c in ops.get(op).outputs(p)}
+    day_reads = set().union(*(REGISTRY.get(op).reads(p) for op, p in day_steps))
+    day_outputs = {c for op, p in day_steps for c in REGISTRY.get(op).outputs(p)}
     day_inputs = tuple(sorted(day_reads - day_outputs))
-    overlap = max([int(ops.get(op).lookback(p)) for op, p in day_steps], default=0)
+    overlap = max([int(REGISTRY.get(op).lookback(p)) for op, p in day_steps], default=0)
     warmup = warmup_days(cfg)
 
     keys = read_raw(backend, manifest, "bars_daily", ["Code", "Date"], BuildError)
@@ -141,6 +142,7 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
     if len(lake_dates) == 0:
         raise BuildError(f"no daily bars in the lake at {lake}: fetch bars_daily first")
     check_lake_span(cfg, lake_dates)
+    _say_what_the_lake_lacks(backend, manifest, steps)
     all_dates = lake_dates
     if cfg.end:
         keys, days = _rows(keys, days, days <= day_of(cfg.end))
@@ -171,6 +173,20 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
                      day_inputs, later)
 
 
+def _say_what_the_lake_lacks(backend: Backend, manifest: Manifest,
+                             steps: tuple[tuple[str, dict[str, Any]], ...]) -> None:
+    """One INFO line per build for an input the lake lacks, which leaves some features missing (the ops that read
+    it run per code part or per year, and say nothing themselves)."""
+    chosen = [REGISTRY.get(op) for op, _ in steps]
+    if not has_data(manifest, "calendar") and any(o.name == "calendar" for o in chosen):
+        log.info("the lake at %s has no trading calendar, so cal_bday_of_month, cal_bdays_to_month_end and "
+                 "cal_month_end are missing (gpuetl fetch --datasets calendar ...)", manifest.root)
+    sector = [o.name for o, (_, p) in zip(chosen, steps, strict=True) if "sector" in o.reads(p)]
+    if sector and not bool(read_raw(backend, manifest, "master", ["S33"], BuildError)["S33"].notna().any()):  # host-ok: one flag per build plan
+        log.info("no code has a 33-sector (S33) in the lake's master at %s, so the features of %s are missing",
+                 manifest.root, ", ".join(sector))
+
+
 def check_lake_span(cfg: DatasetConfig, lake_dates: np.ndarray) -> None:
     """`start` and `end` against the lake's trading days (sorted int64 days): a span outside them is a wrong date,
     a config error (exit 2) that says which date to move and where to, not an empty build."""
@@ -198,7 +214,7 @@ def _check_axes(steps: tuple[tuple[str, dict[str, Any]], ...], cfg: DatasetConfi
 
     made_by_day: dict[str, str] = {}
     for i, (op, params) in enumerate(steps):
-        spec = ops.get(op)
+        spec = REGISTRY.get(op)
         if spec.axis != "day":
             used = sorted(spec.reads(params) & set(made_by_day))
             if used:
@@ -214,7 +230,7 @@ def _check_axes(steps: tuple[tuple[str, dict[str, Any]], ...], cfg: DatasetConfi
 def _later_reads(steps: tuple[tuple[str, dict[str, Any]], ...]) -> tuple[frozenset[str], ...]:
     later: list[frozenset[str]] = [frozenset()]
     for op, params in reversed(steps):
-        later.append(later[-1] | ops.get(op).reads(params))
+        later.append(later[-1] | REGISTRY.get(op).reads(params))
     return tuple(later[::-1])
 
 
@@ -235,7 +251,7 @@ def _split(codes: list[str], rows: np.ndarray, limit: int) -> tuple[tuple[str, .
 
 
 def _day_steps(steps: tuple[tuple[str, dict[str, Any]], ...]) -> list[tuple[str, dict[str, Any]]]:
-    return [(op, p) for op, p in steps if ops.get(op).axis == "day"]
+    return [(op, p) for op, p in steps if REGISTRY.get(op).axis == "day"]
 
 
 def _rows(frame: Any, days: Any, keep: Any) -> tuple[Any, Any]:

@@ -62,6 +62,12 @@ class Context:
         ctx._code_uniques = uniques.to_series().reset_index(drop=True)
         return ctx
 
+    def on_cpu(self, cpu: Backend) -> Context:
+        """This context on the CPU backend `cpu` (host copies of the panel and the frame), for an op that runs
+        only there (gpuetl.ops.run)."""
+        frame = self.frame.to_pandas() if hasattr(self.frame, "to_pandas") else self.frame  # host-ok: CPU fallback
+        return Context.create(cpu, self.manifest, self.panel.on_cpu(cpu), frame)
+
     @property
     def xp(self) -> Any:
         return self.backend.xp

@@ -39,9 +39,11 @@ from gpuetl.enrich.asof import Latest, asof_join, group_keys, lexorder, take
 from gpuetl.enrich.context import Context
 from gpuetl.enrich.effective import time_seconds
 
-COLUMNS = ["DiscDate", "DiscTime", "Code", "DiscNo", "DocType", "CurPerType", "CurPerEn", "CurFYEn", "NxtFYEn",
-           "Sales", "OP", "NP", "EPS", "BPS", "Eq", "TA", "EqAR", "ShOutFY", "TrShFY", "FSales", "FOP", "FNP",
-           "FEPS", "FDivAnn", "NxFSales", "NxFOP", "NxFNp", "NxFEPS", "NxFDivAnn"]
+# what identifies and dates a filing, and its numbers (read as float64)
+KEYS = ["DiscDate", "DiscTime", "Code", "DiscNo", "DocType", "CurPerType", "CurPerEn", "CurFYEn", "NxtFYEn"]
+VALUES = ["Sales", "OP", "NP", "EPS", "BPS", "Eq", "TA", "EqAR", "ShOutFY", "TrShFY", "FSales", "FOP", "FNP", "FEPS",
+          "FDivAnn", "NxFSales", "NxFOP", "NxFNp", "NxFEPS", "NxFDivAnn"]
+COLUMNS = [*KEYS, *VALUES]
 OUTPUTS = ("st_eps_yield", "st_per", "st_bps_yield", "st_pbr", "st_fwd_eps_yield", "st_fwd_per", "st_div_yield",
            "st_sales_yield", "st_log_mcap", "st_roe", "st_equity_ratio", "st_op_margin", "st_sales_yoy",
            "st_op_yoy", "st_np_yoy", "st_progress_sales", "st_progress_op", "st_progress_np", "st_progress_gap",
@@ -87,7 +89,7 @@ class Statements:
         def flag(mask: Any) -> Any:
             return b.to_array(mask.fillna(False).astype("float64")) == 1.0
 
-        self.values = {name: b.to_array(raw[name].astype("float64")) for name in COLUMNS[9:]}
+        self.values = {name: b.to_array(raw[name].astype("float64")) for name in VALUES}
         period_type = raw["CurPerType"]
         self.quarter = xp.zeros(self.n)  # 1..4 for 1Q..FY documents, 0 for others (forecast revisions)
         for i, label in enumerate(("1Q", "2Q", "3Q", "FY"), start=1):

@@ -1,13 +1,2 @@
-"""The feature engine: a registry of features computed on a (Code, Date) panel through the backend seam."""
-
-from gpuetl.features import (  # noqa: F401  (importing a module registers its features)
-    calendar,
-    cross_section,
-    extremes,
-    market,
-    momentum,
-    price,
-    sector,
-    volatility,
-    volume,
-)
+"""The feature engine: ops computed on a (Code, Date) panel through the backend seam, their targets and their
+normalised view; gpuetl/dataset/registry.py lists every op."""

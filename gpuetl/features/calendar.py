@@ -4,15 +4,12 @@ no datetime64."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from gpuetl.dates import civil_from_days, days_from_civil
 from gpuetl.features.panel import Panel
 from gpuetl.ops import SOME, Days, feature
-
-log = logging.getLogger(__name__)
 
 
 @feature("calendar", group="calendar", inputs=(),
@@ -27,9 +24,7 @@ def calendar(panel: Panel) -> Mapping[str, Any]:
     year, month, day = civil_from_days(xp, days)
     per_date = {"cal_dow": (days + 3) % 7, "cal_month": month, "cal_day": day}
     cal = panel.calendar
-    if cal is None:
-        log.info("calendar: the lake has no trading calendar, so cal_bday_of_month, cal_bdays_to_month_end and "
-                 "cal_month_end are missing (gpuetl fetch --datasets calendar ...)")
+    if cal is None:  # the build's plan says so once (gpuetl.dataset.plan)
         per_date |= dict.fromkeys(("cal_bday_of_month", "cal_bdays_to_month_end", "cal_month_end"), xp.full(len(days), xp.nan))
     else:
         first = days - (day - 1)

@@ -22,7 +22,7 @@ def _series_pct_change(xp: Any, x: Any, k: int) -> Any:
          outputs=lambda p: (*(f"mkt_ret_{k}d" for k in p["horizons"]), f"mkt_vol_{p['vol_window']}d",
                             f"mkt_trend_{p['trend_window']}d"),
          lookback=lambda p: max(*p["horizons"], p["vol_window"] + 1, p["trend_window"]), normalize="time_series",
-         axis="market")
+         axis="market", tolerance="sum_order")
 def market(panel: Panel, horizons: Annotated[tuple[Days, ...], SOME], vol_window: Days2, trend_window: Days) -> Mapping[str, Any]:
     """TOPIX returns, realized vol and trend (close over its SMA), the same for every stock that day."""
     xp = panel.xp
@@ -39,7 +39,7 @@ def market(panel: Panel, horizons: Annotated[tuple[Days, ...], SOME], vol_window
 
 @feature("beta", group="market", inputs=("close", "mkt_close"),
          outputs=lambda p: tuple(f"{s}_{n}d" for n in p["windows"] for s in ("beta", "alpha", "idio_vol", "mkt_corr")),
-         lookback=lambda p: max(p["windows"]) + 1)
+         lookback=lambda p: max(p["windows"]) + 1, tolerance="float32")
 def beta(panel: Panel, windows: Annotated[tuple[Days2, ...], SOME]) -> Mapping[str, Any]:
     """Rolling OLS of the stock's daily return on TOPIX's: beta, daily alpha, annualised residual vol, corr."""
     xp = panel.xp

@@ -48,7 +48,7 @@ def _safe(xp: Any, ok: Any, den: Any) -> Any:
 
 
 @feature("rsi", group="momentum", inputs=("close",), outputs=lambda p: tuple(f"rsi{n}" for n in p["periods"]),
-         lookback=lambda p: max(p["periods"]))
+         lookback=lambda p: max(p["periods"]), tolerance="sum_order")
 def rsi(panel: Panel, periods: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Relative strength index (TA-Lib RSI: Wilder-smoothed gains and losses, 0..100)."""
     xp = panel.xp
@@ -66,7 +66,7 @@ def rsi(panel: Panel, periods: Annotated[Sequence[Days], SOME]) -> Mapping[str, 
 
 
 @feature("macd", group="momentum", inputs=("close",), outputs=lambda p: ("macd", "macd_signal", "macd_hist"),
-         lookback=lambda p: max(p["fast"], p["slow"]) + p["signal"] - 2)
+         lookback=lambda p: max(p["fast"], p["slow"]) + p["signal"] - 2, tolerance="sum_order")
 def macd(panel: Panel, fast: Days, slow: Days, signal: Days) -> Mapping[str, Any]:
     """MACD line, signal and histogram (TA-Lib MACD), each divided by the close to be scale-free."""
     xp = panel.xp
@@ -91,7 +91,7 @@ def _high_low(panel: Panel, n: int) -> tuple[Any, Any, Any]:
 
 
 @feature("stoch", group="momentum", inputs=("high", "low", "close"), outputs=lambda p: ("stoch_k", "stoch_d"),
-         lookback=lambda p: p["fastk"] + p["slowk"] + p["slowd"] - 3)
+         lookback=lambda p: p["fastk"] + p["slowk"] + p["slowd"] - 3, tolerance="sum_order")
 def stoch(panel: Panel, fastk: Days, slowk: Days, slowd: Days) -> Mapping[str, Any]:
     """Slow stochastics %K and %D (TA-Lib STOCH with SMA smoothing, 0..100)."""
     xp = panel.xp
@@ -126,7 +126,8 @@ def roc(panel: Panel, periods: Annotated[Sequence[Days], SOME]) -> Mapping[str, 
 
 
 @feature("cci", group="momentum", inputs=("high", "low", "close"),
-         outputs=lambda p: tuple(f"cci{n}" for n in p["periods"]), lookback=lambda p: max(p["periods"]) - 1)
+         outputs=lambda p: tuple(f"cci{n}" for n in p["periods"]), lookback=lambda p: max(p["periods"]) - 1,
+         tolerance="sum_order")
 def cci(panel: Panel, periods: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Commodity channel index (TA-Lib CCI): typical price minus its mean, over 0.015 x mean absolute deviation."""
     xp = panel.xp
@@ -145,7 +146,7 @@ def cci(panel: Panel, periods: Annotated[Sequence[Days], SOME]) -> Mapping[str, 
 
 @feature("adx", group="momentum", inputs=("high", "low", "close"),
          outputs=lambda p: (f"adx{p['period']}", f"plus_di{p['period']}", f"minus_di{p['period']}"),
-         lookback=lambda p: 2 * p["period"] - 1)
+         lookback=lambda p: 2 * p["period"] - 1, tolerance="sum_order")
 def adx(panel: Panel, period: Days2) -> Mapping[str, Any]:
     """Average directional index and +DI / -DI (TA-Lib ADX, PLUS_DI, MINUS_DI; Wilder's smoothing, 0..100)."""
     xp = panel.xp

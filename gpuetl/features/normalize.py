@@ -17,12 +17,13 @@ number, so a model can read it without NaN handling.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from gpuetl.backend import Backend
+from gpuetl.config import Count, Positive, Range
 from gpuetl.features.cross_section import DayStats, Method, cs_rankgauss, cs_zscore, day_stats
 from gpuetl.features.panel import Panel
-from gpuetl.ops import Normalization
+from gpuetl.ops import Normalization, Params, op
 
 
 def day_values(panel: Panel, x: Any, name: str) -> Any:
@@ -79,3 +80,55 @@ def normalized(panel: Panel, x: Any, kind: Normalization, method: Method, clip: 
         z = x
     missing = xp.isnan(x)
     return xp.where(xp.isnan(z), 0.0, z), missing.astype(xp.float64)
+
+
+def ts_z_name(column: str) -> str:
+    """The per-date series of a `time_series` column's fitted z-score (an output of `ts_zscore`, read by
+    `normalize` from the panel's `date_columns`)."""
+    return f"{column}:ts_z"
+
+
+# The time-series z-scores: one value per date of each `time_series` column (its op's value, the same for every
+# code), fitted once over every date of the build (axis market) on a panel of one row per date; the z-score needs
+# `min_periods` values of history. Rolling means and spreads, then a quotient: float64 that may differ in the
+# last bits, stored (through `normalize`) as float32.
+@op("ts_zscore", stage="normalize", group="normalize", inputs=(),
+    outputs=lambda p: tuple(ts_z_name(c) for c in p["columns"]), lookback=lambda p: p["min_periods"] - 1,
+    normalize="raw", axis="market", dtype="float64", tolerance="float32")
+def ts_zscore(panel: Panel, columns: tuple[str, ...], window: Annotated[int, Range(min=2)], min_periods: Count,
+              clip: Positive) -> Mapping[str, Any]:
+    """Each column's trailing z-score over the panel's rows (one per date), winsorised at +-clip."""
+    return {ts_z_name(c): series_zscore(panel.backend, panel[c], window, min_periods, clip) for c in columns}
+
+
+def _normalize_outputs(p: Params) -> tuple[str, ...]:
+    columns: Mapping[str, Normalization] = p["columns"]
+    return tuple(name for c in columns for name in (f"{c}{p['suffix']}", f"{c}_missing"))
+
+
+def _normalize_reads(p: Params) -> tuple[str, ...]:
+    columns: Mapping[str, Normalization] = p["columns"]
+    return (*columns, *(ts_z_name(c) for c, kind in columns.items() if kind == "time_series"))
+
+
+# The normalised view of a year's rows (axis day: cross-sections of its days; the time-series z-scores come fitted
+# over every date), `<column><suffix>` and `<column>_missing` for each column, from the float32 value the dataset
+# stores, as float32.
+@op("normalize", stage="normalize", group="normalize", inputs=(), outputs=_normalize_outputs,
+    param_inputs=_normalize_reads, normalize="raw", axis="day", dtype="float32", tolerance="float32")
+def normalize(panel: Panel, columns: dict[str, Normalization], method: Method, clip: Positive,
+              suffix: str) -> Mapping[str, Any]:
+    """`normalized` of each column as its kind says, the per-day statistics of every `cross_section` column
+    from one kernel pass; a `time_series` column's z-score from `ts_zscore`'s series in `panel.date_columns`."""
+    xp = panel.xp
+    stats = cross_section_stats(panel, columns, method)
+    out: dict[str, Any] = {}
+    for col, kind in columns.items():
+        x = panel[col].astype(xp.float64)
+        z = None
+        if kind == "time_series":
+            z = xp.where(~xp.isnan(x), panel.broadcast_dates(panel.date_columns[ts_z_name(col)]), xp.nan)
+        value, missing = normalized(panel, x, kind, method, clip, z, stats.pop(col, None))
+        out[f"{col}{suffix}"] = value.astype(xp.float32)
+        out[f"{col}_missing"] = missing.astype(xp.float32)
+    return out

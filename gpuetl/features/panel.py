@@ -8,6 +8,7 @@ boundary: shifts use the group ids, rolling windows go through the frame library
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -49,6 +50,18 @@ class Panel:
         self.final: set[str] = set()  # stored as float32: no later op reads them (see `finalize`)
         self.date_columns: dict[str, Any] = {}  # per-date series (e.g. TOPIX), aligned with unique_dates
         self.calendar: BusinessCalendar | None = None  # the lake's trading calendar, when it has one
+
+    def on_cpu(self, cpu: Backend) -> Panel:
+        """A host copy of this panel on the CPU backend `cpu`, for an op that runs only there (gpuetl.ops.run)."""
+        host = self.backend.to_host  # host-ok: an op's CPU fallback, counted and named by the backend
+        out = Panel(cpu, host(self.codes), host(self.dates), {k: host(v) for k, v in self.columns.items()},
+                    host(self.unique_dates))
+        out.date_columns = {k: host(v) for k, v in self.date_columns.items()}
+        out.final = set(self.final)
+        if (cal := self.calendar) is not None:
+            out.calendar = dataclasses.replace(cal, xp=cpu.xp, days=host(cal.days), half_day=host(cal.half_day),
+                                               first=host(cal.first), last=host(cal.last))
+        return out
 
     def add_date_series(self, name: str, dates: Array, values: Array) -> None:
         """Attach a date-indexed series: kept per date, and spread to the rows as column `name`."""

@@ -77,7 +77,7 @@ def _ma_features(panel: Panel, ma: dict[int, Any], kind: str, windows: tuple[int
 
 
 @feature("sma", group="trend", inputs=("close",), outputs=_ma_outputs("sma"),
-         lookback=lambda p: max(p["windows"]) + p["slope_days"], normalize=_cross_is_raw)
+         lookback=lambda p: max(p["windows"]) + p["slope_days"], normalize=_cross_is_raw, tolerance="sum_order")
 def sma(panel: Panel, windows: Annotated[tuple[Days, ...], SOME], slope_days: Days,
         crosses: tuple[tuple[Days, Days], ...]) -> Mapping[str, Any]:
     """Gap of the close to its SMA, the SMA's slope over `slope_days`, and fast/slow SMA crosses."""
@@ -86,7 +86,7 @@ def sma(panel: Panel, windows: Annotated[tuple[Days, ...], SOME], slope_days: Da
 
 
 @feature("ema", group="trend", inputs=("close",), outputs=_ma_outputs("ema"),
-         lookback=lambda p: max(p["windows"]) + p["slope_days"], normalize=_cross_is_raw)
+         lookback=lambda p: max(p["windows"]) + p["slope_days"], normalize=_cross_is_raw, tolerance="sum_order")
 def ema(panel: Panel, windows: Annotated[tuple[Days, ...], SOME], slope_days: Days,
         crosses: tuple[tuple[Days, Days], ...]) -> Mapping[str, Any]:
     """Gap of the close to its EMA (TA-Lib seeding), the EMA's slope, and fast/slow EMA crosses."""
@@ -95,7 +95,8 @@ def ema(panel: Panel, windows: Annotated[tuple[Days, ...], SOME], slope_days: Da
 
 
 @feature("realized_vol", group="volatility", inputs=("close",),
-         outputs=lambda p: tuple(f"rvol_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]) + 1)
+         outputs=lambda p: tuple(f"rvol_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]) + 1,
+         tolerance="sum_order")
 def realized_vol(panel: Panel, windows: Annotated[tuple[Days2, ...], SOME]) -> Mapping[str, Any]:
     """Annualised standard deviation of daily log returns over each window (pandas rolling std, ddof 1)."""
     xp = panel.xp

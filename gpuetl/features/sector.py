@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from gpuetl.features.panel import Panel
 from gpuetl.ops import SOME, Days, feature
-
-log = logging.getLogger(__name__)
 
 
 def _outputs(p: Mapping[str, Any]) -> tuple[str, ...]:
@@ -18,16 +15,15 @@ def _outputs(p: Mapping[str, Any]) -> tuple[str, ...]:
 
 @feature("sector_relative", group="sector", inputs=("close", "sector"), outputs=_outputs,
          lookback=lambda p: max(p["horizons"]),
-         normalize=lambda col: "raw" if col.startswith("sector_rank") else "cross_section", axis="day")
+         normalize=lambda col: "raw" if col.startswith("sector_rank") else "cross_section", axis="day",
+         tolerance="sum_order")
 def sector_relative(panel: Panel, horizons: Annotated[tuple[Days, ...], SOME]) -> Mapping[str, Any]:
     """Equal-weighted sector return (33 sectors) that day, the stock's excess over it, its rank within it."""
     xp = panel.xp
     b = panel.backend
     sector = panel["sector"]
     known = ~xp.isnan(sector)
-    if not bool(known.any()):  # host-ok: one flag decides whether the group exists at all
-        log.info("sector_relative: no code has a 33-sector (S33) in the lake's master, so the sector features "
-                 "are missing")
+    if not bool(known.any()):  # host-ok: one flag; a build's plan says once when the lake has no sector at all
         return {name: panel.nan() for name in _outputs({"horizons": horizons})}
     n_sector = int(xp.max(xp.where(known, sector, 0.0))) + 2  # host-ok: the sector key's stride
     key = panel.date_id * n_sector + xp.where(xp.isnan(sector), n_sector - 1, sector).astype(xp.int64)

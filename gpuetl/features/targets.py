@@ -14,9 +14,14 @@ dropped. Horizons count rows of the code (business days: J-Quants sends a row pe
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any
 
+from gpuetl.config import Items
 from gpuetl.features.panel import Panel
+from gpuetl.ops import Days, op
+
+Horizons = Annotated[tuple[Days, ...], Items(min=1, unique=True)]  # business days ahead, one set of targets each
 
 DESCRIPTIONS = {
     "target_next_ret_{k}d": "close t+1 -> close t+1+k return of the adjusted close (the default label)",
@@ -50,9 +55,15 @@ def target_names(horizons: tuple[int, ...]) -> list[str]:
     return [pattern.format(k=k) for k in horizons for pattern in DESCRIPTIONS]
 
 
-def targets(panel: Panel, horizons: tuple[int, ...], topix_dates: Any, topix_close: Any) -> dict[str, Any]:
+# targets look forward, not back (lookback 0), are never normalised (raw), and are plain arithmetic on the
+# code's rows and TOPIX's per-date closes
+@op("targets", stage="target", group="targets", inputs=("close", "mkt_close"),
+    outputs=lambda p: tuple(target_names(p["horizons"])), normalize="raw", dtype="float32", tolerance="exact")
+def targets(panel: Panel, horizons: Horizons) -> Mapping[str, Any]:
+    """Forward returns of the adjusted close for each horizon, their excess over TOPIX, and up/down labels."""
     xp = panel.xp
     close = panel["close"]
+    topix_dates, topix_close = panel.unique_dates, panel.date_columns["mkt_close"]
     out: dict[str, Any] = {}
     for k in horizons:
         nxt = forward_return(panel, close, k, start=1)

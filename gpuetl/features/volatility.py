@@ -23,7 +23,8 @@ _GK_CLOSE_WEIGHT = 2.0 * math.log(2.0) - 1.0
 
 
 @feature("parkinson", group="volatility", inputs=("high", "low"),
-         outputs=lambda p: tuple(f"parkinson_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]) - 1)
+         outputs=lambda p: tuple(f"parkinson_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]) - 1,
+         tolerance="sum_order")
 def parkinson(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Parkinson volatility: annualised sqrt(mean(ln(high/low)^2) / (4 ln 2)) over each window."""
     xp = panel.xp
@@ -33,7 +34,8 @@ def parkinson(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapping
 
 
 @feature("garman_klass", group="volatility", inputs=("open", "high", "low", "close"),
-         outputs=lambda p: tuple(f"gk_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]) - 1)
+         outputs=lambda p: tuple(f"gk_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]) - 1,
+         tolerance="sum_order")
 def garman_klass(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Garman-Klass volatility: annualised sqrt(mean(ln(H/L)^2 / 2 - (2 ln 2 - 1) ln(C/O)^2)), floored at 0."""
     xp = panel.xp
@@ -50,14 +52,16 @@ def atr(panel: Panel, n: int) -> Any:
 
 
 @feature("natr", group="volatility", inputs=("high", "low", "close"),
-         outputs=lambda p: tuple(f"natr{n}" for n in p["periods"]), lookback=lambda p: max(p["periods"]))
+         outputs=lambda p: tuple(f"natr{n}" for n in p["periods"]), lookback=lambda p: max(p["periods"]),
+         tolerance="sum_order")
 def natr(panel: Panel, periods: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Normalised average true range (TA-Lib NATR: ATR / close x 100)."""
     return {f"natr{n}": atr(panel, n) / panel["close"] * 100.0 for n in periods}
 
 
 @feature("bollinger", group="volatility", inputs=("close",),
-         outputs=lambda p: (f"bb{p['window']}_pctb", f"bb{p['window']}_width"), lookback=lambda p: p["window"] - 1)
+         outputs=lambda p: (f"bb{p['window']}_pctb", f"bb{p['window']}_width"), lookback=lambda p: p["window"] - 1,
+         tolerance="float32")
 def bollinger(panel: Panel, window: Days2, nbdev: Positive) -> Mapping[str, Any]:
     """Bollinger %b (where the close sits in the bands) and bandwidth ((upper - lower) / middle), TA-Lib BBANDS."""
     xp = panel.xp

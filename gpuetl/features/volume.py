@@ -25,7 +25,8 @@ def _ratio_to_mean(panel: Panel, x: Any, n: int) -> Any:
 
 
 @feature("volume_ratio", group="volume", inputs=("volume", "close"),
-         outputs=lambda p: tuple(f"volume_ratio_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]) - 1)
+         outputs=lambda p: tuple(f"volume_ratio_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]) - 1,
+         tolerance="sum_order")
 def volume_ratio(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Volume relative to its mean over each window (1 = a usual day)."""
     return {f"volume_ratio_{n}d": _ratio_to_mean(panel, panel["volume"], n) for n in windows}
@@ -33,14 +34,15 @@ def volume_ratio(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapp
 
 @feature("turnover_ratio", group="volume", inputs=("turnover", "close"),
          outputs=lambda p: tuple(f"turnover_ratio_{n}d" for n in p["windows"]),
-         lookback=lambda p: max(p["windows"]) - 1)
+         lookback=lambda p: max(p["windows"]) - 1, tolerance="sum_order")
 def turnover_ratio(panel: Panel, windows: Annotated[Sequence[Days], SOME]) -> Mapping[str, Any]:
     """Turnover (yen traded) relative to its mean over each window."""
     return {f"turnover_ratio_{n}d": _ratio_to_mean(panel, panel["turnover"], n) for n in windows}
 
 
 @feature("amihud", group="volume", inputs=("close", "turnover"),
-         outputs=lambda p: tuple(f"amihud_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]))
+         outputs=lambda p: tuple(f"amihud_{n}d" for n in p["windows"]), lookback=lambda p: max(p["windows"]),
+         tolerance="sum_order")
 def amihud(panel: Panel, windows: Annotated[Sequence[Days], SOME], scale: Positive) -> Mapping[str, Any]:
     """Amihud illiquidity: mean of |daily return| / turnover (yen) over each window, times `scale` (e.g. 1e9)."""
     xp = panel.xp

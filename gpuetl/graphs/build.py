@@ -19,7 +19,7 @@ from gpuetl.backend import Backend
 from gpuetl.features.panel import Panel
 from gpuetl.graphs.config import GraphConfig
 from gpuetl.graphs.daily import batch_graphs, bytes_per_day, pad_returns
-from gpuetl.graphs.features import PEER_FEATURES, graph_features, peer_returns
+from gpuetl.graphs.features import GraphBatch, graph
 from gpuetl.graphs.returns import Returns
 from gpuetl.stages import StageTimer
 
@@ -65,36 +65,33 @@ def build_graphs(backend: Backend, returns: Returns, cfg: GraphConfig, start: in
         days = days[days < stop]
     # a date index t has at most t returns in its window (row 0 has none): earlier days cannot have nodes
     computed = days[days >= cfg.min_observations]
-    spec = ops.get("graph", "graph")
-    names = spec.outputs(cfg)
+    params = {"config": cfg}
+    names = graph.outputs(params)
     with timer("prepare"):
         padded = pad_returns(xp, returns.r1, cfg.window)
         features = {name: xp.full((n_dates, n_codes), xp.nan) for name in names}
     size = batch_size(backend, n_codes, cfg)
     parts: list[tuple[Any, Any, Any, Any]] = []
     span = cfg.every_n_days
-    with Progress(disable=not progress, transient=True) as bar:
+    with Progress(disable=not progress, transient=True) as bar, timer("graphs"):
         task = bar.add_task("graphs", total=len(computed))
         for lo in range(0, len(computed), size):
             chunk = computed[lo:lo + size]
             chunk_x = xp.asarray(chunk)
-            with timer("graphs"):
+            with timer.op("graphs:build"):
                 g = batch_graphs(backend, padded, chunk_x, cfg, None if eligible is None else eligible[chunk_x])
                 parts.append((g.days[g.edge_batch], g.edge_src.astype(xp.int32), g.edge_dst.astype(xp.int32),
                               g.edge_weight))
             if names:
-                with timer("features"):
-                    own = graph_features(backend, g, cfg)
-                    peers = peer_returns(backend, g, returns, span)
-                    ops.check_outputs(spec, [*own, *peers], cfg)
+                with timer.op("graphs:features"):
+                    out = ops.run(graph, GraphBatch(backend, g, returns, span), params)
                     for k in range(span):  # a graph serves its own date and the dates until the next graph
                         inside = chunk + k < n_dates
                         rows = xp.asarray(chunk[inside] + k)
                         sel = xp.asarray(np.flatnonzero(inside))
-                        for name, values in own.items():
-                            features[name][rows] = values[sel]
-                        for name in PEER_FEATURES:
-                            features[name][rows] = peers[name][sel, k]
+                        for name, values in out.items():
+                            features[name][rows] = values[sel, k]
+                    del out
             del g
             bar.advance(task, len(chunk))
     with timer("collect"):

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.cluster import InProcess, Runner
 from gpuetl.dates import EPOCH, civil_from_days
@@ -28,6 +27,7 @@ from gpuetl.features.adjust import cumulative_factor
 from gpuetl.features.panel import Panel
 from gpuetl.graphs.build import GraphOutput, build_graphs, graph_day_indices, panel_features
 from gpuetl.graphs.config import GraphConfig
+from gpuetl.graphs.features import graph
 from gpuetl.graphs.io import dataset_digest, dates_from_days, write_graphs
 from gpuetl.graphs.returns import Returns, returns_from_panel
 from gpuetl.lake.manifest import Manifest
@@ -171,7 +171,7 @@ def graph_inputs(backend: Backend, job: GraphJob) -> GraphInputs:
         raise GraphInputError(f"the dataset at {job.dataset} has no rows")
     row_days = backend.days(rows["Date"])
     first, last = int(row_days.min()), int(row_days.max())  # host-ok: two scalars set the lake's read window
-    bars = load_bars(backend, job.lake, first, last, ops.get("graph", "graph").lookback(job.cfg))
+    bars = load_bars(backend, job.lake, first, last, graph.lookback({"config": job.cfg}))
     panel, codes = adjusted_panel(backend, bars)
     start = int(backend.xp.searchsorted(panel.unique_dates, first))  # host-ok: the first graph day's index
     date_pos, code_pos, found = locate_rows(backend, rows, codes, panel.unique_dates)
@@ -236,7 +236,6 @@ def _graph_dataset(backend: Backend, job: GraphJob, out: Path, progress: bool, o
         inputs = graph_inputs(backend, job)
         chunks = graph_chunks(inputs, cfg, 2 * runner.workers if runner.workers > 1 else 1)
         output = _merge(backend, inputs, chunks, runner.map(functools.partial(graph_chunk, job), chunks, "graphs"))
-        spec = ops.get("graph", "graph")
         rows = inputs.rows
         features = (row_features(backend, rows, output, inputs.date_pos, inputs.code_pos, inputs.found)
                     if output.features else None)
@@ -246,7 +245,8 @@ def _graph_dataset(backend: Backend, job: GraphJob, out: Path, progress: bool, o
         write_graphs(backend, out, inputs.codes, output, cfg, features,
                      {"dataset": str(dataset), "lake": str(job.lake), "dataset_rows": len(rows),
                       "dataset_hash": digest, **days_with_edges(backend, output),
-                      "normalization": spec.normalization(cfg), "tasks": len(chunks), "runner": runner.name},
+                      "normalization": graph.normalization({"config": cfg}), "tasks": len(chunks),
+                      "runner": runner.name},
                      overwrite, read)
     finally:
         graph_inputs.cache_clear()

@@ -1,9 +1,12 @@
 """Per-(day, code) graph features of a batch: degree, weighted degree, peer returns (dense products on the
-batch's matrices), PageRank and Louvain (the union kernels: cuGraph on the GPU, SciPy/networkx on the CPU).
+batch's matrices), PageRank and Louvain (the union kernels: cuGraph on the GPU, SciPy/networkx on the CPU), all
+from one op, `graph`, run on a `GraphBatch`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from gpuetl import ops
@@ -26,7 +29,44 @@ def feature_names(cfg: GraphConfig) -> tuple[str, ...]:
     return (*names, *PEER_FEATURES)
 
 
-def graph_features(backend: Backend, g: BatchGraphs, cfg: GraphConfig) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class GraphBatch:
+    """What the graph op runs on: a batch of daily graphs, the returns they were built from, and how many dates
+    (`span`: the graph's own and those until the next graph day) each graph serves."""
+
+    backend: Backend
+    graphs: BatchGraphs
+    returns: Returns
+    span: int
+
+    def on_cpu(self, cpu: Backend) -> GraphBatch:
+        """Host copies of the batch's arrays, for an op that runs only on the CPU (gpuetl.ops.run)."""
+        host = self.backend.to_host  # host-ok: an op's CPU fallback, counted and named by the backend
+        graphs = BatchGraphs(**{f.name: host(getattr(self.graphs, f.name)) for f in dataclasses.fields(BatchGraphs)})
+        returns = Returns(host(self.returns.dates), host(self.returns.r1), host(self.returns.r5))
+        return GraphBatch(cpu, graphs, returns, self.span)
+
+
+# The graph features as an op: per (day, code), from the day's graph over every code, so axis "day"; they need the
+# graph's window of returns before the first day; community labels are categories (raw). On the GPU, PageRank is
+# a power iteration stopped at its tolerance (the loosest of what the op computes: degrees are exact, weighted
+# degrees and peer returns sums of grid weights); Louvain's labels, and the community sizes they make, are compared
+# as partitions (their modularity), not as values.
+@ops.op("graph", stage="graph", group="graph", inputs=("close",), outputs=lambda p: feature_names(p["config"]),
+        lookback=lambda p: p["config"].window, normalize=ops.by_column(raw=["graph_community"]), axis="day",
+        tolerance=ops.ByColumn("pagerank", (("graph_community", "louvain"), ("graph_community_size", "louvain"))),
+        doc="degree, weighted degree, PageRank, Louvain community and size, peer returns per day")
+def graph(batch: GraphBatch, config: GraphConfig) -> Mapping[str, Any]:
+    """Every graph feature of the batch's dates: (B, span, N) float64 each, entry [b, k] for date days[b] + k with
+    day days[b]'s graph; NaN where the code is not a node (and peer returns where no neighbour has a return)."""
+    xp = batch.backend.xp
+    own = own_features(batch.backend, batch.graphs, config)
+    nb, n = batch.graphs.valid.shape
+    out = {name: xp.broadcast_to(values[:, None, :], (nb, batch.span, n)) for name, values in own.items()}
+    return out | peer_returns(batch.backend, batch.graphs, batch.returns, batch.span)
+
+
+def own_features(backend: Backend, g: BatchGraphs, cfg: GraphConfig) -> dict[str, Any]:
     """Features that belong to the graph itself: (B, N) float64 each, NaN where the code is not a node."""
     xp = backend.xp
     valid = g.valid
@@ -54,13 +94,6 @@ def graph_features(backend: Backend, g: BatchGraphs, cfg: GraphConfig) -> dict[s
         out["graph_community"] = _scatter(xp, nodes, labels.astype(xp.float64), nb, n)
         out["graph_community_size"] = _scatter(xp, nodes, counts[inverse.reshape(-1)].astype(xp.float64), nb, n)
     return out
-
-
-# The graph features as an op (gpuetl.ops): per (day, code), from the day's graph over every code, so axis "day";
-# they need the graph's window of returns before the first day; community labels are categories (raw).
-ops.op("graph", stage="graph", group="graph", inputs=("close",), outputs=feature_names,
-       lookback=lambda cfg: cfg.window, normalize=ops.by_column(raw=["graph_community"]), axis="day",
-       doc="degree, weighted degree, PageRank, Louvain community and size, peer returns per day")(graph_features)
 
 
 def peer_returns(backend: Backend, g: BatchGraphs, returns: Returns, span: int) -> dict[str, Any]:

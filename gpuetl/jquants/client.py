@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import aiohttp
 
-from gpuetl import __version__
 from gpuetl.config import JQuantsSettings
 from gpuetl.jquants import errors as E
 from gpuetl.jquants.auth import ApiKeyAuth, Auth, TokenAuth
@@ -31,6 +30,7 @@ from gpuetl.jquants.env import Credentials
 from gpuetl.jquants.ratelimit import Clock, Limiter, RealClock
 from gpuetl.jquants.retry import Backoff, RateLimitStreak
 from gpuetl.jquants.spec import REQUESTS_PER_MINUTE, DatasetSpec, Plan
+from gpuetl.version import __version__
 
 log = logging.getLogger(__name__)
 

@@ -43,17 +43,17 @@ def check_union(xp: Any, src: Any, dst: Any, weight: Any, offsets: Any) -> tuple
     if len(offsets) == 0 or int(offsets[0]) != 0:
         raise ValueError("offsets must start at 0")
     n_vertices, n_segments = int(offsets[-1]), len(offsets) - 1
-    if n_segments and bool(xp.any(xp.diff(offsets) < 0)):
+    if n_segments and bool(xp.any(xp.diff(offsets) < 0)):  # host-ok: one flag, an input check
         raise ValueError("offsets must be non-decreasing")
     if len(src):
         if int(min(src.min(), dst.min())) < 0 or int(max(src.max(), dst.max())) >= n_vertices:
             raise ValueError(f"edge ends must be vertices in [0, {n_vertices})")
-        if bool(xp.any(src == dst)):
+        if bool(xp.any(src == dst)):  # host-ok: one flag, an input check
             raise ValueError("self loops are not allowed")
         seg = segment_ids(xp, offsets)
-        if bool(xp.any(seg[src] != seg[dst])):
+        if bool(xp.any(seg[src] != seg[dst])):  # host-ok: one flag, an input check
             raise ValueError("an edge joins two segments: every edge must lie inside one segment (one day)")
-        if not bool(xp.all(weight > 0)):
+        if not bool(xp.all(weight > 0)):  # host-ok: one flag, an input check
             raise ValueError("edge weights must be positive and finite")
     return n_vertices, n_segments
 
@@ -126,8 +126,8 @@ def union_louvain_cpu(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, offs
             continue  # isolated vertices: singletons (already labelled by their own id)
         graph = nx.Graph()
         graph.add_nodes_from(range(hi - lo))
-        graph.add_weighted_edges_from(zip((src[picked] - lo).tolist(), (dst[picked] - lo).tolist(),
-                                          weight[picked].tolist(), strict=True))
+        graph.add_weighted_edges_from(zip((src[picked] - lo).tolist(), (dst[picked] - lo).tolist(),  # host-ok: the CPU twin's NumPy edges, into networkx
+                                          weight[picked].tolist(), strict=True))  # host-ok: as above
         communities = nx.community.louvain_communities(graph, weight="weight", resolution=resolution,
                                                        threshold=threshold, max_level=max_level, seed=seed)
         for members in communities:

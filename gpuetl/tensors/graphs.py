@@ -119,7 +119,8 @@ class DailyGraphs:
         keep_first = torch.cumsum(ok.to(torch.int64), dim=-1) <= peers  # at most `peers` others
         ok &= keep_first
         day = torch.arange(d, device=s.device).view(d, 1, 1).expand_as(leader)
-        sector_edges = _Edges(day[ok], leader[ok], member[ok], torch.ones(int(ok.sum()), 1, device=self.attr.device))
+        edge_day = day[ok]  # its length is the edge count: no second sync for ok.sum()
+        sector_edges = _Edges(edge_day, leader[ok], member[ok], torch.ones(len(edge_day), 1, device=self.attr.device))
         own = _Edges(self._day_of_edges(), self.src, self.dst, self.attr)
         return own.merge(sector_edges).graphs((*self.relations, "sector"), d, n)
 

@@ -139,8 +139,8 @@ class GATLearner:
                                functools.partial(progress.advance, task) if progress and task is not None else None)
             synchronize(data.device)
             seconds = time.perf_counter() - t0
-            score = float(self.validation_rank_ic(fold, valid).item())  # scalar logging: once per epoch
-            entry = {"epoch": epoch + 1, "train_loss": float(loss.item()), "valid_rank_ic": score,
+            score = float(self.validation_rank_ic(fold, valid).item())  # host-ok: scalar logging, once per epoch
+            entry = {"epoch": epoch + 1, "train_loss": float(loss.item()), "valid_rank_ic": score,  # host-ok: as above
                      "seconds": round(seconds, 3), "stock_days_per_s": round(per_epoch / seconds, 1)}
             state["history"].append(entry)
             state["seconds"] += seconds
@@ -177,8 +177,8 @@ class GATLearner:
         self.ema.load_state_dict(saved.pop("ema"))
         self.optimizer.load_state_dict(saved.pop("optimizer"))
         rng.bit_generator.state = saved.pop("rng")
-        torch.set_rng_state(saved.pop("torch_rng").cpu())
+        torch.set_rng_state(saved.pop("torch_rng").cpu())  # host-ok: torch's CPU RNG state must be a CPU tensor, once per resume
         cuda_rng = saved.pop("cuda_rng")
         if cuda_rng is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in cuda_rng])
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda_rng])  # host-ok: CUDA RNG states are set from CPU tensors, once per resume
         return saved

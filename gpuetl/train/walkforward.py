@@ -25,7 +25,6 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gpuetl import __version__
 from gpuetl.config import to_dict
 from gpuetl.graphs.io import dataset_digest, graphs_digest
 from gpuetl.lake.outputs import Input, partial_dir, replaced_dir
@@ -38,6 +37,7 @@ from gpuetl.train.learner import FitLog, Learner, TrainError
 from gpuetl.train.metrics import DAILY, daily_metrics, summarize, to_host
 from gpuetl.train.report import write_report
 from gpuetl.train.splits import SplitPlan, check_plan, label_reach, plan_splits
+from gpuetl.version import __version__
 
 
 @dataclasses.dataclass
@@ -199,7 +199,7 @@ def _metrics(name: str, data: TrainData, plan: SplitPlan, results: list[FoldResu
         "train": {"seconds": round(seconds, 3), "stock_days": stock_days,
                   "stock_days_per_s": round(stock_days / seconds, 1) if seconds > 0 else None,
                   "peak_host_bytes": peak_host_bytes(), "peak_device_bytes": device_peak},
-        "daily": {"dates": [str(d) for r in results for d in r.dates], **{k: v.tolist() for k, v in daily.items()},
+        "daily": {"dates": [str(d) for r in results for d in r.dates], **{k: v.tolist() for k, v in daily.items()},  # host-ok: NumPy arrays (metrics.to_host), for JSON
                   "fold": [r.index for r in results for _ in r.dates]},
     }
 
@@ -219,7 +219,7 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     if isinstance(value, np.generic):
-        value = value.item()
+        value = value.item()  # host-ok: a NumPy scalar, for JSON
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value

@@ -52,7 +52,7 @@ class RankICStopping(xgb.callback.TrainingCallback):
         if trees % self.every:
             return False
         pred = self.learner.scatter(model.inplace_predict(self.rows, iteration_range=(0, trees)), self.mask)
-        score = float(torch.nanmean(daily_rank_ic(pred, self.label, self.mask)).item())
+        score = float(torch.nanmean(daily_rank_ic(pred, self.label, self.mask)).item())  # host-ok: one score per evaluation, for early stopping
         self.history.append({"trees": trees, "valid_rank_ic": score})
         if score > self.best:
             self.best, self.best_trees, self.bad = score, trees, 0
@@ -119,7 +119,7 @@ class XGBLearner:
         self.booster, self.trees = booster, max(stop.best_trees, 1)
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         booster.save_model(str(checkpoint))
-        stock_days = int(rows.sum().item())
+        stock_days = int(rows.sum().item())  # host-ok: one count per fold, for the report
         meta.write_text(json.dumps({"best": self.trees, "best_score": stop.best, "history": stop.history,
                                     "seconds": seconds, "stock_days": stock_days}, indent=2))
         return FitLog(stop.history, self.trees, float(stop.best), seconds, stock_days)

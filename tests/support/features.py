@@ -11,8 +11,9 @@ import pandas as pd
 
 from gpuetl import ops
 from gpuetl.backend import Backend
+from gpuetl.dataset.registry import REGISTRY
 from gpuetl.features.panel import Panel
-from tests._testing import host
+from tests._testing import assert_backend_equal, host
 from tests.support.panels import make_panel, per_code, random_walk_frame
 
 
@@ -38,7 +39,7 @@ def build_panel(backend: Backend, df: pd.DataFrame) -> Panel:
 def compute(backend: Backend, panel: Panel, params: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, p in params.items():
-        out |= {k: host(backend, v) for k, v in ops.run(name, panel, p).items()}
+        out |= {k: host(backend, v) for k, v in ops.run(REGISTRY[name], panel, p).items()}
     return out
 
 
@@ -73,9 +74,9 @@ def assert_lookbacks(backend: Backend, params: Mapping[str, Mapping[str, Any]]) 
     df = with_flags(random_walk_frame(seed=8, lengths=(320,)))
     panel = build_panel(backend, df)
     for name, p in params.items():
-        out = ops.run(name, panel, p)
+        out = ops.run(REGISTRY[name], panel, p)
         first = max(int(np.flatnonzero(np.isfinite(host(backend, v)))[0]) for v in out.values())
-        assert first == ops.get(name).lookback(p), name
+        assert first == REGISTRY[name].lookback(p), name
 
 
 def per_code_frames(df: pd.DataFrame) -> list[tuple[np.ndarray, pd.DataFrame]]:
@@ -83,10 +84,12 @@ def per_code_frames(df: pd.DataFrame) -> list[tuple[np.ndarray, pd.DataFrame]]:
 
 
 def compare(got: Mapping[str, np.ndarray], rows: np.ndarray, refs: Mapping[str, Any],
-            atol: Mapping[str, float] | None = None) -> None:
+            tol: Mapping[str, str] | None = None) -> None:
+    """Each reference against the op's values on `rows`, to its named tolerance in `tol` (default `reference`: a
+    fast op against a slow formula)."""
     for name, ref in refs.items():
-        np.testing.assert_allclose(got[name][rows], np.asarray(ref, dtype=float), rtol=1e-9,
-                                   atol=(atol or {}).get(name, 0.0), equal_nan=True, err_msg=name)
+        assert_backend_equal(got[name][rows], np.asarray(ref, dtype=float), tol=(tol or {}).get(name, "reference"),
+                             err_msg=name)
 
 
 def single_code(backend: Backend, close: np.ndarray, spread: float = 1.0) -> Panel:
