@@ -198,12 +198,15 @@ class Backend:
 def _nvtx_annotate() -> Callable[[str], contextlib.AbstractContextManager[Any]] | None:
     """The NVTX range maker of this process: `nvtx.annotate` where the package is installed, else CuPy's
     `time_range`; None without either (the ranges are then no-ops)."""
+    maker: Callable[[str], contextlib.AbstractContextManager[Any]]
     if importlib.util.find_spec("nvtx") is not None:
-        return importlib.import_module("nvtx").annotate
+        maker = importlib.import_module("nvtx").annotate
+        return maker
     try:
-        return importlib.import_module("cupyx.profiler").time_range
+        maker = importlib.import_module("cupyx.profiler").time_range
     except (ImportError, AttributeError):
         return None
+    return maker
 
 
 def exact_when_flat(xp: ModuleType, res: Any, hi: Any, lo: Any, stat: str) -> Any:
