@@ -302,6 +302,54 @@ def check_cycles(root: Path) -> list[str]:
     return cycles
 
 
+def check_module_cycles(root: Path) -> list[str]:
+    """No import circle between modules, even inside one unit, and counting the imports made only for annotations
+    (`if TYPE_CHECKING:`): a circle there still makes one module's meaning depend on the other's (the synthetic
+    market's generators and the market once did). `from pkg import sub` counts as an import of `pkg.sub`."""
+    paths = dict(modules(root))
+    graph: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        deps = graph.setdefault(module, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join([*up, *([base] if base else [])])
+                deps.update(f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base for a in node.names)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+        deps.intersection_update(set(paths) - {module})
+    circles, index, low, stack, on = [], {}, {}, [], set()
+
+    def strong(v: str) -> None:  # Tarjan: each strongly connected set of two or more modules is a circle
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            members = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                members.append(w)
+                if w == v:
+                    break
+            if len(members) > 1:
+                circles.append(f"import circle between modules: {', '.join(sorted(members))}")
+
+    for v in sorted(graph):
+        if v not in index:
+            strong(v)
+    return circles
+
+
 def check_libraries(root: Path) -> list[str]:
     """importlib by name only in IMPORTLIB_OK, no pandas in the stage packages, pylibcugraph only in kernels (a
     kernel registry target's library counts as imported by the module that resolves it)."""
@@ -770,8 +818,8 @@ def check_doc_names(root: Path) -> list[str]:
     return wrong
 
 
-CHECKS = [check_units, check_layers, check_facade, check_cycles, check_libraries, check_kernel_registry,
-          check_host_transfers, check_doc_names]
+CHECKS = [check_units, check_layers, check_facade, check_cycles, check_module_cycles, check_libraries,
+          check_kernel_registry, check_host_transfers, check_doc_names]
 
 
 # ----------------------------------------------------------------------------- the rules, on the real tree
@@ -791,6 +839,10 @@ def test_the_facade_stays_light() -> None:
 
 def test_no_cycle_between_units() -> None:
     assert not (wrong := check_cycles(ROOT)), "\n".join(wrong)
+
+
+def test_no_circle_between_modules() -> None:
+    assert not (wrong := check_module_cycles(ROOT)), "\n".join(wrong)
 
 
 def test_importlib_pandas_pylibcugraph_where_allowed() -> None:
@@ -949,6 +1001,11 @@ PLANTED = {  # what breaks -> (files replaced, the check, what its report says)
         _with("gpuetl/kernels/__init__.py", KERNELS + "\nfrom gpuetl.backend import frames\n")
         | _with("gpuetl/backend.py", FAKE["gpuetl/backend.py"] + "\nfrom gpuetl.kernels import resolve\n"),
         check_cycles, "import cycle: backend -> kernels -> backend"),
+    "a circle between two modules of a unit, for annotations only": (
+        _with("gpuetl/features/panel.py", PANEL + "\nfrom typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+                                                  "    from gpuetl.features.rows import Rows\n")
+        | _with("gpuetl/features/rows.py", "from gpuetl.features import panel\n\nRows = panel.table\n"),
+        check_module_cycles, "import circle between modules: gpuetl.features.panel, gpuetl.features.rows"),
     "a lazy import": (
         _with("gpuetl/lake/reader.py", "from typing import Any\n\n\ndef read() -> Any:\n"
                                         "    from gpuetl.backend import frames\n\n    return frames()\n"),
