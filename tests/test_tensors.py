@@ -192,7 +192,7 @@ def test_no_host_copy_from_the_dataset_to_the_training_step(tmp_path: Path, gpu_
     from gpuetl.train.config import load_gat_config
     from gpuetl.train.data import load_train_data
     from gpuetl.train.loop import GATLearner, batches, train_epoch
-    from gpuetl.train.splits import label_reach, plan_splits
+    from gpuetl.train.splits import label_reach, make_splits
     from tests.support.train import TINY_TRAIN
 
     ds = open_dataset(write_tiny_dataset(tmp_path / "ds"), gpu_backend)
@@ -202,7 +202,7 @@ def test_no_host_copy_from_the_dataset_to_the_training_step(tmp_path: Path, gpu_
     assert data.device.type == "cuda"
     assert data.panel.values.data_ptr() == data.panel.arrays["values"].data.ptr
     assert data.panel.targets.data_ptr() == data.panel.arrays["targets"].data.ptr
-    fold = data.fold(plan_splits(ds.dates, cfg.splits, label_reach(data.label, cfg.data.horizons)).folds[0])
+    fold = data.fold(make_splits(ds.dates, cfg.splits, label_reach(data.label, cfg.data.horizons)).folds[0])
     learner = GATLearner(cfg, data, seed=0)
     sampler = learner.sampler(fold)
     day_batches = batches(data.days(fold.fold.train), cfg.optim.days_per_batch, np.random.default_rng(0))

@@ -16,7 +16,7 @@ from gpuetl.tensors import DaySampler, open_dataset  # noqa: E402
 from gpuetl.train.config import LeadLagRelation, load_gat_config  # noqa: E402
 from gpuetl.train.data import load_train_data  # noqa: E402
 from gpuetl.train.leadlag import lead_lag_edges  # noqa: E402
-from gpuetl.train.splits import label_reach, plan_splits  # noqa: E402
+from gpuetl.train.splits import label_reach, make_splits  # noqa: E402
 from tests._testing import CPU, assert_backend_equal  # noqa: E402
 from tests.support.train import TINY_TRAIN, write_tiny_dataset  # noqa: E402
 
@@ -81,7 +81,7 @@ def test_a_fold_relation_sees_only_its_training_days_and_joins_every_day_of_a_ba
     cfg = load_gat_config("configs/train/gat.yaml", TINY_TRAIN)
     relation = LeadLagRelation(column="ret_1d", within=None, peers=3, min_days=50)
     data = load_train_data(ds, cfg.data, model=dataclasses.replace(cfg.model, lead_lag=relation))
-    fold = plan_splits(ds.dates, cfg.splits, label_reach(data.label, cfg.data.horizons)).folds[0]
+    fold = make_splits(ds.dates, cfg.splits, label_reach(data.label, cfg.data.horizons)).folds[0]
     graphs = data.fold(fold).graphs
     assert graphs is not None and graphs.fixed is not None
     assert graphs.relations == ("weight", "sector", "lead_lag") and data.edge_dim == 4

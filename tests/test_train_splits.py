@@ -1,4 +1,4 @@
-"""Walk-forward split plans: folds by calendar year, no overlap, purge and embargo honoured row by row, the
+"""Walk-forward splits: folds by calendar year, no overlap, purge and embargo honoured row by row, the
 saved plan checked; the GAT and XGBoost configs share their data, splits and eval sections."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import yaml
 
 from gpuetl.config import ConfigError
 from gpuetl.train.config import SplitSettings, load_gat_config, load_xgb_config
-from gpuetl.train.splits import Fold, Period, SplitError, SplitPlan, check_plan, label_reach, plan_splits
+from gpuetl.train.splits import Fold, Period, SplitError, Splits, check_splits, label_reach, make_splits
 
 DATES = pd.bdate_range("2019-01-04", "2024-12-30").to_numpy().astype("datetime64[D]")
 SPLITS = SplitSettings(test_years=4, min_train_days=60, valid_days=60, embargo_days=20)
@@ -27,7 +27,7 @@ def test_reach_counts_the_next_day_entry() -> None:
 
 def test_folds_are_calendar_years_with_purged_embargoed_expanding_windows() -> None:
     reach = label_reach("target_next_ret_1d", (1, 5, 10, 20))
-    plan = plan_splits(DATES, SPLITS, reach)
+    plan = make_splits(DATES, SPLITS, reach)
     years = DATES.astype("datetime64[Y]").astype(int) + 1970
     assert [f.test_year for f in plan.folds] == [2021, 2022, 2023, 2024]
     for f in plan.folds:
@@ -41,23 +41,23 @@ def test_folds_are_calendar_years_with_purged_embargoed_expanding_windows() -> N
         assert min(valid) - (max(train) + reach) - 1 == SPLITS.embargo_days
         assert min(test) - (max(valid) + reach) - 1 == SPLITS.embargo_days
     assert [len(f.train) for f in plan.folds] == sorted(len(f.train) for f in plan.folds)
-    check_plan(plan, DATES, 20)
+    check_splits(plan, DATES, 20)
 
 
 def test_years_without_enough_history_are_skipped_and_said() -> None:
-    plan = plan_splits(DATES[np.datetime64("2023-01-01") <= DATES], SPLITS, 21)
+    plan = make_splits(DATES[np.datetime64("2023-01-01") <= DATES], SPLITS, 21)
     assert [f.test_year for f in plan.folds] == [2024] and plan.skipped[0].startswith("2023: 0 training days")
 
 
 def test_the_check_catches_overlap_leaks_and_short_embargoes(tmp_path: Path) -> None:
-    plan = plan_splits(DATES, SPLITS, 21)
+    plan = make_splits(DATES, SPLITS, 21)
     plan.save(tmp_path / "splits.json", DATES)
     saved = json.loads((tmp_path / "splits.json").read_text())
     assert saved["folds"][0]["test"]["from"] == "2021-01-01" and saved["embargo"] == 20
-    check_plan(SplitPlan.from_json(saved), DATES, 20)
+    check_splits(Splits.from_json(saved), DATES, 20)
     f = plan.folds[1]
 
-    def with_fold(**changes: Period) -> SplitPlan:
+    def with_fold(**changes: Period) -> Splits:
         folds = list(plan.folds)
         folds[1] = dataclasses.replace(f, **changes)
         return dataclasses.replace(plan, folds=tuple(folds))
@@ -72,9 +72,9 @@ def test_the_check_catches_overlap_leaks_and_short_embargoes(tmp_path: Path) -> 
     }
     for message, bad in cases.items():
         with pytest.raises(SplitError, match=message):
-            check_plan(bad, DATES, 20)
+            check_splits(bad, DATES, 20)
     with pytest.raises(SplitError, match="shorter than the longest horizon"):
-        check_plan(dataclasses.replace(plan, embargo=5), DATES, 20)
+        check_splits(dataclasses.replace(plan, embargo=5), DATES, 20)
     assert isinstance(plan.folds[0], Fold)
 
 

@@ -30,7 +30,7 @@ from gpuetl.config import ConfigError
 from gpuetl.dataset.config import DatasetConfig
 from gpuetl.dataset.registry import REGISTRY
 from gpuetl.dates import EPOCH, civil_from_days, day_of
-from gpuetl.enrich import plan as enrich_plan
+from gpuetl.enrich import select as select_enrichment
 from gpuetl.enrich.context import has_data
 from gpuetl.lake.manifest import Manifest
 from gpuetl.lake.reader import read_raw
@@ -117,7 +117,7 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
     of at most `partition_rows` rows, and at least `min_parts` of them where there are codes enough (so every
     worker of a cluster has work)."""
     steps = tuple(cfg.feature_params())
-    enrich_ops, status = enrich_plan(cfg.enrich.switches(), manifest)
+    enrich_ops, status = select_enrichment(cfg.enrich.switches(), manifest)
     kinds: dict[str, Normalization] = {}
     groups: dict[str, list[str]] = {}
     for name in enrich_ops:

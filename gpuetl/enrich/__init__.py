@@ -78,7 +78,7 @@ def group(name: str) -> Op:
     return found
 
 
-def plan(switches: Mapping[str, bool | str], manifest: Manifest) -> tuple[list[str], dict[str, str]]:
+def select(switches: Mapping[str, bool | str], manifest: Manifest) -> tuple[list[str], dict[str, str]]:
     """Which groups run on this lake: (groups to run, status of every group). Raises for a group switched
     on whose data is missing."""
     run: list[str] = []

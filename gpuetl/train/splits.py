@@ -7,7 +7,7 @@ longest horizon trained). Before each period (validation, then test) the previou
     its last label closes >= `embargo` business days before the period starts:  last + reach + embargo < first
 
 which purges every row whose target window reaches the period (last + reach < first) and keeps an embargo
-on top. The plan is written to splits.json and checked (`check_plan`) before any training.
+on top. The plan is written to splits.json and checked (`check_splits`) before any training.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ _NEXT = re.compile(r"^target_next_")
 
 
 class SplitError(ValueError):
-    """A split plan that overlaps, leaks a label into a later period, or breaks the embargo."""
+    """Splits that overlap, leak a label into a later period, or break the embargo."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,9 @@ class Fold:
 
 
 @dataclasses.dataclass(frozen=True)
-class SplitPlan:
+class Splits:
+    """The walk-forward folds of a dataset (one per test year) and the years left out, as saved in splits.json."""
+
     reach: int  # business days from a row's date to its label's last close
     embargo: int
     folds: tuple[Fold, ...]
@@ -69,7 +71,7 @@ class SplitPlan:
                            "valid": period(f.valid), "test": period(f.test)} for f in self.folds]}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SplitPlan:
+    def from_json(cls, data: dict[str, Any]) -> Splits:
         def period(d: dict[str, Any]) -> Period:
             return Period(int(d["first"]), int(d["last"]))
 
@@ -86,7 +88,7 @@ def label_reach(label: str, horizons: tuple[int, ...]) -> int:
     return max(horizons) + (1 if _NEXT.match(label) else 0)
 
 
-def plan_splits(dates: np.ndarray, cfg: SplitSettings, reach: int) -> SplitPlan:
+def make_splits(dates: np.ndarray, cfg: SplitSettings, reach: int) -> Splits:
     """Folds for the last `cfg.test_years` calendar years of `dates` (datetime64[D], ascending)."""
     years = dates.astype("datetime64[Y]").astype(int) + 1970
     gap = reach + cfg.embargo_days
@@ -102,10 +104,10 @@ def plan_splits(dates: np.ndarray, cfg: SplitSettings, reach: int) -> SplitPlan:
                            f"{cfg.min_train_days}, after {cfg.valid_days} validation days and two gaps of {gap})")
             continue
         folds.append(Fold(len(folds), year, train, valid, test))
-    return SplitPlan(reach, cfg.embargo_days, tuple(folds), tuple(skipped))
+    return Splits(reach, cfg.embargo_days, tuple(folds), tuple(skipped))
 
 
-def check_plan(plan: SplitPlan, dates: np.ndarray, min_embargo: int) -> None:
+def check_splits(plan: Splits, dates: np.ndarray, min_embargo: int) -> None:
     """Raise SplitError unless every fold is ordered, disjoint, purged and embargoed, tests are single years,
     and training windows expand."""
     if plan.embargo < min_embargo:

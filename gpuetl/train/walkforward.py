@@ -1,7 +1,7 @@
 """A walk-forward run: plan and check the folds, fit and score a learner fold by fold, write the run folder.
 
     <out>/config.json        the resolved config, dataset, label, heads, inputs, seeds, device, versions
-    <out>/splits.json        the split plan (checked before any fit)
+    <out>/splits.json        the folds (`Splits`, checked before any fit)
     <out>/checkpoints/       fold<k>.pt (GAT: every epoch) or fold<k>.ubj + .json (XGBoost); --resume reuses them
     <out>/predictions.parquet  Date, Code, fold, prediction, label: every scored test row
     <out>/metrics.json       per fold and overall summaries, daily series, training curves, throughput, memory
@@ -36,7 +36,7 @@ from gpuetl.train.data import TrainData
 from gpuetl.train.learner import FitLog, Learner, TrainError
 from gpuetl.train.metrics import DAILY, daily_metrics, summarize, to_host
 from gpuetl.train.report import write_report
-from gpuetl.train.splits import SplitPlan, check_plan, label_reach, plan_splits
+from gpuetl.train.splits import Splits, check_splits, label_reach, make_splits
 from gpuetl.version import __version__
 
 
@@ -111,19 +111,19 @@ def _prepare(out: Path, run_config: dict[str, Any], resume: bool) -> None:
     saved.write_text(json.dumps(run_config, indent=2))
 
 
-def plan_folds(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData) -> SplitPlan:
+def plan_folds(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData) -> Splits:
     """The folds (TrainError when none fits), planned before the run folder is touched."""
-    plan = plan_splits(ds.dates, cfg.splits, label_reach(data.label, cfg.data.horizons))
+    plan = make_splits(ds.dates, cfg.splits, label_reach(data.label, cfg.data.horizons))
     if not plan.folds:
         raise TrainError(f"no fold fits {ds.path} ({len(ds.dates)} dates): {'; '.join(plan.skipped)}")
     return plan
 
 
-def save_plan(cfg: GatConfig | XgbConfig, ds: Dataset, plan: SplitPlan, out: Path) -> SplitPlan:
+def save_plan(cfg: GatConfig | XgbConfig, ds: Dataset, plan: Splits, out: Path) -> Splits:
     """Write splits.json, and check the plan as read back from it."""
     plan.save(out / "splits.json", ds.dates)
-    checked = SplitPlan.from_json(json.loads((out / "splits.json").read_text()))
-    check_plan(checked, ds.dates, max(cfg.data.horizons))
+    checked = Splits.from_json(json.loads((out / "splits.json").read_text()))
+    check_splits(checked, ds.dates, max(cfg.data.horizons))
     return checked
 
 
@@ -148,7 +148,7 @@ def walk_forward(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learn
 
 
 def _walk(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Callable[[int], Learner], first: Learner,
-          out: Path, resume: bool, progress: bool, plan: SplitPlan) -> dict[str, Any]:
+          out: Path, resume: bool, progress: bool, plan: Splits) -> dict[str, Any]:
     results: list[FoldResult] = []
     frames: list[pd.DataFrame] = []
     with progress_bar(progress) as bar:
@@ -182,7 +182,7 @@ def _predictions(data: TrainData, dates: np.ndarray, fold: int, pred: torch.Tens
                          "label": label.cpu().numpy()[m].astype(np.float32)})  # host-ok: as above
 
 
-def _metrics(name: str, data: TrainData, plan: SplitPlan, results: list[FoldResult]) -> dict[str, Any]:
+def _metrics(name: str, data: TrainData, plan: Splits, results: list[FoldResult]) -> dict[str, Any]:
     daily = {k: np.concatenate([r.daily[k] for r in results]) for k in DAILY}
     overall = summarize(daily)
     overall["fold_mean_rank_ic"] = float(np.mean([r.summary["rank_ic"] for r in results]))
