@@ -93,7 +93,8 @@ def render(info: dict[str, Any], console: Console) -> None:
         head.add_row("gpu", f"{d['name']} (device {d['index']}, {d['memory_gib']} GiB, sm {d['compute_capability']})")
         pool = info["rmm_pool"]
         head.add_row("rmm pool", f"{pool['pool_bytes'] / 2**30:.1f} GiB reserved, "
-                                 f"{pool['current_bytes'] / 2**20:.1f} MiB in use, peak {pool['peak_bytes'] / 2**20:.1f} MiB")
+                                 f"{pool['current_bytes'] / 2**20:.1f} MiB in use, "
+                                 f"peak {pool['peak_bytes'] / 2**20:.1f} MiB")
         head.add_row("allocators", ", ".join(f"{k}: {v}" for k, v in info["allocators"].items()))
     else:
         head.add_row("gpu", "none in use")

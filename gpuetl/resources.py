@@ -31,4 +31,5 @@ def config_path(relative: str | Path) -> Path:
     shipped = resource_dir("configs").joinpath(*parts)
     if shipped.exists():
         return shipped
-    raise FileNotFoundError(f"config file {str(relative)!r} not found (looked in the working directory and {shipped.parent})")
+    raise FileNotFoundError(f"config file {str(relative)!r} not found "
+                            f"(looked in the working directory and {shipped.parent})")

@@ -47,7 +47,8 @@ def assert_backend_equal(got: Any, expected: Any, *, tol: str, err_msg: str = ""
     """`got` equals `expected` within the named tolerance `tol` (a key of `TOL`), NaN equal to NaN.
 
     Both sides may be scalars, sequences, NumPy/CuPy arrays, torch tensors, pandas/cuDF Series and frames, or
-    mappings of those (the same keys; each value compared) or tuples of them (a kernel's several results). An `expected` scalar is compared with every element.
+    mappings of those (the same keys; each value compared) or tuples of them (a kernel's several results).
+    An `expected` scalar is compared with every element.
     Frames: the same column names in the same order and the same index, column by column. Series: the same index
     as a Series on the other side; against an array, positions, so the Series must have the default index.
     Integer, boolean, date and text values are compared exactly whatever `tol`; `tol="exact"` compares floats bit

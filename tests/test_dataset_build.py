@@ -150,7 +150,8 @@ def test_non_positive_prices_are_missing_and_counted(backend: Backend, tmp_path:
     meta = json.loads((tmp_path / "ds" / "metadata.json").read_text())
     assert meta["invalid_price_rows"] == 3
     table = pads.dataset(tmp_path / "ds" / "data", format="parquet").to_table().to_pandas()
-    assert np.isfinite(table[res.features].to_numpy(dtype=float)[~np.isnan(table[res.features].to_numpy(dtype=float))]).all()
+    assert np.isfinite(table[res.features].to_numpy(dtype=float)[
+        ~np.isnan(table[res.features].to_numpy(dtype=float))]).all()
     row = table[(table["Code"] == bars.loc[bad[0], "Code"]) & (table["Date"] == bars.loc[bad[0], "Date"])]
     assert row["ret_1d"].isna().all()
 

@@ -17,7 +17,7 @@ import pytest
 from gpuetl.backend import Backend
 from gpuetl.dataset.codes import build_panel
 from gpuetl.dataset.config import EnrichSettings
-from gpuetl.enrich import EnrichError, enrich, groups, plan
+from gpuetl.enrich import EnrichError, enrich, groups, select
 from gpuetl.enrich.context import Context
 from gpuetl.enrich.flows import SECTION_OF_MARKET
 from gpuetl.lake.manifest import Manifest
@@ -33,7 +33,8 @@ def context(backend: Backend, lake: Path) -> tuple[Context, pd.DataFrame]:
     from gpuetl.lake.reader import read_raw as _read
 
     manifest = Manifest.load(lake)
-    bars = _read(backend, manifest, "bars_daily", ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"])
+    bars = _read(backend, manifest, "bars_daily",
+                 ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor", "UL", "LL"])
     topix = _read(backend, manifest, "topix", ["Date", "C"]).sort_values("Date")
     master = _read(backend, manifest, "master", ["Date", "Code", "S33", "Mkt"])
     frame, panel = build_panel(backend, bars, topix, master)
@@ -197,7 +198,8 @@ def reference_flows(tables: dict[str, pd.DataFrame], df: pd.DataFrame) -> pd.Dat
         m = best([r for r in mi_by.get(code, []) if r["eff"] <= t], "day", "eff", "order")
         if m:
             prev = best([r for r in mi_by[code] if r["day"] < m["day"]], "day", "order")
-            row.update(mi_long_days=pos_ratio(m["long_adj"], adv_t), mi_short_long=pos_ratio(m["ShrtVol"], m["LongVol"]),
+            row.update(mi_long_days=pos_ratio(m["long_adj"], adv_t),
+                       mi_short_long=pos_ratio(m["ShrtVol"], m["LongVol"]),
                        mi_long_chg=pos_ratio(m["long_adj"], prev["long_adj"] if prev else math.nan) - 1)
         x = best([r for r in sr_by.get(s33, []) if r["eff"] <= t], "day", "eff", "order")
         if x:
@@ -341,7 +343,8 @@ def test_weekly_rows_cover_the_days_until_the_next_publication(tmp_path: Path) -
     tables = hand_market() | {"investor_types": it}
     write_tables(tmp_path, tables)
     ctx, df = context(CPU, tmp_path)
-    net = enrich(CPU, Manifest.load(tmp_path), ctx.panel, ctx.frame, ["investor_types"])["investor_types"]["it_frgn_net"]
+    net = enrich(CPU, Manifest.load(tmp_path), ctx.panel, ctx.frame,
+                 ["investor_types"])["investor_types"]["it_frgn_net"]
     got = [at(df, net, "13010", d) for d in ("2024-10-31", "2024-11-01", "2024-11-05", "2024-11-06", "2024-11-07",
                                               "2024-11-08", "2024-12-20")]
     assert_backend_equal(got, [np.nan, 0.01, 0.02, 0.02, 0.02, 0.04, 0.04], tol="exact")
@@ -350,11 +353,12 @@ def test_weekly_rows_cover_the_days_until_the_next_publication(tmp_path: Path) -
 def test_switches_auto_skips_true_fails_naming_what_to_fetch(tmp_path: Path) -> None:
     write_tables(tmp_path, hand_market())
     switches = {f: "auto" for f in groups()} | {"listing": True, "dividends": False}
-    run, status = plan(switches, Manifest.load(tmp_path))
+    run, status = select(switches, Manifest.load(tmp_path))
     assert run == ["listing"] and status["dividends"] == "off"
     assert status["statements"] == "skipped: the lake has no fins_summary"
-    with pytest.raises(EnrichError, match=r"enrich.statements needs fins_summary.*gpuetl fetch --datasets fins_summary"):
-        plan(switches | {"statements": True}, Manifest.load(tmp_path))
+    with pytest.raises(EnrichError,
+                       match=r"enrich.statements needs fins_summary.*gpuetl fetch --datasets fins_summary"):
+        select(switches | {"statements": True}, Manifest.load(tmp_path))
     assert set(EnrichSettings.__dataclass_fields__) == set(groups())
 
 

@@ -128,8 +128,10 @@ def test_registry_rules(backend: Backend) -> None:
         ops.feature("x", group="x", inputs=(), outputs=lambda p: (), axis="week")(lambda panel: {})  # type: ignore[arg-type]
     assert REGISTRY["sma"].lookback({"windows": (5, 200), "slope_days": 5, "crosses": ()}) == 205
     assert (REGISTRY["cs_rank"].axis, REGISTRY["market"].axis, REGISTRY["rsi"].axis) == ("day", "market", "code")
-    assert set(REGISTRY.of("enrich")) >= {"statements", "listing"} and REGISTRY["listing"].inputs == ("master", "calendar")
-    liar = ops.feature("liar", group="x", inputs=("close",), outputs=lambda p: ("a",))(lambda panel: {"b": panel["close"]})
+    assert set(REGISTRY.of("enrich")) >= {"statements", "listing"} \
+        and REGISTRY["listing"].inputs == ("master", "calendar")
+    liar = ops.feature("liar", group="x", inputs=("close",), outputs=lambda p: ("a",))(
+        lambda panel: {"b": panel["close"]})
     panel = make_panel(backend, random_walk_frame(lengths=(5,)))
     with pytest.raises(RuntimeError, match=r"produced \('b',\), declared \('a',\)"):
         ops.run(liar, panel, {}, panel.columns)

@@ -137,7 +137,8 @@ def test_graph_command_on_a_built_dataset_and_the_lake_leakage_rule(tmp_path: Pa
     assert meta["first_day_with_edges"] == str(edges["Date"].min().date())
     # the graph features are a registered op: graphs.json carries their declared normalisation
     assert set(meta["normalization"]) == {c for c in feats.columns if c.startswith("graph_")}
-    assert meta["normalization"]["graph_community"] == "raw" and meta["normalization"]["graph_degree"] == "cross_section"
+    assert meta["normalization"]["graph_community"] == "raw" \
+        and meta["normalization"]["graph_degree"] == "cross_section"
     assert feats["graph_degree"].notna().mean() > 0.8
     # leakage through the whole command: raw bars after t perturbed -> everything dated <= t identical
     edges2, feats2 = read(outs[1] / "edges"), read(outs[1] / "features")

@@ -44,7 +44,8 @@ def test_a_gpu_kernel_missing_its_library_raises_or_warns_by_name(clean_registry
     """on_cpu_fallback: never a silent CPU run. `raise` names the kernel and the library; `warn` says so and
     runs the CPU twin (here on host values: the arguments are not device arrays)."""
     register("t_graph", cpu="builtins:sum", gpu="builtins:max", doc="", gpu_requires=("no_such_library_xyz",))
-    with pytest.raises(KernelUnavailable, match=r"GPU kernel 't_graph' needs no_such_library_xyz.*on_cpu_fallback=warn"):
+    with pytest.raises(KernelUnavailable,
+                       match=r"GPU kernel 't_graph' needs no_such_library_xyz.*on_cpu_fallback=warn"):
         KernelSet("gpu").t_graph([1, 2, 3])
     with caplog.at_level("WARNING"):
         assert KernelSet("gpu", on_cpu_fallback="warn").t_graph([1, 2, 3]) == 6  # the CPU twin ran

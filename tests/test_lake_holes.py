@@ -228,7 +228,8 @@ def test_a_truncated_manifest_is_named_and_rebuilt(demo: tuple[Path, list[str]],
 def test_rebuild_leaves_out_unreadable_units_and_keeps_every_bad_manifest(tmp_path: Path) -> None:
     lake = Lake(tmp_path)
     for day in (dt.date(2024, 1, 4), dt.date(2024, 1, 5)):
-        lake.write(BARS, Unit.day(day), normalize.to_table(BARS, [{"Date": day.isoformat(), "Code": "72030", "C": 1.0}]))
+        lake.write(BARS, Unit.day(day),
+                   normalize.to_table(BARS, [{"Date": day.isoformat(), "Code": "72030", "C": 1.0}]))
     lake.write(BARS, Unit.day(dt.date(2024, 1, 9)), normalize.to_table(BARS, []))  # no rows: no files
     lake.flush()
     original = Manifest.load(tmp_path)

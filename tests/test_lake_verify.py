@@ -81,7 +81,8 @@ def test_a_corrupt_demo_lake_is_named_by_build_and_repaired(tmp_path: Path, caps
     assert [(b["dataset"], b["unit"]) for b in report["bad"]] == [("bars_daily", "d20240110")]
     assert report["units"] == sum(len(Manifest.load(lake).units(n)) for n in Manifest.load(lake).datasets())
 
-    assert main(["lake", "verify", *s, "--demo", "--repair", "--no-progress", "--json"]) == 0  # the demo lake: demo server
+    # the demo lake: demo server
+    assert main(["lake", "verify", *s, "--demo", "--repair", "--no-progress", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["repaired"] == ["bars_daily/d20240110"] and report["remaining"] == 0
     assert Manifest.load(lake).digest() == clean and all(same(pq.read_table(lake / f)) for f, same in hashes.items())

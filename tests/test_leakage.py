@@ -48,8 +48,10 @@ def build(backend: Backend, tables: dict[str, pd.DataFrame], root: Path, *overri
     edges = pads.dataset(graphs / "edges", format="parquet").to_table().to_pandas()
     edges = pd.DataFrame({"Date": edges["Date"], "src": edges["src"].map(codes), "dst": edges["dst"].map(codes),
                           "weight": edges["weight"]})
-    feats = pads.dataset(graphs / "features", format="parquet").to_table().to_pandas().drop(columns="year", errors="ignore")
-    return {"data": read_dataset(root / "ds"), "edges": edges.sort_values(["Date", "src", "dst"]).reset_index(drop=True),
+    feats = pads.dataset(graphs / "features", format="parquet").to_table().to_pandas().drop(
+        columns="year", errors="ignore")
+    return {"data": read_dataset(root / "ds"),
+            "edges": edges.sort_values(["Date", "src", "dst"]).reset_index(drop=True),
             "features": feats.sort_values(["Code", "Date"]).reset_index(drop=True)}
 
 

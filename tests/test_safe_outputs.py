@@ -64,7 +64,8 @@ def test_a_rebuilt_dataset_keeps_its_graphs_and_marks_them_stale(tmp_path: Path)
     check_graphs(ds)
     write_dataset(ds, {"config": 2, "rows": 12}, overwrite=True)  # another dataset: graphs kept, stale
     assert (ds / "graphs" / "graphs.json").exists()
-    with pytest.raises(StaleGraphsError, match=r"earlier build of .*run `gpuetl graph --dataset .*ds --overwrite` again"):
+    with pytest.raises(StaleGraphsError,
+                       match=r"earlier build of .*run `gpuetl graph --dataset .*ds --overwrite` again"):
         check_graphs(ds)
     with pytest.raises(StaleGraphsError, match="no graphs at"):
         check_graphs(tmp_path / "other")
@@ -103,7 +104,8 @@ def test_an_out_that_is_a_file_or_foreign_fails_at_once_with_one_line(
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     ds = tmp_path / "ds"
     write_dataset(ds, {"config": 1})
-    extra = {"build": ["--lake", str(tmp_path / "nolake")], "graph": ["--dataset", str(ds), "--lake", str(tmp_path / "nolake")],
+    extra = {"build": ["--lake", str(tmp_path / "nolake")],
+             "graph": ["--dataset", str(ds), "--lake", str(tmp_path / "nolake")],
              "synth": ["--codes", "3"]}[command]
     outs = [tmp_path / "file", tmp_path / "file" / "sub"] + ([tmp_path / "mine"] if command != "synth" else [])
     for out in outs:

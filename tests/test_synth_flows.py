@@ -94,11 +94,13 @@ def test_short_ratio_and_short_sale_report(market: SyntheticMarket) -> None:
     sr = market.table("short_ratio")
     assert (sr[["SellExShortVa", "ShrtWithResVa", "ShrtNoResVa"]] >= 0).all().all()
     assert pd.Timestamp("2020-10-01") not in set(sr["Date"])
-    short = (sr["ShrtWithResVa"] + sr["ShrtNoResVa"]) / sr[["SellExShortVa", "ShrtWithResVa", "ShrtNoResVa"]].sum(axis=1)
+    short = (sr["ShrtWithResVa"] + sr["ShrtNoResVa"]) / sr[["SellExShortVa", "ShrtWithResVa",
+                                                            "ShrtNoResVa"]].sum(axis=1)
     assert 0.3 < short.mean() < 0.5
     bars, master = market.table("bars_daily"), market.table("master")
     day = sr["Date"].iloc[0]
-    va = bars[bars["Date"] == day].assign(S33=master[master["Date"] == day]["S33"].to_numpy()).groupby("S33")["Va"].sum()
+    va = bars[bars["Date"] == day].assign(
+        S33=master[master["Date"] == day]["S33"].to_numpy()).groupby("S33")["Va"].sum()
     total = sr[sr["Date"] == day].set_index("S33")[["SellExShortVa", "ShrtWithResVa", "ShrtNoResVa"]].sum(axis=1)
     assert np.allclose(total, va.loc[total.index], atol=100)
     ssr = market.table("short_sale_report")

@@ -113,7 +113,8 @@ def test_edges_are_the_graph_files_in_both_directions(built: Path) -> None:
     edge_index, edge_weight = ds.edges(str(day.date()))
     got = {(ds.codes[s], ds.codes[d], round(float(w), 6)) for s, d, w in
            zip(*host(edge_index), host(edge_weight), strict=True)}
-    want = {(node[s], node[d], round(float(w), 6)) for s, d, w in zip(ref["src"], ref["dst"], ref["weight"], strict=True)}
+    want = {(node[s], node[d], round(float(w), 6)) for s, d, w in
+            zip(ref["src"], ref["dst"], ref["weight"], strict=True)}
     assert got == want | {(b, a, w) for a, b, w in want} and len(got) == 2 * len(ref)
     t = int(np.searchsorted(ds.dates, np.datetime64(day.date(), "D")))
     torch.testing.assert_close(ds.edges(t)[0], edge_index)
@@ -130,7 +131,8 @@ def test_sampler_windows_are_views_and_masks_keep_every_code(tmp_path: Path) -> 
     _, n, _ = panel.shape
     t = 40
     view = s.window(t)
-    assert view.shape == (n, window, 2) and view.untyped_storage().data_ptr() == panel.values.untyped_storage().data_ptr()
+    assert view.shape == (n, window, 2) \
+        and view.untyped_storage().data_ptr() == panel.values.untyped_storage().data_ptr()
     torch.testing.assert_close(view, panel.values[t - window + 1: t + 1].permute(1, 0, 2), equal_nan=True)
     early = s.window(2)  # a day before the L-th: padded with missing days in front
     assert early.shape == (n, window, 2) and torch.isnan(early[:, :2]).all()
@@ -196,8 +198,9 @@ def test_no_host_copy_from_the_dataset_to_the_training_step(tmp_path: Path, gpu_
     from tests.support.train import TINY_TRAIN
 
     ds = open_dataset(write_tiny_dataset(tmp_path / "ds"), gpu_backend)
-    cfg = load_gat_config("configs/train/gat.yaml", [*TINY_TRAIN, "model.relation_means=true",
-                                                     "model.lead_lag={column: ret_1d, within: null, peers: 3, min_days: 50}"])
+    cfg = load_gat_config("configs/train/gat.yaml",
+                          [*TINY_TRAIN, "model.relation_means=true",
+                           "model.lead_lag={column: ret_1d, within: null, peers: 3, min_days: 50}"])
     data = load_train_data(ds, cfg.data, model=cfg.model)  # with the lead-lag edges and relation means
     assert data.device.type == "cuda"
     assert data.panel.values.data_ptr() == data.panel.arrays["values"].data.ptr

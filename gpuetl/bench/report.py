@@ -70,7 +70,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# gpuetl bench: {size['label']}, {report['rows']:,} daily bar rows", "",
              f"Machine: {m['cpu']}, {m['cores_usable']} usable cores of {m['cores']}, {m['memory_gib']} GiB; "
              f"GPU: {gpu.get('name', m.get('gpu_note', 'none'))}; load average {m['load_average']} at the start, "
-             f"{m.get('load_average_end', '?')} at the end; {m['platform']}, Python {m['python']}, gpuetl {m['gpuetl']}.",
+             f"{m.get('load_average_end', '?')} at the end; {m['platform']}, Python {m['python']}, "
+             f"gpuetl {m['gpuetl']}.",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".",
              f"Each stage: {report['settings']['warmup']} warm-up run(s), then up to {report['settings']['repeat']} "
              f"timed runs (fewer when one run exceeds {report['settings']['budget_s']:.0f} s / repeats); "

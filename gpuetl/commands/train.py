@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         p = sub.add_parser(name, parents=[common], help=help_text)
         add_config_options(p, default, what, example)
         p.add_argument("--dataset", metavar="DIR_OR_NAME",
-                       help="dataset folder, or a name under settings paths.datasets (default: the config's data.dataset)")
+                       help="dataset folder, or a name under settings paths.datasets "
+                            "(default: the config's data.dataset)")
         p.add_argument("--out", help="run folder (default: the config's run.out, else <paths.data>/runs/<name>)")
         p.add_argument("--resume", action="store_true",
                        help="continue the run at --out: one that stopped, or a finished one (re-scored from its "
@@ -48,7 +49,8 @@ TRAIN_EXTRA = ("torch", "torch_geometric", "xgboost", "matplotlib")
 def run(args: argparse.Namespace, settings: Settings) -> int:
     missing = [m for m in TRAIN_EXTRA if importlib.util.find_spec(m) is None]
     if missing:
-        raise CommandError(f"{', '.join(missing)} not installed: install the train extra (pip install -e '.[train]')", 2)
+        raise CommandError(f"{', '.join(missing)} not installed: install the train extra "
+                           "(pip install -e '.[train]')", 2)
     from gpuetl.train.config import load_gat_config, load_xgb_config
 
     if args.resume and args.overwrite:

@@ -1,7 +1,8 @@
 """The dataset config (configs/dataset/*.yaml): the enrichment groups, an ordered list of feature ops with
 their parameters, the targets, the normalisation, and the span to build. Ops and their parameters are
 checked against the op registry (gpuetl.dataset.registry) at load time: names, types and the bounds each op's
-signature declares (`windows: Annotated[Sequence[Days], SOME]`), so a typo or a zero window fails before any data is read."""
+signature declares (`windows: Annotated[Sequence[Days], SOME]`), so a typo or a zero window fails before any
+data is read."""
 
 from __future__ import annotations
 

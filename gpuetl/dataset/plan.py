@@ -182,7 +182,8 @@ def _say_what_the_lake_lacks(backend: Backend, manifest: Manifest,
         log.info("the lake at %s has no trading calendar, so cal_bday_of_month, cal_bdays_to_month_end and "
                  "cal_month_end are missing (gpuetl fetch --datasets calendar ...)", manifest.root)
     sector = [o.name for o, (_, p) in zip(chosen, steps, strict=True) if "sector" in o.reads(p)]
-    if sector and not bool(read_raw(backend, manifest, "master", ["S33"], BuildError)["S33"].notna().any()):  # host-ok: one flag per build plan
+    if sector and not bool(read_raw(backend, manifest, "master", ["S33"], BuildError)["S33"]
+                           .notna().any()):  # host-ok: one flag per build plan
         log.info("no code has a 33-sector (S33) in the lake's master at %s, so the features of %s are missing",
                  manifest.root, ", ".join(sector))
 

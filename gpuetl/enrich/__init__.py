@@ -96,8 +96,8 @@ def select(switches: Mapping[str, bool | str], manifest: Manifest) -> tuple[list
             status[name] = f"skipped: the lake has no {', '.join(missing)}"
             log.info("enrich %s skipped (auto): the lake at %s has no %s", name, manifest.root, ", ".join(missing))
         else:
-            raise EnrichError(f"enrich.{name} needs {', '.join(missing)}, which the lake at {manifest.root} does not hold; "
-                              f"fetch it (gpuetl fetch --datasets {' '.join(missing)} ...) or set "
+            raise EnrichError(f"enrich.{name} needs {', '.join(missing)}, which the lake at {manifest.root} "
+                              f"does not hold; fetch it (gpuetl fetch --datasets {' '.join(missing)} ...) or set "
                               f"enrich.{name}=auto|false")
     return run, status
 

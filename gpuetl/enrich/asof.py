@@ -51,7 +51,8 @@ def group_keys(xp: Any, left: Sequence[Any], right: Sequence[Any]) -> tuple[Any,
     key = None
     for lcol, rcol in zip(left, right, strict=True):
         ids = _dense(xp, xp.concatenate([xp.asarray(lcol), xp.asarray(rcol)]))
-        key = ids if key is None else _dense(xp, key * (int(ids.max()) + 1 if len(ids) else 1) + ids)  # host-ok: one stride per by column
+        key = ids if key is None else _dense(xp, key * (int(ids.max()) + 1  # host-ok: one stride per by column
+                                                        if len(ids) else 1) + ids)
     assert key is not None
     return key[:n], key[n:]
 
@@ -67,7 +68,8 @@ def asof_join(backend: Backend, left_by: Any | Sequence[Any], left_on: Any, righ
         lkey, rkey = xp.asarray(lcols[0], dtype=xp.int64), xp.asarray(rcols[0], dtype=xp.int64)
     else:
         lkey, rkey = group_keys(xp, lcols, rcols)
-    if right_on.dtype.kind == "f" and len(right_on) and bool(xp.isnan(right_on).any()):  # host-ok: one flag, an input check
+    if right_on.dtype.kind == "f" and len(right_on) \
+            and bool(xp.isnan(right_on).any()):  # host-ok: one flag, an input check
         raise ValueError("Merge keys contain null values on right side (the 'on' column)")
     order = lexorder(xp, [rkey, right_on])
     idx = backend.kernels.segmented_asof(lkey, left_on, rkey[order], right_on[order], direction=direction,

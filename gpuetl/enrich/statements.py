@@ -82,7 +82,8 @@ class Statements:
         self.n = len(raw)
         disc = ctx.days(raw["DiscDate"], NEVER)
         self.disclosed = disc
-        self.effective = xp.where(disc == NEVER, NEVER, ctx.calendar.effective_at(disc, time_seconds(b, raw["DiscTime"])))
+        self.effective = xp.where(disc == NEVER, NEVER,
+                                  ctx.calendar.effective_at(disc, time_seconds(b, raw["DiscTime"])))
         self.panel_key, self.code = ctx.code_keys(raw["Code"])
         self.order = xp.arange(self.n)  # canonical order: ties in effective day go to the later row
 
@@ -110,14 +111,16 @@ class Statements:
         values, is_statement = self.values, self.statement
         key_period = xp.where(is_statement, self.period, -1.0)
         key_fy_end = xp.where(is_statement & (self.quarter == 4), self.period, -1.0)
-        # last year'is_statement same period and last fiscal year, each in the version known at this document'is_statement day
+        # last year's same period and last fiscal year, each in the version known at this
+        # document's day
         prev = asof_join(b, [self.code, xp.where(is_statement, self.period - 12, -2.0)], self.effective,
                          [self.code, key_period], self.effective)
         last_fy = asof_join(b, [self.code, xp.where(is_statement, self.fy - 12, -2.0)], self.effective,
                             [self.code, key_fy_end], self.effective)
         out: dict[str, Any] = {}
         q4 = self.quarter == 4
-        units_prev = self.cum / take(xp, self.cum, prev)  # previous per-share values in this document'is_statement units
+        # previous per-share values in this document's units
+        units_prev = self.cum / take(xp, self.cum, prev)
         units_fy = self.cum / take(xp, self.cum, last_fy)
         for name in ("Sales", "OP", "NP", "EPS"):
             x = values[name]
@@ -125,12 +128,14 @@ class Statements:
             last_fy_value = take(xp, x, last_fy) * (units_fy if name == "EPS" else 1.0)
             out[f"ttm_{name}"] = xp.where(is_statement, xp.where(q4, x, x + last_fy_value - prev_value), xp.nan)
             out[f"prev_{name}"] = xp.where(is_statement, prev_value, xp.nan)
-        out["sales_yoy"] = xp.where(is_statement, ratio(xp, values["Sales"], out["prev_Sales"], positive=True) - 1.0, xp.nan)
+        out["sales_yoy"] = xp.where(is_statement, ratio(xp, values["Sales"], out["prev_Sales"], positive=True) - 1.0,
+                                    xp.nan)
         out["op_yoy"] = xp.where(is_statement, growth(xp, values["OP"], out["prev_OP"]), xp.nan)
         out["np_yoy"] = xp.where(is_statement, growth(xp, values["NP"], out["prev_NP"]), xp.nan)
         out["roe"] = xp.where(is_statement, ratio(xp, out["ttm_NP"], values["Eq"], positive=True), xp.nan)
-        out["equity_ratio"] = xp.where(is_statement, xp.where(xp.isnan(values["EqAR"]), ratio(xp, values["Eq"], values["TA"], positive=True),
-                                                   values["EqAR"]), xp.nan)
+        out["equity_ratio"] = xp.where(is_statement, xp.where(xp.isnan(values["EqAR"]),
+                                                              ratio(xp, values["Eq"], values["TA"], positive=True),
+                                                              values["EqAR"]), xp.nan)
         out["op_margin"] = xp.where(is_statement, ratio(xp, values["OP"], values["Sales"], positive=True), xp.nan)
         out["shares"] = xp.where(is_statement, values["ShOutFY"] - xp.nan_to_num(values["TrShFY"]), xp.nan)
         return out
@@ -178,7 +183,8 @@ def statement_features(ctx: Context) -> Mapping[str, Any]:
     forecasts = docs.forecasts()
     known = docs.effective < NEVER
     forecast = known & ~xp.isnan(forecasts["target"])  # actuals forecast needs the fiscal year it is for
-    earn_rows = forecast & ~(xp.isnan(forecasts["sales"]) & xp.isnan(forecasts["op"]) & xp.isnan(forecasts["np"]) & xp.isnan(forecasts["eps"]))
+    earn_rows = forecast & ~(xp.isnan(forecasts["sales"]) & xp.isnan(forecasts["op"]) & xp.isnan(forecasts["np"])
+                             & xp.isnan(forecasts["eps"]))
     div_rows = forecast & ~xp.isnan(forecasts["div"])
     origin = docs.origin()
     for name, signed in (("sales", False), ("op", True), ("np", True)):
@@ -186,19 +192,21 @@ def statement_features(ctx: Context) -> Mapping[str, Any]:
     forecasts["rev_div"] = _revision(b, docs, div_rows, forecasts["target"], origin, forecasts["div"], False)
     # forecast growth: the forecast against the actual of the fiscal year before its target
     last_actual = asof_join(b, [docs.code, xp.where(earn_rows, forecasts["target"] - 12, -2.0)], docs.effective,
-                            [docs.code, xp.where(docs.statement & (docs.quarter == 4), docs.period, -1.0)], docs.effective)
-    forecasts["sales_growth"] = ratio(xp, forecasts["sales"], take(xp, docs.values["Sales"], last_actual), positive=True) - 1.0
+                            [docs.code, xp.where(docs.statement & (docs.quarter == 4), docs.period, -1.0)],
+                            docs.effective)
+    forecasts["sales_growth"] = ratio(xp, forecasts["sales"], take(xp, docs.values["Sales"], last_actual),
+                                      positive=True) - 1.0
     forecasts["np_growth"] = growth(xp, forecasts["np"], take(xp, docs.values["NP"], last_actual))
 
     t = panel.dates
     pkey = docs.panel_key
     never = xp.full(docs.n, -1.0)
-    latest_actual = Latest(b, docs.code, xp.where(docs.statement & known, docs.effective, NEVER), [xp.where(docs.statement, docs.period, never)]
-                ).lookup(pkey, t)
-    latest_forecast = Latest(b, docs.code, xp.where(earn_rows, docs.effective, NEVER), [xp.where(earn_rows, forecasts["target"], never), origin]
-                ).lookup(pkey, t)
-    latest_dividend = Latest(b, docs.code, xp.where(div_rows, docs.effective, NEVER), [xp.where(div_rows, forecasts["target"], never), origin]
-                 ).lookup(pkey, t)
+    latest_actual = Latest(b, docs.code, xp.where(docs.statement & known, docs.effective, NEVER),
+                           [xp.where(docs.statement, docs.period, never)]).lookup(pkey, t)
+    latest_forecast = Latest(b, docs.code, xp.where(earn_rows, docs.effective, NEVER),
+                             [xp.where(earn_rows, forecasts["target"], never), origin]).lookup(pkey, t)
+    latest_dividend = Latest(b, docs.code, xp.where(div_rows, docs.effective, NEVER),
+                             [xp.where(div_rows, forecasts["target"], never), origin]).lookup(pkey, t)
     latest_document = Latest(b, docs.code, docs.effective, []).lookup(pkey, t)
 
     close = panel["C"]
@@ -234,7 +242,8 @@ def statement_features(ctx: Context) -> Mapping[str, Any]:
     same_fy = take(xp, docs.fy, latest_actual) == take(xp, forecasts["target"], latest_forecast)
     quarter = take(xp, docs.quarter, latest_actual)
     for name, col in (("sales", "Sales"), ("op", "OP"), ("np", "NP")):
-        prog = ratio(xp, take(xp, docs.values[col], latest_actual), take(xp, forecasts[name], latest_forecast), positive=True)
+        prog = ratio(xp, take(xp, docs.values[col], latest_actual), take(xp, forecasts[name], latest_forecast),
+                     positive=True)
         out[f"st_progress_{name}"] = xp.where(same_fy & (quarter < 4), prog, xp.nan)
     out["st_progress_gap"] = out["st_progress_op"] - quarter / 4.0
     out["st_fc_sales_growth"] = take(xp, forecasts["sales_growth"], latest_forecast)
@@ -259,12 +268,13 @@ def _days_to_expected(ctx: Context, docs: Statements, latest_actual: Any, known:
     order = rows[lexorder(xp, [docs.code[rows], docs.period[rows], docs.effective[rows], docs.order[rows]])]
     first = xp.ones(len(order), dtype=bool)
     if len(order) > 1:
-        first[1:] = (docs.code[order][1:] != docs.code[order][:-1]) | (docs.period[order][1:] != docs.period[order][:-1])
+        first[1:] = (docs.code[order][1:] != docs.code[order][:-1]) | (docs.period[order][1:]
+                                                                       != docs.period[order][:-1])
     originals = order[first]
     last = take(xp, docs.disclosed.astype(xp.float64), latest_actual)
     horizon = xp.where(xp.isnan(last), t, xp.maximum(t, xp.nan_to_num(last) + EXPECTED_GAP)).astype(xp.int64)
-    expected = asof_join(b, docs.panel_key, horizon - EXPECTED_LAG, docs.code[originals], docs.disclosed[originals], direction="forward",
-                  allow_exact_matches=False)
+    expected = asof_join(b, docs.panel_key, horizon - EXPECTED_LAG, docs.code[originals], docs.disclosed[originals],
+                         direction="forward", allow_exact_matches=False)
     hit = take(xp, originals.astype(xp.float64), expected)
     idx = xp.where(xp.isnan(hit), -1, xp.nan_to_num(hit)).astype(xp.int64)
     ok = (idx >= 0) & (take(xp, docs.effective.astype(xp.float64), idx) <= t)

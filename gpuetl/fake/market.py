@@ -72,7 +72,8 @@ class Table:
         if column not in self._arrays:
             col = self.frame[column]
             if self.dataset.field(column).kind == "date":
-                self._arrays[column] = pd.to_datetime(col).to_numpy().astype("datetime64[D]")  # host-ok: the fake server is host-only
+                self._arrays[column] = pd.to_datetime(col).to_numpy().astype(  # host-ok: the fake server is host-only
+                    "datetime64[D]")
             else:
                 self._arrays[column] = np.asarray(col.astype(object).where(col.notna(), None), dtype=object)
         return self._arrays[column]

@@ -127,8 +127,9 @@ class _Gen:
                  "DistAmt": np.nan, "CommSpecCode": "0"} for i, c in enumerate(self.codes)]
 
     def earnings_calendar(self) -> Rows:
-        return [{"Date": pd.NaT if i == 0 else self.bd[-1], "Code": c, "CoName": f"テスト{c}", "FY": "3月31日",
-                 "SectorNm": "情報・通信業", "FQ": "第3四半期", "Section": "プライム"} for i, c in enumerate(self.codes)]
+        return [{"Date": pd.NaT if i == 0 else self.bd[-1], "Code": c, "CoName": f"テスト{c}",
+                 "FY": "3月31日", "SectorNm": "情報・通信業", "FQ": "第3四半期", "Section": "プライム"}
+                for i, c in enumerate(self.codes)]
 
     def investor_types(self) -> Rows:
         return [{"PubDate": self.bd[i + 8], "StDate": self.bd[i], "EnDate": self.bd[i + 4], "Section": s}

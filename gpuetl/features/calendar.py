@@ -25,7 +25,8 @@ def calendar(panel: Panel) -> Mapping[str, Any]:
     per_date = {"cal_dow": (days + 3) % 7, "cal_month": month, "cal_day": day}
     cal = panel.calendar
     if cal is None:  # the build's plan says so once (gpuetl.dataset.plan)
-        per_date |= dict.fromkeys(("cal_bday_of_month", "cal_bdays_to_month_end", "cal_month_end"), xp.full(len(days), xp.nan))
+        per_date |= dict.fromkeys(("cal_bday_of_month", "cal_bdays_to_month_end", "cal_month_end"),
+                                  xp.full(len(days), xp.nan))
     else:
         first = days - (day - 1)
         last = days_from_civil(xp, year + (month == 12), month % 12 + 1, 1) - 1

@@ -23,7 +23,8 @@ def _series_pct_change(xp: Any, x: Any, k: int) -> Any:
                             f"mkt_trend_{p['trend_window']}d"),
          lookback=lambda p: max(*p["horizons"], p["vol_window"] + 1, p["trend_window"]), normalize="time_series",
          axis="market", tolerance="sum_order")
-def market(panel: Panel, horizons: Annotated[tuple[Days, ...], SOME], vol_window: Days2, trend_window: Days) -> Mapping[str, Any]:
+def market(panel: Panel, horizons: Annotated[tuple[Days, ...], SOME], vol_window: Days2,
+           trend_window: Days) -> Mapping[str, Any]:
     """TOPIX returns, realized vol and trend (close over its SMA), the same for every stock that day."""
     xp = panel.xp
     b = panel.backend

@@ -72,7 +72,8 @@ def load_bars(backend: Backend, lake: Path, first_day: int, last_day: int, lookb
     bars = read_raw(backend, Manifest.load(lake), "bars_daily", BAR_COLUMNS, GraphInputError)
     days = backend.days(bars["Date"])
     dates = xp.unique(days[days <= last_day])
-    lo = dates[max(int(xp.searchsorted(dates, first_day)) - lookback, 0)] if len(dates) else first_day  # host-ok: one index
+    lo = dates[max(int(xp.searchsorted(dates, first_day)) - lookback,  # host-ok: one index
+                   0)] if len(dates) else first_day
     bars = bars.iloc[xp.flatnonzero((days >= lo) & (days <= last_day))]
     if len(bars) == 0:
         raise GraphInputError(f"the lake at {lake} has no daily bars for the dataset's dates")
@@ -199,7 +200,8 @@ def graph_chunk(job: GraphJob, backend: Backend, bounds: tuple[int, int]) -> Gra
     return dataclasses.replace(out, features={k: v[lo:hi] for k, v in out.features.items()})
 
 
-def _merge(backend: Backend, inputs: GraphInputs, chunks: list[tuple[int, int]], parts: list[GraphOutput]) -> GraphOutput:
+def _merge(backend: Backend, inputs: GraphInputs, chunks: list[tuple[int, int]],
+           parts: list[GraphOutput]) -> GraphOutput:
     xp = backend.xp
     n, n_codes = inputs.returns.shape
     features = {k: xp.full((n, n_codes), xp.nan) for k in (parts[0].features if parts else {})}

@@ -126,8 +126,10 @@ def union_louvain_cpu(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, offs
             continue  # isolated vertices: singletons (already labelled by their own id)
         graph = nx.Graph()
         graph.add_nodes_from(range(hi - lo))
-        graph.add_weighted_edges_from(zip((src[picked] - lo).tolist(), (dst[picked] - lo).tolist(),  # host-ok: the CPU twin's NumPy edges, into networkx
-                                          weight[picked].tolist(), strict=True))  # host-ok: as above
+        graph.add_weighted_edges_from(zip(
+            (src[picked] - lo).tolist(),  # host-ok: the CPU twin's NumPy edges, into networkx
+            (dst[picked] - lo).tolist(),  # host-ok: as above
+            weight[picked].tolist(), strict=True))  # host-ok: as above
         communities = nx.community.louvain_communities(graph, weight="weight", resolution=resolution,
                                                        threshold=threshold, max_level=max_level, seed=seed)
         for members in communities:

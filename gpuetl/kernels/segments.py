@@ -33,4 +33,5 @@ def segment_ids(xp: ArrayModule, offsets: Array) -> Array:
 
     Built with searchsorted, not `repeat(arange, counts)`: CuPy's repeat takes no device array of counts.
     """
-    return xp.searchsorted(offsets[1:], xp.arange(int(offsets[-1])), side="right")  # host-ok: the row count sizes the output
+    return xp.searchsorted(offsets[1:], xp.arange(int(offsets[-1])),  # host-ok: the row count sizes the output
+                           side="right")

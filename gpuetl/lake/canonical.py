@@ -52,7 +52,8 @@ def sort(table: pa.Table, first: str | None) -> pa.Table:
     if table.num_rows < 2:
         return table.combine_chunks()
     order = pc.sort_indices(table, sort_keys=sort_keys(table.column_names, first))
-    if np.array_equal(order.to_numpy(), np.arange(len(order), dtype=np.uint64)):  # host-ok: the lake is host I/O (Arrow on the CPU)
+    if np.array_equal(order.to_numpy(),  # host-ok: the lake is host I/O (Arrow on the CPU)
+                      np.arange(len(order), dtype=np.uint64)):
         return table.combine_chunks()
     return table.take(order).combine_chunks()
 

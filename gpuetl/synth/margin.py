@@ -49,7 +49,8 @@ def margin_interest(m: MarketCore) -> pd.DataFrame:
     persist = np.exp(scipy.signal.lfilter([1.0], [1.0, -0.9], 0.15 * rng.standard_normal(avg_vol.shape), axis=0))
     smooth = scipy.signal.lfilter([0.3], [1.0, -0.7], avg_vol, axis=0, zi=0.7 * avg_vol[:1])[0]  # follows volume
     long_vol = _lots(smooth * level[None, :] * persist)
-    short_vol = _lots(long_vol * rng.uniform(0.1, 0.6, u.n)[None, :] * np.exp(0.2 * rng.standard_normal(long_vol.shape)))
+    short_vol = _lots(long_vol * rng.uniform(0.1, 0.6, u.n)[None, :]
+                      * np.exp(0.2 * rng.standard_normal(long_vol.shape)))
     eligible = np.isin(u.margin, ["1", "2"])
     keep = (days_in_week > 2)[:, None] & p.listed[last] & eligible[None, :] & (traded_days > 0)
     w_idx, i_idx = np.nonzero(keep)
@@ -127,7 +128,8 @@ def _alert_values(short_out: np.ndarray, long_out: np.ndarray, margin: np.ndarra
     short_std = np.where(margin == "2", _lots(short_out * 0.85), 0.0)
     out = {"ShrtOut": short_out, "LongOut": long_out, "ShrtNegOut": short_out - short_std, "ShrtStdOut": short_std,
            "LongNegOut": long_out - long_std, "LongStdOut": long_std,
-           "ShrtOutRatio": np.round(100.0 * short_out / shares, 2), "LongOutRatio": np.round(100.0 * long_out / shares, 2)}
+           "ShrtOutRatio": np.round(100.0 * short_out / shares, 2),
+           "LongOutRatio": np.round(100.0 * long_out / shares, 2)}
     with np.errstate(divide="ignore", invalid="ignore"):
         out["SLRatio"] = np.where(long_out > 0, np.round(100.0 * short_out / long_out, 2), np.nan)
     return out

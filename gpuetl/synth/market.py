@@ -87,7 +87,8 @@ def _in_range(market: SyntheticMarket, name: str, df: pd.DataFrame) -> pd.DataFr
     lo = max(pd.Timestamp(market.config.start), pd.Timestamp(ds.since))
     col = df[ds.date_field]
     keep = (col >= lo) & (col <= pd.Timestamp(market.config.end))
-    return df if bool(keep.all()) else df.loc[keep.to_numpy()].reset_index(drop=True)  # host-ok: the synthetic market is NumPy/pandas by design
+    return df if bool(keep.all()) else df.loc[
+        keep.to_numpy()].reset_index(drop=True)  # host-ok: the synthetic market is NumPy/pandas by design
 
 
 class SyntheticMarket:
@@ -130,7 +131,8 @@ class SyntheticMarket:
     def business_days(self, kind: str = "equity") -> pd.DatetimeIndex:
         """Business days of the published calendar: HolDiv 1/2 (equity) or 1/2/3 (derivatives)."""
         days = self.cal.business_days(kind)
-        return pd.DatetimeIndex(days[days >= np.datetime64(self.calendar["Date"].iloc[0], "D")].astype("datetime64[ns]"))
+        return pd.DatetimeIndex(days[days >= np.datetime64(self.calendar["Date"].iloc[0], "D")]
+                                .astype("datetime64[ns]"))
 
     @functools.cached_property
     def fundamentals(self) -> Fundamentals:
@@ -148,8 +150,8 @@ def _truth(m: SyntheticMarket, returns: Any) -> dict[str, Any]:
         "peers": pd.DataFrame({"follower": codes[g.follower], "leader": codes[g.leader], "weight": g.weight}),
         "lead_lag": m.config.lead_lag,
         "lead_lag_decay": list(m.config.lead_lag_decay),
-        "lead_lag_rule": "r[t+l, i] += lead_lag * lead_lag_decay[l-1] * sum_j weight[i, j] * x[t, j] for l = 1, 2, ...; "
-                         "x = sector + idiosyncratic part",
+        "lead_lag_rule": "r[t+l, i] += lead_lag * lead_lag_decay[l-1] * sum_j weight[i, j] * x[t, j] "
+                         "for l = 1, 2, ...; x = sector + idiosyncratic part",
         "loadings": pd.DataFrame({"Code": codes, "beta": returns.beta, "sector_beta": returns.sector_beta,
                                   "idio_vol": returns.idio_vol}),
         "factors": pd.DataFrame(returns.sector, index=pd.DatetimeIndex(m.days.astype("datetime64[ns]"), name="Date"),

@@ -271,5 +271,6 @@ def fins_details(m: MarketCore) -> pd.DataFrame:
     text = text + pd.Series(np.where(ordinary != "", ', "Ordinary profit (loss)": "' + ordinary + '"', ""),
                             dtype=object) + "}"
     cols = {"DiscDate": s.date[keep], "DiscTime": s.time[keep], "Code": u.code[c],
-            "DiscNo": _disc_no(s.date)[keep], "DocType": _doc_types(m)[keep], "FS": text.to_numpy()}  # host-ok: the synthetic market is NumPy/pandas by design
+            "DiscNo": _disc_no(s.date)[keep], "DocType": _doc_types(m)[keep],
+            "FS": text.to_numpy()}  # host-ok: the synthetic market is NumPy/pandas by design
     return canonical("fins_details", cols, keep.size)

@@ -85,4 +85,5 @@ class DaySampler:
             edge_index, edge_attr = torch.stack([loop, loop]), self.values.new_ones((len(days) * n, 1))
         return DayBatch(days=tuple(days), x=x.reshape(len(days) * n, self.window_days, -1), context=context,
                         edge_index=edge_index, edge_attr=edge_attr,
-                        y=torch.stack([self.targets[t] for t in days]), mask=torch.stack([self.eligible[t] for t in days]))
+                        y=torch.stack([self.targets[t] for t in days]),
+                        mask=torch.stack([self.eligible[t] for t in days]))

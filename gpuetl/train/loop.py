@@ -48,7 +48,8 @@ def batches(days: Sequence[int], size: int, rng: np.random.Generator | None = No
 
 
 def train_epoch(model: GATRanker, ema: EMA, optimizer: torch.optim.Optimizer, sampler: DaySampler,
-                day_batches: list[list[int]], cfg: GatConfig, on_step: Callable[[], None] | None = None) -> torch.Tensor:
+                day_batches: list[list[int]], cfg: GatConfig,
+                on_step: Callable[[], None] | None = None) -> torch.Tensor:
     """One pass over `day_batches`; returns the mean loss as a device scalar (not read here)."""
     model.train()
     device = sampler.values.device
@@ -177,8 +178,10 @@ class GATLearner:
         self.ema.load_state_dict(saved.pop("ema"))
         self.optimizer.load_state_dict(saved.pop("optimizer"))
         rng.bit_generator.state = saved.pop("rng")
-        torch.set_rng_state(saved.pop("torch_rng").cpu())  # host-ok: torch's CPU RNG state must be a CPU tensor, once per resume
+        torch.set_rng_state(
+            saved.pop("torch_rng").cpu())  # host-ok: torch's CPU RNG state must be a CPU tensor, once per resume
         cuda_rng = saved.pop("cuda_rng")
         if cuda_rng is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in cuda_rng])  # host-ok: CUDA RNG states are set from CPU tensors, once per resume
+            torch.cuda.set_rng_state_all(
+                [s.cpu() for s in cuda_rng])  # host-ok: CUDA RNG states are set from CPU tensors, once per resume
         return saved

@@ -38,7 +38,8 @@ def average_ranks(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     end = torch.ones_like(new)
     end[..., :-1] = new[..., 1:]
     first = torch.cummax(torch.where(new, pos, torch.zeros_like(pos)), dim=-1).values
-    last = torch.flip(torch.cummin(torch.flip(torch.where(end, pos, torch.full_like(pos, n - 1)), [-1]), dim=-1).values, [-1])
+    last = torch.flip(torch.cummin(torch.flip(torch.where(end, pos, torch.full_like(pos, n - 1)), [-1]),
+                                   dim=-1).values, [-1])
     ranks = torch.empty_like(s, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
     ranks.scatter_(-1, order, ((first + last).to(ranks.dtype) / 2 + 1))
     return torch.where(mask, ranks, torch.full_like(ranks, float("nan")))
@@ -65,7 +66,8 @@ def daily_rank_ic(pred: torch.Tensor, label: torch.Tensor, mask: torch.Tensor) -
     return masked_pearson(average_ranks(pred, mask), average_ranks(label, mask), mask)
 
 
-def daily_metrics(pred: torch.Tensor, label: torch.Tensor, mask: torch.Tensor, cfg: EvalSettings) -> dict[str, torch.Tensor]:
+def daily_metrics(pred: torch.Tensor, label: torch.Tensor, mask: torch.Tensor,
+                  cfg: EvalSettings) -> dict[str, torch.Tensor]:
     """(D, N) predictions, labels and mask -> each DAILY metric as a (D,) tensor (NaN on days it is undefined)."""
     pred, label = pred.double(), label.double()
     mask = mask & torch.isfinite(pred) & torch.isfinite(label)

@@ -85,7 +85,8 @@ class RelationMeans(nn.Module):
         m, f = x_last.shape
         total = x_last.new_zeros((m, self.relations)).index_add_(0, dst, weight)
         source = x_last[src]  # (E, F), gathered once; one (E, F) product per relation, never an (E, R, F) one
-        summed = [x_last.new_zeros((m, f)).index_add_(0, dst, source * weight[:, r, None]) for r in range(self.relations)]
+        summed = [x_last.new_zeros((m, f)).index_add_(0, dst, source * weight[:, r, None])
+                  for r in range(self.relations)]
         return torch.cat(summed, dim=1) / total.clamp(min=1e-6).repeat_interleave(f, dim=1)
 
 

@@ -164,7 +164,8 @@ def _walk(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Cal
             dates = ds.dates[fold.test.first: fold.test.last + 1]
             results.append(FoldResult(fold.index, fold.test_year, seed, summarize(daily), dates, daily, log))
             frames.append(_predictions(data, dates, fold.index, pred, label, mask))
-            bar.console.print(f"fold {fold.index} (test {fold.test_year}): RankIC {results[-1].summary['rank_ic']:+.4f}")
+            bar.console.print(f"fold {fold.index} (test {fold.test_year}): "
+                              f"RankIC {results[-1].summary['rank_ic']:+.4f}")
     pd.concat(frames, ignore_index=True).to_parquet(out / "predictions.parquet", index=False)
     metrics = _finite(_metrics(first.name, data, plan, results))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -178,7 +179,8 @@ def _predictions(data: TrainData, dates: np.ndarray, fold: int, pred: torch.Tens
     m = mask.cpu().numpy()  # host-ok: the fold's predictions are written to predictions.parquet
     t, n = np.nonzero(m)
     return pd.DataFrame({"Date": dates[t].astype("datetime64[ms]"), "Code": data.panel.codes[n],
-                         "fold": np.int16(fold), "prediction": pred.cpu().numpy()[m].astype(np.float32),  # host-ok: as above
+                         "fold": np.int16(fold),
+                         "prediction": pred.cpu().numpy()[m].astype(np.float32),  # host-ok: as above
                          "label": label.cpu().numpy()[m].astype(np.float32)})  # host-ok: as above
 
 
@@ -199,7 +201,8 @@ def _metrics(name: str, data: TrainData, plan: Splits, results: list[FoldResult]
         "train": {"seconds": round(seconds, 3), "stock_days": stock_days,
                   "stock_days_per_s": round(stock_days / seconds, 1) if seconds > 0 else None,
                   "peak_host_bytes": peak_host_bytes(), "peak_device_bytes": device_peak},
-        "daily": {"dates": [str(d) for r in results for d in r.dates], **{k: v.tolist() for k, v in daily.items()},  # host-ok: NumPy arrays (metrics.to_host), for JSON
+        "daily": {"dates": [str(d) for r in results for d in r.dates],
+                  **{k: v.tolist() for k, v in daily.items()},  # host-ok: NumPy arrays (metrics.to_host), for JSON
                   "fold": [r.index for r in results for _ in r.dates]},
     }
 

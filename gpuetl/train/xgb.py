@@ -52,7 +52,8 @@ class RankICStopping(xgb.callback.TrainingCallback):
         if trees % self.every:
             return False
         pred = self.learner.scatter(model.inplace_predict(self.rows, iteration_range=(0, trees)), self.mask)
-        score = float(torch.nanmean(daily_rank_ic(pred, self.label, self.mask)).item())  # host-ok: one score per evaluation, for early stopping
+        score = float(torch.nanmean(daily_rank_ic(pred, self.label, self.mask))
+                      .item())  # host-ok: one score per evaluation, for early stopping
         self.history.append({"trees": trees, "valid_rank_ic": score})
         if score > self.best:
             self.best, self.best_trees, self.bad = score, trees, 0

@@ -57,7 +57,8 @@ def write_lake(root: Path, bars: pd.DataFrame, topix: pd.DataFrame, master: pd.D
     calendar = trading_calendar(lo, hi) if calendar is None else calendar
     for name, df in (("bars_daily", bars), ("topix", topix), ("master", master), ("calendar", calendar)):
         ds = spec.get(name)
-        lake.write(ds, Unit.span(df["Date"].min().date(), df["Date"].max().date()), schema.to_table(ds, full_frame(name, df)))
+        lake.write(ds, Unit.span(df["Date"].min().date(), df["Date"].max().date()),
+                   schema.to_table(ds, full_frame(name, df)))
     lake.flush()
 
 

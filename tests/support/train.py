@@ -56,7 +56,8 @@ def write_tiny_dataset(root: Path, codes: int = 24, start: str = "2021-01-04", e
     for name, values in raw.items():
         v = values[t_idx, c_idx].astype(np.float32)
         frame[name] = v
-        z = pd.Series(v).groupby(t_idx).transform(lambda s: (s - s.mean()) / s.std(ddof=0) if s.std(ddof=0) > 0 else 0 * s)
+        z = pd.Series(v).groupby(t_idx).transform(
+            lambda s: (s - s.mean()) / s.std(ddof=0) if s.std(ddof=0) > 0 else 0 * s)
         frame[name + "_z"] = z.fillna(0.0).to_numpy(np.float32)
         frame[name + "_missing"] = np.float32(0.0)
     targets = []
