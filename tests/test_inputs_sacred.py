@@ -56,6 +56,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "mine" / "sub").mkdir(parents=True)
     (root / "mine" / "notes.txt").write_text("keep me")
     (root / "mine" / "sub" / "x.csv").write_text("1,2")
+    (root / "mine" / "prices").mkdir()  # daily bars a user holds (what `import` reads)
+    (root / "mine" / "prices" / "7203.csv").write_text("Date,Open,High,Low,Close,Volume\n2024-01-04,1,2,0.5,1.5,10\n")
     (root / "file.txt").write_text("a file")
     (root / "results").mkdir()
     write_marker(root / "results", "bench")
@@ -69,6 +71,8 @@ def command_line(command: str, root: Path, target: Path) -> list[str]:
     settings = ["--settings", str(cfg / "gpuetl.yaml"), "--backend", "cpu"]
     return {
         "fetch": ["fetch", *settings, "--demo", "--lake", str(target), "--no-progress"],
+        "import": ["import", *settings, "--dataset", "bars_daily", "--lake", str(target), "--no-progress",
+                   str(root / "mine" / "prices")],  # the files it imports
         "synth": ["synth", *settings, "--codes", "3", "--out", str(target), "--no-progress"],
         "build": ["build", *settings, "--lake", str(data / "lake"), "--config", str(cfg / "dataset" / "default.yaml"),
                   "--out", str(target), "--no-progress"],
@@ -87,6 +91,8 @@ def command_line(command: str, root: Path, target: Path) -> list[str]:
 COMMON = ["cfg/gpuetl.yaml", "cfg", "mine", "file.txt", "file.txt/sub", "."]
 TARGETS = {
     "fetch": [*COMMON, "data/ds", "data/ds/graphs", "data/ds/data", "runs/xgb", "results", "data"],
+    "import": [*COMMON, "mine/prices", "mine/prices/7203.csv", "mine/prices/new", "data/ds", "data/ds/graphs",
+               "runs/xgb", "results", "data", "data/lake"],
     "synth": [*COMMON, "data/ds", "data/ds/graphs", "runs/xgb", "results", "data"],
     "build": [*COMMON, "cfg/dataset/default.yaml", "cfg/dataset", "data/lake", "data", "data/lake/bars_daily",
               "data/lake/new", "data/ds/graphs", "runs/xgb", "results"],

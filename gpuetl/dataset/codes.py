@@ -62,8 +62,7 @@ def code_part(backend: Backend, plan: BuildPlan, index: int, spill: Path) -> Cod
     with timer("load"):
         bars, invalid = load_bars(backend, manifest, plan, codes)
         topix = read_raw(backend, manifest, "topix", ["Date", "C"], BuildError).sort_values("Date")
-        master = read_raw(backend, manifest, "master", ["Date", "Code", "S33", "Mkt"], BuildError,
-                          filters=[("Code", "in", codes)])
+        master = load_master(backend, manifest, bars, codes)
         calendar = None
         if has_data(manifest, "calendar"):  # the plan says once when the lake has none
             cal = read_raw(backend, manifest, "calendar", ["Date", "HolDiv"], BuildError)
@@ -121,6 +120,19 @@ def load_bars(backend: Backend, manifest: Manifest, plan: BuildPlan, codes: list
     if invalid:
         log.info("%d daily bars had non-positive prices or negative volumes: read as missing", invalid)
     return bars, invalid
+
+
+def load_master(backend: Backend, manifest: Manifest, bars: Any, codes: list[str]) -> Any:
+    """Each (Code, Date)'s 33-sector and market segment from the lake's master, of `codes`. A lake without a master
+    (prices imported from files) gives no row: sectors and segments are unknown, so the features that need them are
+    missing (the plan says so once), as for a master without S33."""
+    if not has_data(manifest, "master"):
+        master = bars[["Date", "Code"]].iloc[:0].reset_index(drop=True)
+        master["S33"] = master["Code"]
+        master["Mkt"] = master["Code"]
+        return master
+    return read_raw(backend, manifest, "master", ["Date", "Code", "S33", "Mkt"], BuildError,
+                    filters=[("Code", "in", codes)])
 
 
 def build_panel(backend: Backend, bars: Any, topix: Any, master: Any, date_index: Any = None) -> tuple[Any, Panel]:

@@ -142,6 +142,9 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
     if len(lake_dates) == 0:
         raise BuildError(f"no daily bars in the lake at {lake}: fetch bars_daily first")
     check_lake_span(cfg, lake_dates)
+    if cfg.universe != "all" and not has_data(manifest, "master"):
+        raise BuildError(f"universe {cfg.universe!r} selects codes by their market segment, and the lake at "
+                         f"{manifest.root} has no master: fetch or import it, or set universe: all")
     _say_what_the_lake_lacks(backend, manifest, steps)
     all_dates = lake_dates
     if cfg.end:
@@ -182,8 +185,11 @@ def _say_what_the_lake_lacks(backend: Backend, manifest: Manifest,
         log.info("the lake at %s has no trading calendar, so cal_bday_of_month, cal_bdays_to_month_end and "
                  "cal_month_end are missing (gpuetl fetch --datasets calendar ...)", manifest.root)
     sector = [o.name for o, (_, p) in zip(chosen, steps, strict=True) if "sector" in o.reads(p)]
-    if sector and not bool(read_raw(backend, manifest, "master", ["S33"], BuildError)["S33"]
-                           .notna().any()):  # host-ok: one flag per build plan
+    if sector and not has_data(manifest, "master"):
+        log.info("the lake at %s has no master, so the features of %s are missing (gpuetl fetch --datasets master "
+                 "..., or gpuetl import --dataset master FILE)", manifest.root, ", ".join(sector))
+    elif sector and not bool(read_raw(backend, manifest, "master", ["S33"], BuildError)["S33"]
+                             .notna().any()):  # host-ok: one flag per build plan
         log.info("no code has a 33-sector (S33) in the lake's master at %s, so the features of %s are missing",
                  manifest.root, ", ".join(sector))
 
