@@ -305,3 +305,26 @@ def test_a_repair_plan_asks_for_recorded_units_again(tmp_path: Path) -> None:
     assert [u.id for u in cal.units] == ["r20240101-20240131"] and cal.complete == 0
     earnings = spec.get("earnings_calendar")  # a past snapshot cannot be fetched again; today's is
     assert [u.id for u in plan_dataset(earnings, lake, *window, days, today, 366, {"s20240105"}).units] == ["s20240201"]
+
+
+def test_the_outage_day_is_no_hole_for_the_data_the_api_has_none_of(tmp_path: Path) -> None:
+    """2020-10-01 (the arrowhead outage) is an open day without trading: the API returns daily bars (null prices)
+    but no short-selling data. Fetched from the demo server, the empty short_ratio unit is final and no hole; an
+    empty daily-bars unit that day is one, and so is a short_ratio day never fetched."""
+    days = ["--set", "demo.codes=4", "--set", "demo.start=2020-09-01", "--set", "demo.end=2020-10-30"]
+    lake = tmp_path / "lake"
+    assert main(["fetch", "--demo", "--backend", "cpu", *days, "--start", "2020-09-28", "--end", "2020-10-06",
+                 "--datasets", "calendar,bars_daily,short_ratio", "--lake", str(lake), "--no-progress",
+                 "--json"]) == 0
+    outage = Manifest.load(lake).get("short_ratio", unit_id("2020-10-01"))
+    assert outage is not None and outage.rows == 0 and outage.final  # not asked for again by the next fetch
+    assert Manifest.load(lake).get("bars_daily", unit_id("2020-10-01")).rows > 0
+    assert verify(lake).bad == []
+    require_no_holes(Manifest.load(lake), ["bars_daily", "short_ratio"], "2020-09-28", "2020-10-06", ValueError)
+    lk = Lake(lake)
+    with lk.exclusive():
+        lk.forget("short_ratio", unit_id("2020-10-01"))
+        lk.write(BARS, Unit.day(dt.date(2020, 10, 1)), normalize.to_table(BARS, []), final=False)
+        lk.flush()
+    found = {(b.dataset, b.unit, b.problem) for b in holes(Manifest.load(lake))[0]}
+    assert found == {("bars_daily", "d20201001", EMPTY), ("short_ratio", "d20201001", HOLE)}

@@ -277,7 +277,7 @@ class _Run:
     def _write(self, plan: DatasetPlan, unit: Unit, records: list[Record]) -> UnitRecord:
         table = normalize.to_table(plan.dataset, records)
         # nothing for a day a dense dataset has rows on: not published yet (or lost), so ask again next run
-        final = plan.is_final(unit) and (table.num_rows > 0 or not plan.dataset.dense)
+        final = plan.is_final(unit) and (table.num_rows > 0 or not plan.dataset.has_rows_on(unit.start.isoformat()))
         return self.lake.write(plan.dataset, unit, table, final=final)
 
     async def _flush_periodically(self) -> None:

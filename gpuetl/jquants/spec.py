@@ -83,6 +83,11 @@ class DatasetSpec:
     encoding: Encoding
     calendar: Literal["equity", "derivatives"] = "equity"  # which business days `fetch: date` walks
     dense: bool = False  # rows on every open day: an empty answer for one is "not there yet", fetched again
+    empty_days: frozenset[str] = frozenset()  # open days a dense dataset has no rows on (no trading): final, no hole
+
+    def has_rows_on(self, day: str) -> bool:
+        """Whether the API has rows of this dense dataset on open day `day` (YYYY-MM-DD)."""
+        return self.dense and day not in self.empty_days
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -152,6 +157,11 @@ _FACTS: tuple[tuple[str, str, str | None, str | None, Fetch, str | None, str | N
 # Datasets with rows on every TSE business day (the calendar: on every day). Derivatives are left out: on an
 # OSE holiday-trading day (HolDiv "3") not every product trades, so an empty answer there can be final.
 _DENSE = frozenset({"calendar", "master", "bars_daily", "topix", "indices", "short_ratio", "breakdown"})
+# Open days without trading: the 2020-10-01 arrowhead outage halted the TSE all day. The calendar, master, daily
+# bars (null prices), TOPIX and the indices (the previous close) still have rows; the short-selling and trading
+# breakdown data have none (API-NOTES: "No data for 2020-10-01").
+_NO_TRADING = frozenset({"2020-10-01"})
+_EMPTY_ON_NO_TRADING = frozenset({"short_ratio", "breakdown"})
 
 # Fields the official spec does not list but the API serves: (V2 name, V1 name or None if V1 lacks it, type).
 # SigChgInC since 2024-07-22 (API-NOTES §2.8); ShEq/NCShEq/ROE/NCROE since 2026-08-03 (the J-Quants release
@@ -225,7 +235,7 @@ def datasets() -> dict[str, DatasetSpec]:
             plans=tuple(p.lower() for p in e["plan"]),
             since=since, paginated=bool(pag.get("supported")), fetch=fetch, date_param=date_param,
             date_field=date_field, encoding=encoding, calendar=calendar,  # type: ignore[arg-type]
-            dense=name in _DENSE,
+            dense=name in _DENSE, empty_days=_NO_TRADING if name in _EMPTY_ON_NO_TRADING else frozenset(),
         )
     return out
 

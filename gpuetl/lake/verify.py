@@ -194,6 +194,8 @@ def _dataset_holes(manifest: Manifest, ds: spec.DatasetSpec, calendar: OpenDays,
     for a, b in gaps(lo, hi, spans):
         for day in days[bisect.bisect_left(days, a):bisect.bisect_right(days, b)]:
             uid = Unit.day(day).id
+            if day.isoformat() in ds.empty_days and uid in units:  # fetched, with no rows: no trading that day
+                continue
             found.append(BadUnit(ds.name, uid, EMPTY if uid in units else HOLE))
     note = None
     if lo < calendar.first or hi > calendar.last:
