@@ -18,7 +18,7 @@ TRAINARGS   := $(foreach s,$(TRAIN_SET),--config-set $(s))
 RUN         ?=
 
 
-.PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu train baseline bench clean
+.PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu update train baseline bench clean
 
 HELP_VARS   := PYTHON VENV TORCH START END SET BACKEND DEMO_LAKE
 
@@ -70,6 +70,9 @@ dataset-gpu: ## `make dataset` on the GPU (fails, naming what is missing, where 
 
 dataset-cpu: ## `make dataset` on the CPU (pandas/NumPy)
 	$(MAKE) dataset BACKEND=cpu
+
+update: ## the evening job: fetch what is new, extend the dataset and its graphs by the new days only (the demo dataset after `make demo`; BACKEND=$(BACKEND))
+	$(PY) -m gpuetl update --backend $(BACKEND) $(SETARGS)
 
 train: ## walk-forward GAT training on the demo dataset (configs/train/gat.yaml; TRAIN_SET="k=v ..."; RUN=--overwrite or RUN=--resume for an existing run) -> data/runs/gat
 	$(PY) -m gpuetl train --config configs/train/gat.yaml --backend $(BACKEND) $(SETARGS) $(TRAINARGS) $(RUN)

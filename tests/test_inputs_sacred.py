@@ -78,6 +78,8 @@ def command_line(command: str, root: Path, target: Path) -> list[str]:
                   "--out", str(target), "--no-progress"],
         "graph": ["graph", *settings, "--dataset", str(data / "ds"), "--lake", str(data / "lake"),
                   "--config", str(cfg / "graph" / "default.yaml"), "--out", str(target), "--no-progress"],
+        "update": ["update", *settings, "--lake", str(data / "lake"), "--config", str(cfg / "dataset" / "default.yaml"),
+                   "--dataset", str(target), "--no-fetch", "--no-progress"],  # the dataset it rewrites
         "train": ["train", *settings, "--dataset", str(data / "ds"), "--config", str(cfg / "train" / "gat.yaml"),
                   "--out", str(target), "--no-progress"],
         "baseline": ["baseline", *settings, "--dataset", str(data / "ds"), "--config", str(cfg / "train" / "xgb.yaml"),
@@ -98,6 +100,8 @@ TARGETS = {
               "data/lake/new", "data/ds/graphs", "runs/xgb", "results"],
     "graph": [*COMMON, "cfg/graph", "data/ds", "data/ds/data", "data/ds/new", "data", "data/lake",
               "data/lake/bars_daily", "runs/xgb", "results"],
+    "update": [*COMMON, "cfg/dataset/default.yaml", "cfg/dataset", "data/lake", "data", "data/lake/bars_daily",
+               "data/ds/graphs", "data/ds/data", "runs/xgb", "results"],
     "train": [*COMMON, "cfg/train", "data/ds", "data/ds/graphs", "data/ds/data", "data/ds/runs", "data", "data/lake",
               "runs/xgb", "results"],
     "baseline": [*COMMON, "cfg/train", "data/ds", "data/ds/graphs", "data/ds/new", "data", "data/lake", "results"],

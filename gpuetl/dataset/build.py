@@ -31,6 +31,7 @@ from gpuetl.dataset.codes import CodePartResult, code_part
 from gpuetl.dataset.config import DatasetConfig
 from gpuetl.dataset.days import YearResult, year_part
 from gpuetl.dataset.plan import BuildError, BuildPlan, make_plan, warmup_days
+from gpuetl.dataset.record import inputs_record, year_record
 from gpuetl.dataset.registry import REGISTRY
 from gpuetl.dates import EPOCH
 from gpuetl.features.normalize import ts_z_name
@@ -83,32 +84,61 @@ def _build(backend: Backend, cfg: DatasetConfig, lake: Path, out: Path, progress
            runner: Runner | None, partition_rows: int, read: Sequence[Input]) -> BuildResult:
     runner = runner or InProcess(backend, progress)
     manifest = Manifest.load(lake)  # once: the plan and the metadata hash use this one
+    plan = plan_build(backend, cfg, lake, manifest, partition_rows, runner)
+    with replaced_dir(out, "dataset", overwrite=overwrite, read=read) as tmp:  # data and metadata.json together
+        parts, years = run_plan(backend, plan, runner, tmp)
+        result = finish(backend, manifest, plan, runner, parts, years, tmp, out)
+    return result
+
+
+def plan_build(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manifest, partition_rows: int,
+               runner: Runner) -> BuildPlan:
+    """The build's plan, once the lake is known to have no hole in the days it reads (a lost day joins two)."""
     plan = make_plan(backend, cfg, lake, manifest, partition_rows, target_names(cfg.targets.horizons),
                      min_parts=2 * runner.workers if runner.workers > 1 else 1)
-    require_no_holes(manifest, [*RAW_DATASETS, *(d for g in plan.enrich for d in REGISTRY.get(g).inputs)],
-                     EPOCH + dt.timedelta(days=plan.read_from), cfg.end, BuildError)  # a lost day joins two
-    with replaced_dir(out, "dataset", overwrite=overwrite, read=read) as tmp:  # data and metadata.json together
-        spill = tmp / ".spill"
-        parts: list[CodePartResult] = runner.map(functools.partial(_code_task, plan, spill),
-                                                 range(len(plan.parts)), "codes")
-        series_z = _fit_series(backend, plan, parts)
-        years: list[YearResult] = runner.map(functools.partial(_year_task, plan, spill, series_z, tmp / "data"),
-                                             plan.years(), "years")
-        shutil.rmtree(spill)
-        rows = sum(y.rows for y in years)
-        if rows == 0:
-            raise BuildError(f"no rows between {cfg.start} and {cfg.end} in universe {cfg.universe!r}")
-        tasks: list[CodePartResult | YearResult] = [*parts, *years]
-        timings: dict[str, float] = {}
-        for task in tasks:
-            for name, secs in task.timings.items():
-                timings[name] = round(timings.get(name, 0.0) + secs, 4)
-        devices = [t.peak_device_bytes for t in tasks if t.peak_device_bytes is not None]
-        result = BuildResult(out, rows, len({c for y in years for c in y.codes}), sum(y.dates for y in years),
-                             plan.features, list(plan.targets), timings, max(devices) if devices else None,
-                             max([peak_host_bytes(), *(t.peak_host_bytes for t in tasks)]), plan.warmup,
-                             sum(p.invalid_prices for p in parts), len(plan.parts), runner.name)
-        _write_metadata(backend, cfg, manifest, result, plan, _coverage(plan, years, rows), tmp)
+    require_no_holes(manifest, read_datasets(plan), EPOCH + dt.timedelta(days=plan.read_from), cfg.end, BuildError)
+    return plan
+
+
+def read_datasets(plan: BuildPlan) -> list[str]:
+    """The raw datasets a build of `plan` reads (bars, TOPIX, master, and the enrichment's inputs)."""
+    return [*RAW_DATASETS, *(d for g in plan.enrich for d in REGISTRY.get(g).inputs)]
+
+
+def run_plan(backend: Backend, plan: BuildPlan, runner: Runner,
+             folder: Path) -> tuple[list[CodePartResult], list[YearResult]]:
+    """Every code part (over the whole history read), the time-series z-scores over every date, and the years of
+    `plan.years()` written to `folder`/data; the spill store lives in `folder` until then."""
+    spill = folder / ".spill"
+    parts: list[CodePartResult] = runner.map(functools.partial(_code_task, plan, spill), range(len(plan.parts)),
+                                             "codes")
+    series_z = _fit_series(backend, plan, parts)
+    years: list[YearResult] = runner.map(functools.partial(_year_task, plan, spill, series_z, folder / "data"),
+                                         plan.years(), "years")
+    shutil.rmtree(spill, ignore_errors=True)
+    return parts, years
+
+
+def finish(backend: Backend, manifest: Manifest, plan: BuildPlan, runner: Runner, parts: list[CodePartResult],
+           years: list[YearResult], folder: Path, out: Path) -> BuildResult:
+    """The result of the build of `out` and its metadata.json in `folder` (where `out` is written), from its code
+    parts and every year of the dataset (`years`: those written now and, for `gpuetl update`, those kept)."""
+    cfg = plan.cfg
+    years = sorted(years, key=lambda y: y.year)
+    rows = sum(y.rows for y in years)
+    if rows == 0:
+        raise BuildError(f"no rows between {cfg.start} and {cfg.end} in universe {cfg.universe!r}")
+    tasks: list[CodePartResult | YearResult] = [*parts, *years]
+    timings: dict[str, float] = {}
+    for task in tasks:
+        for name, secs in task.timings.items():
+            timings[name] = round(timings.get(name, 0.0) + secs, 4)
+    devices = [t.peak_device_bytes for t in tasks if t.peak_device_bytes is not None]
+    result = BuildResult(out, rows, len({c for y in years for c in y.codes}), sum(y.dates for y in years),
+                         plan.features, list(plan.targets), timings, max(devices) if devices else None,
+                         max([peak_host_bytes(), *(t.peak_host_bytes for t in tasks)]), plan.warmup,
+                         sum(p.invalid_prices for p in parts), len(plan.parts), runner.name)
+    _write_metadata(backend, cfg, manifest, result, plan, _coverage(plan, years, rows), years, folder)
     return result
 
 
@@ -157,7 +187,7 @@ def _coverage(plan: BuildPlan, years: list[YearResult], rows: int) -> dict[str, 
 
 
 def _write_metadata(backend: Backend, cfg: DatasetConfig, manifest: Manifest, result: BuildResult, plan: BuildPlan,
-                    coverage: dict[str, dict[str, Any]], folder: Path) -> None:
+                    coverage: dict[str, dict[str, Any]], years: list[YearResult], folder: Path) -> None:
     enriched = [d for g in plan.enrich for d in REGISTRY.get(g).inputs]
     norm = cfg.normalize
     meta = {
@@ -183,6 +213,8 @@ def _write_metadata(backend: Backend, cfg: DatasetConfig, manifest: Manifest, re
         "enrich": plan.enrich_status,
         "parts": result.parts, "runner": result.runner,
         "raw_manifest_hash": manifest.digest(sorted(set(RAW_DATASETS) | set(enriched))),
+        "inputs": inputs_record(manifest, plan, read_datasets(plan)),  # what `gpuetl update` compares
+        "years": {str(y.year): year_record(plan, y) for y in years},
         "timings_s": result.timings,
         "peak_device_bytes": result.peak_device_bytes,
         "peak_host_bytes": result.peak_host_bytes,

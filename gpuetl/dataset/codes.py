@@ -179,6 +179,8 @@ def _spill(backend: Backend, plan: BuildPlan, panel: Panel, frame: Any, index: i
     rows = xp.flatnonzero(panel.dates >= plan.spill_from)
     year, _, _ = civil_from_days(xp, panel.dates[rows])
     for y in sorted(int(v) for v in xp.unique(year)):  # host-ok: the few year numbers, for the loop
+        if not plan.spills(y):  # `gpuetl update`: a year kept from the dataset as it was
+            continue
         idx = rows[year == y]
         data: dict[str, Any] = {"Code": frame["Code"].iloc[idx].reset_index(drop=True),
                                 "Date": frame["Date"].iloc[idx].reset_index(drop=True).astype("datetime64[ms]"),

@@ -65,6 +65,7 @@ class BuildPlan:
     targets: tuple[str, ...]
     day_inputs: tuple[str, ...]  # columns the day ops read that a code part must hand over (float64)
     later: tuple[frozenset[str], ...]  # later[i]: the columns that steps[i:] read
+    years_from: int = 0  # the first year written (0: every year); `gpuetl update` rewrites only the years from there
 
     @property
     def features(self) -> list[str]:
@@ -76,10 +77,14 @@ class BuildPlan:
         return _day_steps(self.steps)
 
     def years(self) -> list[int]:
-        """The years with dates written, in order."""
+        """The years with dates written, in order (from `years_from` on)."""
         written = self.dates[self.dates >= self.first_day]
         year, _, _ = civil_from_days(np, written)
-        return sorted({int(y) for y in year})
+        return sorted({int(y) for y in year if y >= self.years_from})
+
+    def spills(self, year: int) -> bool:
+        """Whether code parts spill `year`: a year written, or the one before it (its day ops' overlap)."""
+        return year >= self.years_from - 1
 
     def year_window(self, year: int) -> tuple[int, int, int]:
         """(first date a year's day ops read, first date it writes, its last date)."""

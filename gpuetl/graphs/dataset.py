@@ -11,7 +11,6 @@ codes' returns are never used). The features join the dataset on (Code, Date); i
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import functools
 import itertools
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ import numpy as np
 
 from gpuetl.backend import Backend
 from gpuetl.cluster import InProcess, Runner
-from gpuetl.dates import EPOCH, civil_from_days
+from gpuetl.dates import civil_from_days
 from gpuetl.features.adjust import cumulative_factor
 from gpuetl.features.panel import Panel
 from gpuetl.graphs.build import GraphOutput, build_graphs, graph_day_indices, panel_features
@@ -115,15 +114,6 @@ def row_features(backend: Backend, rows: Any, output: GraphOutput, date_pos: Any
     return xdf.DataFrame(data)
 
 
-def days_with_edges(backend: Backend, output: GraphOutput) -> dict[str, Any]:
-    """How many graph days have at least one edge, and the first of them (a graph day can have none: too few
-    codes with a full window, or no pair above the threshold)."""
-    day_index = backend.xp.unique(output.edges["day"])
-    first = int(output.dates[day_index[0]]) if len(day_index) else None  # host-ok: one date for graphs.json
-    return {"days_with_edges": len(day_index),
-            "first_day_with_edges": None if first is None else str(EPOCH + dt.timedelta(days=first))}
-
-
 def graph_stage(backend: Backend, panel: Panel, codes: Any, cfg: GraphConfig, first_day: int,
                 out: str | Path | None = None, progress: bool = False,
                 node_rows: Any = None) -> tuple[dict[str, Any], GraphOutput]:
@@ -181,14 +171,16 @@ def graph_inputs(backend: Backend, job: GraphJob) -> GraphInputs:
     return GraphInputs(rows, codes, returns_from_panel(panel), eligible, start, date_pos, code_pos, found)
 
 
-def graph_chunks(inputs: GraphInputs, cfg: GraphConfig, tasks: int) -> list[tuple[int, int]]:
-    """[lo, hi) date-index ranges, one per task, cut at graph days, so each date is served by one task."""
+def graph_chunks(inputs: GraphInputs, cfg: GraphConfig, tasks: int, start: int | None = None) -> list[tuple[int, int]]:
+    """[lo, hi) date-index ranges, one per task, cut at graph days, so each date is served by one task; from the
+    first graph day, or from `start` (a graph day: `gpuetl update` computes only the days from there)."""
     n = inputs.returns.shape[0]
-    days = graph_day_indices(n, inputs.start, cfg.every_n_days)
+    first = inputs.start if start is None else start
+    days = graph_day_indices(n, first, cfg.every_n_days)
     if tasks <= 1 or len(days) <= 1:
-        return [(inputs.start, n)]
+        return [(first, n)]
     cuts = [int(days[i]) for i in np.linspace(0, len(days), tasks + 1, dtype=int)[1:-1]]
-    bounds = [inputs.start, *sorted(set(cuts) - {inputs.start}), n]
+    bounds = [first, *sorted(set(cuts) - {first}), n]
     return list(itertools.pairwise(bounds))
 
 
@@ -246,7 +238,7 @@ def _graph_dataset(backend: Backend, job: GraphJob, out: Path, progress: bool, o
                                   "`gpuetl graph` again")
         write_graphs(backend, out, inputs.codes, output, cfg, features,
                      {"dataset": str(dataset), "lake": str(job.lake), "dataset_rows": len(rows),
-                      "dataset_hash": digest, **days_with_edges(backend, output),
+                      "dataset_hash": digest,
                       "normalization": graph.normalization({"config": cfg}), "tasks": len(chunks),
                       "runner": runner.name},
                      overwrite, read)

@@ -5,7 +5,7 @@ Layout of a graph output folder (by default `<dataset>/graphs/`), written to a t
     codes.parquet                 index (int32), Code: src/dst of the edges index this table
     edges/year=YYYY/*.parquet     Date (timestamp[ms]), src, dst (int32, src < dst), weight (float32)
     features/year=YYYY/*.parquet  Code, Date, graph_* (float32): one row per dataset row (`gpuetl graph`)
-    graphs.json                   config, counts, batch size, timings, backend, dataset_hash
+    graphs.json                   config, counts (and per year), batch size, timings, backend, dataset_hash
 
 `dataset_hash` is the digest of the dataset the graphs were made from (`dataset_digest`). Rebuilding a dataset
 keeps its graphs/ folder but changes the digest, so `check_graphs` (for every reader) refuses them as stale
@@ -14,6 +14,7 @@ until `gpuetl graph` runs again.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from typing import Any
 
 from gpuetl.backend import Backend
 from gpuetl.config import to_dict
-from gpuetl.dates import civil_from_days
+from gpuetl.dates import EPOCH, civil_from_days
 from gpuetl.graphs.build import GraphOutput
 from gpuetl.graphs.config import GraphConfig
 from gpuetl.lake.outputs import Input, replaced_dir
@@ -96,30 +97,71 @@ def write_partitioned(frame: Any, path: Path) -> None:
         frame.drop(columns=["year"]).to_parquet(str(path / "part-0.parquet"), index=False)
 
 
-def write_graphs(backend: Backend, out: str | Path, codes: Any, output: GraphOutput, cfg: GraphConfig,
-                 features: Any = None, extra: dict[str, Any] | None = None, overwrite: bool = False,
-                 read: Sequence[Input] = ()) -> Path:
-    """Write codes, edges, optional features frame (Code, Date, graph_*, year) and graphs.json to `out`
-    (a new or empty folder, or with `overwrite` graphs gpuetl wrote; never one of `read`)."""
-    xp = backend.xp
-    codes = backend.xdf.Series(codes).reset_index(drop=True)
-    meta = {
+def edge_years(backend: Backend, edges: Any) -> dict[str, dict[str, Any]]:
+    """Per year of an edges frame (Date, ..., year): its edges, its days with an edge and the first of them; what
+    graphs.json records so that `gpuetl update` can keep a year's files without reading them."""
+    if not len(edges):
+        return {}
+    by_year = edges.groupby("year", sort=True)["Date"]
+    count, days, first = by_year.size(), by_year.nunique(), by_year.min()
+    years = backend.to_host(count.index)  # host-ok: a few numbers per year, for graphs.json
+    count, days = backend.to_host(count.values), backend.to_host(days.values)  # host-ok: the same
+    first = backend.to_host(backend.days(first))  # host-ok: the same
+    return {str(int(y)): {"edges": int(n), "days_with_edges": int(d), "first_day_with_edges": _iso(int(f))}
+            for y, n, d, f in zip(years, count, days, first, strict=True)}
+
+
+def _iso(day: int) -> str:
+    return str(EPOCH + dt.timedelta(days=day))
+
+
+def graphs_meta(backend: Backend, cfg: GraphConfig, codes: int, output: GraphOutput, graph_days: int,
+                years: dict[str, dict[str, Any]], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """graphs.json: the config, the counts (edges and days with edges summed over `years`), batch size,
+    timings, backend, and `extra` (where the graphs came from, dataset_hash)."""
+    firsts = [y["first_day_with_edges"] for y in years.values()]
+    return {
         **provenance(backend, cfg.name),
-        "codes": len(codes),
-        "graph_days": len(output.graph_days),
-        "edges": output.n_edges,
+        "codes": codes,
+        "graph_days": graph_days,
+        "edges": sum(y["edges"] for y in years.values()),
         "features": list(output.features),
         "batch_days": output.batch_days,
         "timings_s": output.timings,
         "config": to_dict(cfg),
         "definitions": "gpuetl/graphs/__init__.py",
+        "days_with_edges": sum(y["days_with_edges"] for y in years.values()),
+        "first_day_with_edges": min(firsts) if firsts else None,
+        "years": years,
         **(extra or {}),
     }
+
+
+def write_codes(backend: Backend, folder: Path, codes: Any) -> int:
+    """codes.parquet (index, Code): what src/dst of the edges index; returns how many."""
+    codes = backend.xdf.Series(codes).reset_index(drop=True)
+    backend.xdf.DataFrame({"index": backend.xp.arange(len(codes), dtype=backend.xp.int32),
+                           "Code": codes}).to_parquet(str(folder / "codes.parquet"), index=False)
+    return len(codes)
+
+
+def write_graphs(backend: Backend, out: str | Path, codes: Any, output: GraphOutput, cfg: GraphConfig,
+                 features: Any = None, extra: dict[str, Any] | None = None, overwrite: bool = False,
+                 read: Sequence[Input] = ()) -> Path:
+    """Write codes, edges, optional features frame (Code, Date, graph_*, year) and graphs.json to `out`
+    (a new or empty folder, or with `overwrite` graphs gpuetl wrote; never one of `read`)."""
     with replaced_dir(out, "graphs", overwrite=overwrite, read=read) as tmp:
-        backend.xdf.DataFrame({"index": xp.arange(len(codes), dtype=xp.int32),
-                               "Code": codes}).to_parquet(str(tmp / "codes.parquet"), index=False)
-        write_partitioned(edges_frame(backend, output), tmp / "edges")
-        if features is not None:
-            write_partitioned(features, tmp / "features")
-        (tmp / "graphs.json").write_text(json.dumps(meta, indent=2, default=str))
+        write_graph_files(backend, tmp, codes, output, cfg, features, extra)
     return Path(out)
+
+
+def write_graph_files(backend: Backend, folder: Path, codes: Any, output: GraphOutput, cfg: GraphConfig,
+                      features: Any = None, extra: dict[str, Any] | None = None) -> None:
+    """The files of `write_graphs` in `folder`, as they are (a folder being filled, e.g. the temporary one)."""
+    n_codes = write_codes(backend, folder, codes)
+    edges = edges_frame(backend, output)
+    write_partitioned(edges, folder / "edges")
+    if features is not None:
+        write_partitioned(features, folder / "features")
+    meta = graphs_meta(backend, cfg, n_codes, output, len(output.graph_days), edge_years(backend, edges), extra)
+    (folder / "graphs.json").write_text(json.dumps(meta, indent=2, default=str))
