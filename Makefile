@@ -16,11 +16,13 @@ SETARGS     := $(foreach s,$(SET),--set $(s))
 TRAIN_SET   ?=
 TRAINARGS   := $(foreach s,$(TRAIN_SET),--config-set $(s))
 RUN         ?=
+PREDICT_RUN ?= data/runs/gat
+DATE        ?=
 
 
-.PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu update train baseline bench clean
+.PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu update train baseline predict bench clean
 
-HELP_VARS   := PYTHON VENV TORCH START END SET BACKEND DEMO_LAKE
+HELP_VARS   := PYTHON VENV TORCH START END SET BACKEND DEMO_LAKE PREDICT_RUN
 
 help: ## this list of targets (with the variables above as they are now)
 	@grep -E '^[a-z][a-z -]*:.*## ' $(MAKEFILE_LIST) \
@@ -79,6 +81,9 @@ train: ## walk-forward GAT training on the demo dataset (configs/train/gat.yaml;
 
 baseline: ## the XGBoost baseline on the same folds (configs/train/xgb.yaml; TRAIN_SET="k=v ..."; RUN= as for train) -> data/runs/xgb
 	$(PY) -m gpuetl baseline --config configs/train/xgb.yaml --backend $(BACKEND) $(SETARGS) $(TRAINARGS) $(RUN)
+
+predict: ## rank the latest day (DATE=YYYY-MM-DD for another) of the run's dataset with the model of PREDICT_RUN=$(PREDICT_RUN) (`make train`; data/runs/xgb: `make baseline`) -> data/predictions/<run>/<day>
+	$(PY) -m gpuetl predict --run $(PREDICT_RUN) --backend $(BACKEND) $(SETARGS) $(if $(DATE),--date $(DATE)) --overwrite
 
 bench: ## stage by stage vs Polars and pandas (SIZE=small|medium|full, BACKENDS=gpu,cpu,...) -> benchmarks/results/bench-SIZE/
 	$(PY) -m gpuetl bench --size $(SIZE) --backends $(BACKENDS) --out benchmarks/results/bench-$(SIZE) --overwrite

@@ -86,6 +86,8 @@ def command_line(command: str, root: Path, target: Path) -> list[str]:
                      "--out", str(target), "--no-progress"],
         "bench": ["bench", *settings, "--lake", str(data / "lake"), "--backends", "cpu", "--stages", "read",
                   "--out", str(target)],
+        "predict": ["predict", *settings, "--run", str(root / "runs" / "xgb"), "--dataset", str(data / "ds"),
+                    "--out", str(target), "--no-progress"],
     }[command]
 
 
@@ -106,6 +108,8 @@ TARGETS = {
               "runs/xgb", "results"],
     "baseline": [*COMMON, "cfg/train", "data/ds", "data/ds/graphs", "data/ds/new", "data", "data/lake", "results"],
     "bench": [*COMMON, "data/lake", "data/lake/results", "data", "data/ds", "runs/xgb"],
+    "predict": [*COMMON, "runs/xgb", "runs/xgb/checkpoints", "runs/xgb/new", "runs", "data/ds", "data/ds/graphs",
+                "data/ds/new", "data", "data/lake", "results"],
 }
 CASES = [(c, t) for c, targets in TARGETS.items() for t in targets]
 

@@ -163,6 +163,17 @@ class GATLearner:
         return FitLog(state["history"], state["best_epoch"], float(state["best"]), state["seconds"],
                       state["stock_days"], resumed)
 
+    def restore(self, checkpoint: Path) -> None:
+        """The weights a finished fold predicts with, as `fit` leaves them: the EMA weights of the epoch with the
+        best validation RankIC (the last EMA weights when no epoch scored). TrainError for an unfinished fold."""
+        saved = torch.load(checkpoint, map_location=next(self.model.parameters()).device, weights_only=False)
+        if not saved["done"] and saved["epoch"] < self.cfg.optim.max_epochs:  # host-ok: Python bool and int, saved
+            raise TrainError(f"{checkpoint} is a fold that did not finish (epoch {saved['epoch']} of at most "
+                             f"{self.cfg.optim.max_epochs})")
+        self.ema.load_state_dict(saved["ema"])
+        if saved["best_state"] is not None:
+            self.ema.model.load_state_dict(saved["best_state"])
+
     def _save(self, path: Path, state: dict[str, Any], rng: np.random.Generator) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

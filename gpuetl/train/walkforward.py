@@ -1,8 +1,10 @@
 """A walk-forward run: plan and check the folds, fit and score a learner fold by fold, write the run folder.
 
-    <out>/config.json        the resolved config, dataset, label, heads, inputs, seeds, device, versions
+    <out>/config.json        the resolved config, dataset (hashes, definition), label, heads, inputs, seeds, device,
+                             versions
     <out>/splits.json        the folds (`Splits`, checked before any fit)
-    <out>/checkpoints/       fold<k>.pt (GAT: every epoch) or fold<k>.ubj + .json (XGBoost); --resume reuses them
+    <out>/checkpoints/       fold<k>.pt (GAT: every epoch) or fold<k>.ubj + .json (XGBoost); --resume reuses them;
+                             the last fold's is the model `gpuetl predict` scores with (gpuetl/train/predict.py)
     <out>/predictions.parquet  Date, Code, fold, prediction, label: every scored test row
     <out>/metrics.json       per fold and overall summaries, daily series, training curves, throughput, memory
     <out>/report.md, <out>/charts/*.png
@@ -33,6 +35,7 @@ from gpuetl.tensors import Dataset
 from gpuetl.tensors.graphs import graph_dir
 from gpuetl.train.config import GatConfig, XgbConfig
 from gpuetl.train.data import TrainData
+from gpuetl.train.definition import dataset_definition, graphs_definition
 from gpuetl.train.learner import FitLog, Learner, TrainError
 from gpuetl.train.metrics import DAILY, daily_metrics, summarize, to_host
 from gpuetl.train.report import write_report
@@ -61,8 +64,9 @@ class ResumeError(TrainError):
     """`--resume` of a run that cannot be continued as it is asked (another dataset, graphs or config)."""
 
 
-# config.json keys that may differ when a run is continued: where it runs and where the dataset lies
-_MAY_CHANGE = frozenset({"device", "backend", "dataset"})
+# config.json keys that may differ when a run is continued: where it runs and where the dataset lies; and the
+# definitions `gpuetl predict` compares, which the hashes imply (a run made before they were recorded resumes)
+_MAY_CHANGE = frozenset({"device", "backend", "dataset", "dataset_definition", "graphs_definition"})
 
 
 def run_kind(model: str) -> str:
@@ -72,11 +76,15 @@ def run_kind(model: str) -> str:
 
 def run_inputs(cfg: GatConfig | XgbConfig, ds: Dataset) -> dict[str, Any]:
     """What a run is made from, known before any data is read: the model's config and the hashes of the dataset
-    and its graphs (None without), so that `--resume` after a rebuild of either is refused."""
+    and its graphs (None without), so that `--resume` after a rebuild of either is refused; and how the dataset's
+    columns (and the graphs, where the model reads them) are made, which `gpuetl predict` compares."""
     config = to_dict(cfg)
     config["run"].pop("progress")
+    reads_graphs = isinstance(cfg, GatConfig) or cfg.data.inputs.graph_features
     return {"config": config, "dataset": str(ds.path.resolve()), "dataset_hash": dataset_digest(ds.path),
-            "graphs_hash": graphs_digest(graph_dir(ds.path)), "gpuetl": __version__, "torch": torch.__version__}
+            "graphs_hash": graphs_digest(graph_dir(ds.path)), "gpuetl": __version__, "torch": torch.__version__,
+            "dataset_definition": dataset_definition(ds),
+            "graphs_definition": graphs_definition(ds) if reads_graphs else None}
 
 
 def check_resume(out: Path, made_from: dict[str, Any]) -> None:

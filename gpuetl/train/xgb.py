@@ -125,6 +125,17 @@ class XGBLearner:
                                     "seconds": seconds, "stock_days": stock_days}, indent=2))
         return FitLog(stop.history, self.trees, float(stop.best), seconds, stock_days)
 
+    def restore(self, checkpoint: Path, device: torch.device | None = None) -> None:
+        """The trees a finished fold predicts with, as `fit` leaves them: its booster, cut at the chosen count, set
+        to predict on `device` (a model file does not keep it: on CUDA, rows on the device stay there)."""
+        meta = checkpoint.with_suffix(".json")
+        if not meta.is_file():
+            raise TrainError(f"{checkpoint} has no {meta.name} beside it: the fold did not finish")
+        self.booster = xgb.Booster(model_file=str(checkpoint))
+        if device is not None and device.type == "cuda":
+            self.booster.set_param({"device": "cuda"})
+        self.trees = int(json.loads(meta.read_text())["best"])
+
     def predict(self, fold: FoldData, days: list[int]) -> torch.Tensor:
         if self.booster is None:
             raise RuntimeError("fit (or resume) before predict")
