@@ -18,22 +18,23 @@ TRAINARGS   := $(foreach s,$(TRAIN_SET),--config-set $(s))
 RUN         ?=
 PREDICT_RUN ?= data/runs/gat
 DATE        ?=
+DAGSTER_PORT ?= 3000
 
 
-.PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu update train baseline predict bench clean
+.PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu update train baseline predict dagster bench clean
 
-HELP_VARS   := PYTHON VENV TORCH START END SET BACKEND DEMO_LAKE PREDICT_RUN
+HELP_VARS   := PYTHON VENV TORCH START END SET BACKEND DEMO_LAKE PREDICT_RUN DAGSTER_PORT
 
 help: ## this list of targets (with the variables above as they are now)
 	@grep -E '^[a-z][a-z -]*:.*## ' $(MAKEFILE_LIST) \
 	  | sed $(foreach v,$(HELP_VARS),-e 's|$$($(v))|$($(v))|g') \
 	  | awk -F':.*## ' '{n = split($$1, t, " "); for (i = 1; i <= n; i++) printf "  %-12s %s\n", t[i], $$2}'
 
-setup: ## CPU dev env: $(VENV) with torch ($(TORCH)) and `pip install -e .[dev,train,bench]`
+setup: ## CPU dev env: $(VENV) with torch ($(TORCH)) and `pip install -e .[dev,train,bench,orchestrate]`
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,train,bench]"
+	$(PY) -m pip install -q -e ".[dev,train,bench,orchestrate]"
 	$(PY) -m gpuetl doctor
 
 setup-conda: ## GPU env: the RAPIDS conda env from environment.yml
@@ -84,6 +85,10 @@ baseline: ## the XGBoost baseline on the same folds (configs/train/xgb.yaml; TRA
 
 predict: ## rank the latest day (DATE=YYYY-MM-DD for another) of the run's dataset with the model of PREDICT_RUN=$(PREDICT_RUN) (`make train`; data/runs/xgb: `make baseline`) -> data/predictions/<run>/<day>
 	$(PY) -m gpuetl predict --run $(PREDICT_RUN) --backend $(BACKEND) $(SETARGS) $(if $(DATE),--date $(DATE)) --overwrite
+
+dagster: ## the daily job (fetch, build, graph, predict) in Dagster's UI on port $(DAGSTER_PORT): `dagster dev -m gpuetl.orchestrate`, its state in data/dagster
+	mkdir -p data/dagster
+	DAGSTER_HOME=$(abspath data/dagster) $(VENV)/bin/dagster dev -m gpuetl.orchestrate -p $(DAGSTER_PORT)
 
 bench: ## stage by stage vs Polars and pandas (SIZE=small|medium|full, BACKENDS=gpu,cpu,...) -> benchmarks/results/bench-SIZE/
 	$(PY) -m gpuetl bench --size $(SIZE) --backends $(BACKENDS) --out benchmarks/results/bench-$(SIZE) --overwrite

@@ -214,6 +214,14 @@ class ClusterSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class OrchestrateSettings:
+    """The Dagster job's daily partitions (gpuetl.orchestrate, `make dagster`): Tokyo days `start` .. `end`."""
+
+    start: str  # the first day with a partition
+    end: str | None  # the day after the last partition (excluded); null: up to today
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """The process-wide runtime settings (configs/gpuetl.yaml)."""
 
@@ -226,6 +234,7 @@ class Settings:
     demo: DemoSettings
     build: BuildSettings
     cluster: ClusterSettings
+    orchestrate: OrchestrateSettings
 
 
 # ----------------------------------------------------------------------------- loading and validation

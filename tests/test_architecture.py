@@ -883,7 +883,7 @@ def test_every_module_imports_first_and_in_any_order(order: str) -> None:
         "print(missing)\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    allowed = {"cupy", "cudf", "rmm", "pylibcugraph", "cupyx", "polars", "dask_cuda", "dask_cudf"}
+    allowed = {"cupy", "cudf", "rmm", "pylibcugraph", "cupyx", "polars", "dask_cuda", "dask_cudf", "dagster"}
     assert all(lib.split(".")[0] in allowed for _, lib in eval(done.stdout.strip())), done.stdout
 
 
