@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,12 @@ from gpuetl.commands import main
 from gpuetl.graphs.io import dataset_digest
 from gpuetl.lake.outputs import MARKER, output_kind, write_marker
 from tests._testing import assert_backend_equal
-from tests.support.train import TINY_TRAIN, TINY_XGB, write_tiny_dataset
+from tests.support.train import (
+    TINY_TRAIN,
+    TINY_XGB,
+    keep_torch_threads,  # noqa: F401 (an autouse fixture)
+    write_tiny_dataset,
+)
 
 LAST = "2022-12-30"  # the tiny dataset's latest day
 
@@ -44,16 +48,6 @@ def predict(run: Path, dataset: Path | None, out: Path, *extra: str) -> int:
 def snapshot(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
             for p in sorted(root.rglob("*"))}
-
-
-@pytest.fixture(autouse=True)
-def keep_torch_threads() -> Iterator[None]:
-    """The runs set torch's thread count in this process (run.threads=1); give the next tests theirs back."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ folder, metrics that pandas recomputes from the predictions, the GAT against its
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +15,12 @@ pytest.importorskip("xgboost")
 from gpuetl.backend import Backend
 from gpuetl.commands import main
 from tests._testing import assert_backend_equal
-from tests.support.train import TINY_TRAIN, TINY_XGB, write_tiny_dataset
+from tests.support.train import (
+    TINY_TRAIN,
+    TINY_XGB,
+    keep_torch_threads,  # noqa: F401 (an autouse fixture)
+    write_tiny_dataset,
+)
 
 
 def run(command: str, dataset: Path, out: Path, overrides: list[str], *extra: str) -> int:
@@ -28,16 +32,6 @@ def run(command: str, dataset: Path, out: Path, overrides: list[str], *extra: st
 def daily_rank_ic(predictions: pd.DataFrame) -> pd.Series:
     scored = predictions.dropna(subset=["label"])
     return scored.groupby("Date").apply(lambda d: d["prediction"].rank().corr(d["label"].rank()))
-
-
-@pytest.fixture(autouse=True)
-def keep_torch_threads() -> Iterator[None]:
-    """The runs set torch's thread count in this process (run.threads=1); give the next tests theirs back."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,11 @@ from gpuetl.commands import main
 from gpuetl.graphs.io import dataset_digest, graphs_digest
 from gpuetl.lake.outputs import output_kind, write_marker
 from gpuetl.tensors import DatasetError, open_dataset
-from tests.support.train import TINY_TRAIN, write_tiny_dataset
+from tests.support.train import (
+    TINY_TRAIN,
+    keep_torch_threads,  # noqa: F401 (an autouse fixture)
+    write_tiny_dataset,
+)
 
 QUICK = [*TINY_TRAIN, "optim.max_epochs=1"]
 
@@ -23,15 +26,6 @@ def run(command: str, dataset: Path, out: Path, overrides: list[str], *extra: st
     sets = [a for o in overrides for a in ("--config-set", o)]
     return main([command, "--backend", "cpu", "--dataset", str(dataset), "--out", str(out), "--no-progress",
                  *sets, *extra])
-
-
-@pytest.fixture(autouse=True)
-def keep_torch_threads() -> Iterator[None]:
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -6,10 +6,12 @@ edges can learn it; one without them cannot."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from gpuetl.graphs.io import dataset_digest
 from gpuetl.lake.outputs import write_marker
@@ -106,3 +108,14 @@ TINY_TRAIN = [*TINY_DATA, "model.window=5", "model.hidden=16", "model.heads=2", 
               "optim.days_per_epoch=96", "optim.lr=3.0e-3", "optim.weight_decay=1.0e-3", "model.relation_means=false",
               "model.lead_lag=null"]
 TINY_XGB = [*TINY_DATA, "xgb.n_estimators=60", "xgb.eval_every=10", "xgb.max_depth=3"]
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads() -> Iterator[None]:
+    """The runs set torch's thread count in this process (run.threads=1); give the next tests theirs back. A test
+    module that trains imports it (autouse: it then wraps each of its tests)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
