@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -107,6 +108,29 @@ def test_baseline_scores_the_same_rows_on_the_same_folds(dataset: Path, tmp_path
     metrics = json.loads((xgb / "metrics.json").read_text())
     assert_backend_equal(metrics["overall"]["rank_ic"], daily_rank_ic(b).mean(), tol="reference")
     assert metrics["model"] == "xgb" and metrics["folds"][0]["best"] % 10 == 0
+    check_rules(dataset, xgb, b)
+
+
+def check_rules(dataset: Path, run_dir: Path, predictions: pd.DataFrame) -> None:
+    """The rules beside the model, recomputed with pandas on the run's scored rows: each rule's mean daily RankIC
+    and the paired difference (the model's daily RankIC minus the rule's) with its t-statistic."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    raw = pd.read_parquet(dataset / "data", columns=["Date", "Code", "ret_1d", "ret_5d"])
+    rows = predictions.merge(raw, on=["Date", "Code"], how="left")
+    assert metrics["rules_missing"] == ["momentum_120_20", "low_vol_20d"]  # the tiny dataset has no such columns
+    model = daily_rank_ic(rows)
+    for rule, column in (("reversal_1d", "ret_1d"), ("reversal_5d", "ret_5d")):
+        ref = daily_rank_ic(rows.assign(prediction=-rows[column]))
+        got = metrics["rules"][rule]
+        assert got["days"] == len(ref) == metrics["overall"]["days"]
+        assert_backend_equal(got["rank_ic"], ref.mean(), tol="reference")
+        diff = (model - ref).to_numpy()
+        assert_backend_equal(got["diff_rank_ic"], diff.mean(), tol="reference")
+        assert_backend_equal(got["diff_t"], diff.mean() / diff.std(ddof=1) * np.sqrt(len(diff)), tol="reference")
+    assert abs(metrics["rules"]["random"]["rank_ic_t"]) < 4  # chance: no skill
+    report = (run_dir / "report.md").read_text()
+    assert "## Beside simple rules" in report and "| reversal_1d |" in report and "momentum_120_20" in report
+    assert (run_dir / "charts" / "rules.png").is_file()
 
 
 def test_train_with_the_lead_lag_relation_and_relation_means(dataset: Path, tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from gpuetl.train.rules import rules_table
+
 COLUMNS = (("rank_ic", "RankIC", "+.4f"), ("rank_icir", "RankICIR", "+.3f"), ("rank_ic_t", "t", "+.2f"),
            ("ic", "IC", "+.4f"), ("icir", "ICIR", "+.3f"), ("hit_rate", "hit", ".3f"),
            ("jpx_score", "JPX score", "+.3f"), ("long_short_cum", "long-short", "+.1%"), ("days", "days", "d"))
@@ -48,8 +50,18 @@ def write_report(out: Path, metrics: dict[str, Any]) -> Path:
         "",
         fold_table(metrics),
         "",
-        f"Mean of the folds' RankIC: {_fmt(metrics['overall']['fold_mean_rank_ic'], '+.4f')}.",
+        f"The **all** row pools the test days (each day counts once). The folds' unweighted mean RankIC, in which a "
+        f"short fold counts as much as a full year, is {_fmt(metrics['overall']['fold_mean_rank_ic'], '+.4f')}"
+        f" (fold days: {', '.join(str(f['days']) for f in metrics['folds'])}).",
     ]
+    if metrics.get("rules"):
+        lines += ["", "## Beside simple rules", "",
+                  "The same test days, codes, label and metrics, ranked by rules that fit nothing "
+                  "(gpuetl/train/rules.py); 'model minus it' is the mean paired daily difference of RankIC, with its "
+                  "t-statistic. A model that does not beat them has no signal worth its cost.", "",
+                  rules_table(metrics)]
+        if metrics.get("rules_missing"):
+            lines += ["", "Rules the dataset lacks the columns of: " + ", ".join(metrics["rules_missing"]) + "."]
     if metrics["skipped_years"]:
         lines += ["", "Years without a fold: " + "; ".join(metrics["skipped_years"])]
     rate = t["stock_days_per_s"]
@@ -65,7 +77,7 @@ def write_report(out: Path, metrics: dict[str, Any]) -> Path:
 
 
 def write_charts(out: Path, metrics: dict[str, Any]) -> list[str]:
-    """charts/curves.png, rank_ic.png, long_short.png; returns their names."""
+    """charts/curves.png, rank_ic.png, rules.png (with the rules), long_short.png; returns their names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,6 +118,20 @@ def write_charts(out: Path, metrics: dict[str, Any]) -> list[str]:
     fig.savefig(folder / "rank_ic.png", dpi=100)
     plt.close(fig)
     names.append("rank_ic")
+
+    if daily.get("rules_rank_ic"):
+        fig, ax = plt.subplots(figsize=(11, 4))
+        ax.plot(dates, np.cumsum(np.nan_to_num(ric)), lw=2, label=metrics["model"])
+        for rule, values in daily["rules_rank_ic"].items():
+            v = np.array([np.nan if x is None else x for x in values], dtype=float)
+            ax.plot(dates, np.cumsum(np.nan_to_num(v)), lw=1, label=rule)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set(title=f"{metrics['model']} and simple rules: cumulative daily test RankIC")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(folder / "rules.png", dpi=100)
+        plt.close(fig)
+        names.append("rules")
 
     ls = np.array([np.nan if v is None else v for v in daily["long_short"]], dtype=float)
     fig, ax = plt.subplots(figsize=(11, 4))

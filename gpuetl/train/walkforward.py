@@ -6,7 +6,8 @@
     <out>/checkpoints/       fold<k>.pt (GAT: every epoch) or fold<k>.ubj + .json (XGBoost); --resume reuses them;
                              the last fold's is the model `gpuetl predict` scores with (gpuetl/train/predict.py)
     <out>/predictions.parquet  Date, Code, fold, prediction, label: every scored test row
-    <out>/metrics.json       per fold and overall summaries, daily series, training curves, throughput, memory
+    <out>/metrics.json       per fold and overall summaries, the simple rules beside them (gpuetl/train/rules.py),
+                             daily series, training curves, throughput, memory
     <out>/report.md, <out>/charts/*.png
 
 The folder is written beside `out` (`.<name>.tmp`) and swapped in when the run is complete; a run that stops
@@ -39,6 +40,7 @@ from gpuetl.train.definition import dataset_definition, graphs_definition
 from gpuetl.train.learner import FitLog, Learner, TrainError
 from gpuetl.train.metrics import DAILY, daily_metrics, summarize, to_host
 from gpuetl.train.report import write_report
+from gpuetl.train.rules import paired, rule_scores
 from gpuetl.train.splits import Splits, check_splits, label_reach, make_splits
 from gpuetl.version import __version__
 
@@ -159,6 +161,8 @@ def _walk(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Cal
           out: Path, resume: bool, progress: bool, plan: Splits) -> dict[str, Any]:
     results: list[FoldResult] = []
     frames: list[pd.DataFrame] = []
+    scores, missing = rule_scores(ds, data, cfg.run.seed)
+    rules: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in scores}  # host-ok: the rules' names
     with progress_bar(progress) as bar:
         for fold in plan.folds:
             seed = cfg.run.seed + fold.index
@@ -169,13 +173,15 @@ def _walk(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Cal
             pred = model.predict(fd, days)
             label, mask = data.rows(days)
             daily = to_host(daily_metrics(pred, label, mask, cfg.eval))
+            for name, score in scores.items():  # the same days, codes and label
+                rules[name].append(to_host(daily_metrics(score[days], label, mask, cfg.eval)))
             dates = ds.dates[fold.test.first: fold.test.last + 1]
             results.append(FoldResult(fold.index, fold.test_year, seed, summarize(daily), dates, daily, log))
             frames.append(_predictions(data, dates, fold.index, pred, label, mask))
             bar.console.print(f"fold {fold.index} (test {fold.test_year}): "
                               f"RankIC {results[-1].summary['rank_ic']:+.4f}")
     pd.concat(frames, ignore_index=True).to_parquet(out / "predictions.parquet", index=False)
-    metrics = _finite(_metrics(first.name, data, plan, results))
+    metrics = _finite(_metrics(first.name, data, plan, results, rules, missing))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_report(out, metrics)
     return metrics
@@ -192,9 +198,11 @@ def _predictions(data: TrainData, dates: np.ndarray, fold: int, pred: torch.Tens
                          "label": label.cpu().numpy()[m].astype(np.float32)})  # host-ok: as above
 
 
-def _metrics(name: str, data: TrainData, plan: Splits, results: list[FoldResult]) -> dict[str, Any]:
+def _metrics(name: str, data: TrainData, plan: Splits, results: list[FoldResult],
+             rules: dict[str, list[dict[str, np.ndarray]]], rules_missing: list[str]) -> dict[str, Any]:
     daily = {k: np.concatenate([r.daily[k] for r in results]) for k in DAILY}
     overall = summarize(daily)
+    by_rule = {rule: {k: np.concatenate([f[k] for f in folds]) for k in DAILY} for rule, folds in rules.items()}
     overall["fold_mean_rank_ic"] = float(np.mean([r.summary["rank_ic"] for r in results]))
     seconds = sum(r.fit.seconds for r in results)
     stock_days = sum(r.fit.stock_days for r in results)
@@ -205,13 +213,16 @@ def _metrics(name: str, data: TrainData, plan: Splits, results: list[FoldResult]
                    "best_valid_rank_ic": r.fit.best_score, "train_seconds": round(r.fit.seconds, 3),
                    "resumed": r.fit.resumed, "history": r.fit.history} for r in results],
         "overall": overall,
+        "rules": {rule: {**summarize(d), **paired(daily["rank_ic"], d["rank_ic"])} for rule, d in by_rule.items()},
+        "rules_missing": rules_missing,
         "skipped_years": list(plan.skipped),
         "train": {"seconds": round(seconds, 3), "stock_days": stock_days,
                   "stock_days_per_s": round(stock_days / seconds, 1) if seconds > 0 else None,
                   "peak_host_bytes": peak_host_bytes(), "peak_device_bytes": device_peak},
         "daily": {"dates": [str(d) for r in results for d in r.dates],
                   **{k: v.tolist() for k, v in daily.items()},  # host-ok: NumPy arrays (metrics.to_host), for JSON
-                  "fold": [r.index for r in results for _ in r.dates]},
+                  "fold": [r.index for r in results for _ in r.dates],
+                  "rules_rank_ic": {rule: d["rank_ic"].tolist() for rule, d in by_rule.items()}},  # host-ok: NumPy
     }
 
 
