@@ -7,12 +7,17 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from gpuetl.commands import main
 from gpuetl.graphs.io import dataset_digest, graphs_digest
 from gpuetl.lake.outputs import output_kind, write_marker
 from gpuetl.tensors import DatasetError, open_dataset
+from gpuetl.train.config import load_gat_config
+from gpuetl.train.data import load_train_data, relations
+from gpuetl.train.leadlag import lead_lag_edges
 from tests.support.train import (
     TINY_TRAIN,
     keep_torch_threads,  # noqa: F401 (an autouse fixture)
@@ -113,3 +118,63 @@ def test_a_missing_dataset_names_the_flag(tmp_path: Path, capsys: pytest.Capture
     (tmp_path / "folder").mkdir()
     assert main(["baseline", "--backend", "cpu", "--dataset", "folder", "--no-progress"]) == 2
     assert "is not a dataset" in capsys.readouterr().err
+
+
+def blank_feature(ds: Path, feature: str) -> None:
+    """Make `feature` of a tiny dataset have no value (as the sector code of a lake without a master): NaN raw,
+    z-score 0, missing flag 1, coverage 0 in metadata.json; the graphs' record follows the new metadata."""
+    for f in (ds / "data").rglob("*.parquet"):
+        frame = pd.read_parquet(f)
+        frame[feature] = np.float32(np.nan)
+        frame[feature + "_z"] = np.float32(0.0)
+        frame[feature + "_missing"] = np.float32(1.0)
+        frame.to_parquet(f, index=False)
+    meta = json.loads((ds / "metadata.json").read_text())
+    meta["coverage"] = {f: {"share": 0.0 if f == feature else 1.0, "first_date": None}
+                        for names in meta["features_by_group"].values() for f in names}
+    (ds / "metadata.json").write_text(json.dumps(meta))
+    graphs = json.loads((ds / "graphs" / "graphs.json").read_text())
+    (ds / "graphs" / "graphs.json").write_text(json.dumps({**graphs, "dataset_hash": dataset_digest(ds)}))
+
+
+def test_a_dataset_without_sector_codes_trains_with_what_it_has(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """No sector codes (a lake without a master): the default relations still train. The sector relation is left
+    out, the lead-lag leaders are sought among all codes (and found), the feature without a value is no input; each
+    said in one line and recorded in config.json."""
+    ds = write_tiny_dataset(tmp_path / "ds")
+    blank_feature(ds, "lst_s33")
+    settings = [o for o in QUICK if o != "model.lead_lag=null"]  # the default lead-lag relation, within lst_s33
+    capsys.readouterr()
+    assert run("train", ds, tmp_path / "gat", settings) == 0
+    err = capsys.readouterr().err
+    lines = [f"no sector relation: {ds} has no values of lst_s33",
+             f"lead-lag leaders sought among all codes: {ds} has no values of lst_s33",
+             f"1 feature(s) without a value in {ds} are no inputs: lst_s33"]
+    assert all(line in err for line in lines), err
+    config = json.loads((tmp_path / "gat" / "config.json").read_text())
+    assert sorted(config["left_out"]) == sorted(lines)
+    assert "lst_s33_z" not in config["inputs"] and "ret_1d_z" in config["inputs"]
+    cfg = load_gat_config("configs/train/gat.yaml", settings)
+    data = load_train_data(open_dataset(ds, backend="cpu"), cfg.data, "cpu", cfg.model)
+    assert data.sector is None and data.lead_lag is not None and data.lead_lag.within is None
+    src, _, _ = lead_lag_edges(data.panel.column("ret_1d")[:200], None, data.lead_lag.peers, data.lead_lag.min_days)
+    assert len(src) > 0  # leaders among all codes: before, none were sought outside a sector that is not there
+
+
+def test_relation_columns_of_an_enrichment_that_did_not_run_are_left_out_and_typos_refused(tmp_path: Path) -> None:
+    """A lake without a master: the listing enrichment is skipped and lst_s33 is no column at all; the relations
+    that read it are left out (saying why), while a column no enrichment makes is a DatasetError."""
+    ds = write_tiny_dataset(tmp_path / "ds")
+    meta = json.loads((ds / "metadata.json").read_text())
+    meta["features_by_group"]["listing"] = []
+    meta["enrich"] = {"listing": "skipped: the lake has no master"}
+    (ds / "metadata.json").write_text(json.dumps(meta))
+    cfg = load_gat_config("configs/train/gat.yaml")
+    sector, lead_lag, notes = relations(open_dataset(ds, backend="cpu"), cfg.model)
+    why = f"{ds} has no lst_s33 (its listing enrichment is skipped: the lake has no master)"
+    assert sector is None and lead_lag is not None and lead_lag.within is None
+    assert notes == [f"no sector relation: {why}", f"lead-lag leaders sought among all codes: {why}"]
+    typo = load_gat_config("configs/train/gat.yaml", ["model.lead_lag.within=lst_s34"]).model
+    with pytest.raises(DatasetError, match="has no column lst_s34 for the lead-lag relation"):
+        relations(open_dataset(ds, backend="cpu"), typo)

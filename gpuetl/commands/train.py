@@ -17,6 +17,7 @@ from gpuetl.commands.common import (
     command_config,
     config_inputs,
     dataset_dir,
+    note,
 )
 from gpuetl.config import Settings
 from gpuetl.lake.outputs import Input, check_output_dir, claimed, marker, output_kind, partial_dir
@@ -107,6 +108,8 @@ def _train(args: argparse.Namespace, settings: Settings, cfg: Any, path: Path, o
         if args.resume:
             check_resume(out, run_inputs(cfg, ds))
         data = load_train_data(ds, cfg.data, device, cfg.model if gat else None)
+        for line in data.notes:  # what the dataset lacks the data for, left out
+            note(args.model, line)
         learner: Callable[[int], Learner]
         if gat:
             from gpuetl.train.loop import GATLearner

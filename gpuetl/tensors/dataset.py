@@ -64,6 +64,13 @@ class Dataset:
         return [f for names in self.metadata["features_by_group"].values() for f in names]
 
     @property
+    def empty_features(self) -> list[str]:
+        """Features with no value in any row (metadata.json coverage): what the lake lacks the data for, e.g. the
+        sector features of a lake without a master."""
+        coverage = self.metadata.get("coverage", {})
+        return [f for f in self.features if f in coverage and not coverage[f]["share"]]
+
+    @property
     def suffix(self) -> str:
         return str(self.metadata["config"]["normalize"]["suffix"])
 

@@ -12,9 +12,10 @@ import torch
 
 from gpuetl.backend import Backend
 from gpuetl.config import ConfigError
+from gpuetl.dataset.registry import REGISTRY
 from gpuetl.tensors import DailyGraphs, Dataset, DatasetError, DaySampler, PanelTensors
 from gpuetl.tensors.sampler import eligible_rows
-from gpuetl.train.config import DataSettings, InputSettings, LeadLagRelation, ModelSettings
+from gpuetl.train.config import DataSettings, InputSettings, LeadLagRelation, ModelSettings, SectorRelation
 from gpuetl.train.leadlag import lead_lag_edges
 from gpuetl.train.loss import masked_zscore
 from gpuetl.train.splits import Fold, Period
@@ -43,15 +44,11 @@ def resolve_label(ds: Dataset, cfg: DataSettings) -> tuple[str, tuple[str, ...]]
 
 
 def select_inputs(ds: Dataset, cfg: InputSettings) -> tuple[list[str], list[str]]:
-    """(per-code input columns, day-constant context columns)."""
-    groups = ds.feature_groups
-    unknown = [g for g in cfg.groups if g not in groups]
-    if unknown:
-        raise DatasetError(f"data.inputs.groups: {ds.path} has no feature group(s) {', '.join(unknown)} "
-                           f"(it has {', '.join(groups)})")
-    features = [f for g in (cfg.groups or groups) for f in groups[g]]
-    context = [f for f in features if f.startswith(cfg.context_prefixes)]
-    kept = [f for f in features if f not in context and not f.startswith(cfg.exclude_prefixes)]
+    """(per-code input columns, day-constant context columns). A feature with no value in any row (the lake lacks
+    its data: `Dataset.empty_features`) is no input: its z-score would be 0 and its flag 1 everywhere."""
+    features, context = _chosen(ds, cfg)
+    empty = set(ds.empty_features)
+    kept = [f for f in features if f not in empty]
     inputs = [f + ds.suffix for f in kept]
     if cfg.missing_flags:
         inputs += [f + "_missing" for f in kept]
@@ -60,6 +57,24 @@ def select_inputs(ds: Dataset, cfg: InputSettings) -> tuple[list[str], list[str]
             raise DatasetError(f"data.inputs.graph_features: no graphs at {ds.path}/graphs (run `gpuetl graph`)")
         inputs += ds.graph_features
     return inputs, context
+
+
+def empty_inputs(ds: Dataset, cfg: InputSettings) -> list[str]:
+    """The per-code features the config chooses that `select_inputs` leaves out for having no value."""
+    empty = set(ds.empty_features)
+    return [f for f in _chosen(ds, cfg)[0] if f in empty]
+
+
+def _chosen(ds: Dataset, cfg: InputSettings) -> tuple[list[str], list[str]]:
+    """(the per-code features of the chosen groups, their day-constant context columns)."""
+    groups = ds.feature_groups
+    unknown = [g for g in cfg.groups if g not in groups]
+    if unknown:
+        raise DatasetError(f"data.inputs.groups: {ds.path} has no feature group(s) {', '.join(unknown)} "
+                           f"(it has {', '.join(groups)})")
+    features = [f for g in (cfg.groups or groups) for f in groups[g]]
+    context = [f for f in features if f.startswith(cfg.context_prefixes)]
+    return [f for f in features if f not in context and not f.startswith(cfg.exclude_prefixes)], context
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +91,8 @@ class TrainData:
     eligible: torch.Tensor  # (D, N) bool: codes that count (a row, and min_history rows so far)
     label_counts: np.ndarray  # (D,) host: codes that count and have the label, per day
     lead_lag: LeadLagRelation | None = None  # estimated per fold (FoldData.graphs)
+    sector: SectorRelation | None = None  # the sector relation, when the dataset has its columns
+    notes: tuple[str, ...] = ()  # what was left out for want of data, one line each
 
     @property
     def device(self) -> torch.device:
@@ -147,27 +164,60 @@ class FoldData:
         return DaySampler(d.x, d.eligible, d.panel.targets, window, self.context, self.graphs, graph)
 
 
+def relations(ds: Dataset, model: ModelSettings | None) -> tuple[SectorRelation | None, LeadLagRelation | None,
+                                                                 list[str]]:
+    """The sector and lead-lag relations `model` asks for, as far as the dataset has the data, and a line for each
+    part left out: without sector codes there is no sector relation, and the lead-lag leaders are sought among all
+    codes instead of within the sector; without returns, no lead-lag relation. A column the dataset lacks for want
+    of data is one without a value in any row, or one of an enrichment that did not run (a lake without a master
+    has no `lst_*` columns); any other unknown column is a DatasetError (a name the dataset does not make)."""
+    if model is None:
+        return None, None, []
+    sector, lead_lag, notes = model.sector, model.lead_lag, []
+    if sector is not None:
+        lacking = [w for c in (sector.column, sector.size) if (w := _lacks(ds, c, "sector"))]
+        if lacking:
+            notes.append(f"no sector relation: {'; '.join(lacking)}")
+            sector = None
+    if lead_lag is not None and (why := _lacks(ds, lead_lag.column, "lead-lag")):
+        notes.append(f"no lead-lag relation: {why}")
+        lead_lag = None
+    if lead_lag is not None and lead_lag.within and (why := _lacks(ds, lead_lag.within, "lead-lag")):
+        notes.append(f"lead-lag leaders sought among all codes: {why}")
+        lead_lag = dataclasses.replace(lead_lag, within=None)
+    return sector, lead_lag, notes
+
+
+def _lacks(ds: Dataset, column: str, relation: str) -> str | None:
+    """Why the dataset lacks the data of `column` (None when it has it); DatasetError for a column it cannot have."""
+    if column in ds.features:
+        return f"{ds.path} has no values of {column}" if column in ds.empty_features else None
+    status = ds.metadata.get("enrich", {})
+    for name, op in REGISTRY.of("enrich").items():
+        if column in op.outputs({}) and status.get(name, "off") != "on":
+            return f"{ds.path} has no {column} (its {name} enrichment is {status.get(name, 'off')})"
+    raise DatasetError(f"{ds.path} has no column {column} for the {relation} relation: name one of its features, "
+                       f"or set model.{'sector' if relation == 'sector' else 'lead_lag'}: null to go without it")
+
+
 def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str | None = None,
                     model: ModelSettings | None = None) -> TrainData:
     """Read the dataset's inputs, context and head targets into one panel on `device` (the backend's by default);
     for a graph model (`model`), also its daily graphs with the sector relation, and the columns each fold's
-    lead-lag relation is estimated from. The graph-free ablation loads them too (the same edge attributes)."""
+    lead-lag relation is estimated from. The graph-free ablation loads them too (the same edge attributes). What
+    the dataset lacks the data for (features without a value, a relation's columns) is left out, one line each in
+    `TrainData.notes` (`gpuetl train` and `baseline` print them; the run's config.json records them)."""
     label, heads = resolve_label(ds, cfg)
     inputs, context = select_inputs(ds, cfg.inputs)
-    sector = model.sector if model is not None else None
-    lead_lag = model.lead_lag if model is not None else None
+    notes = []
+    empty = empty_inputs(ds, cfg.inputs)
+    if empty:
+        notes.append(f"{len(empty)} feature(s) without a value in {ds.path} are no inputs: {', '.join(empty)}")
+    sector, lead_lag, relation_notes = relations(ds, model)
+    notes += relation_notes
     relation = [sector.column, sector.size] if sector is not None else []
-    missing = [c for c in relation if c not in ds.features]
-    if missing:
-        raise DatasetError(f"{ds.path} has no {', '.join(missing)} for the sector relation (model.sector: null "
-                           "to use the correlation graph alone)")
     if lead_lag is not None:
-        lagged = [c for c in (lead_lag.column, lead_lag.within) if c]
-        missing = [c for c in lagged if c not in ds.features]
-        if missing:
-            raise DatasetError(f"{ds.path} has no {', '.join(missing)} for the lead-lag relation (model.lead_lag: "
-                               "null to go without it)")
-        relation += [c for c in lagged if c not in relation]
+        relation += [c for c in (lead_lag.column, lead_lag.within) if c and c not in relation]
     panel = ds.panel([*inputs, *context, *relation], device, heads)
     graph_cols = [i for i, c in enumerate(inputs) if c in ds.graph_features]
     if graph_cols:  # raw graph features -> per-day z-scores over the day's codes (the dataset's own are z-scored)
@@ -186,7 +236,7 @@ def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str |
     return TrainData(backend=ds.backend, panel=panel, inputs=tuple(inputs), context_columns=tuple(context), heads=heads,
                      label=label, graphs=daily, eligible=eligible,
                      label_counts=counts.cpu().numpy(),  # host-ok: D counts, once
-                     lead_lag=lead_lag)
+                     lead_lag=lead_lag, sector=sector, notes=tuple(notes))
 
 
 def _nanstd(x: torch.Tensor) -> torch.Tensor:

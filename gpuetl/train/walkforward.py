@@ -111,7 +111,7 @@ def _compare(out: Path, before: dict[str, Any], now: dict[str, Any]) -> None:
 def _run_config(made_from: dict[str, Any], data: TrainData, model: str) -> dict[str, Any]:
     return {"model": model, **made_from, "label": data.label,
             "heads": list(data.heads), "inputs": list(data.inputs), "context": list(data.context_columns),
-            "device": str(data.device), "backend": data.backend.name}
+            "left_out": list(data.notes), "device": str(data.device), "backend": data.backend.name}
 
 
 def _prepare(out: Path, run_config: dict[str, Any], resume: bool) -> None:
