@@ -9,6 +9,7 @@ import pytest
 
 from gpuetl.commands import main
 from gpuetl.lake import Manifest, read
+from gpuetl.lake.outputs import marker
 from gpuetl.synth import MarketConfig, build_market
 
 MARKET = ["--set", "demo.codes=5", "--set", "demo.start=2024-01-04", "--set", "demo.end=2024-01-19"]
@@ -42,3 +43,16 @@ def test_fetch_after_synth_requests_nothing(tmp_path: Path, capsys: pytest.Captu
                  "--no-progress"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["datasets"]["bars_daily"]["requests"] == 0 and summary["datasets"]["topix"]["requests"] == 0
+
+
+def test_the_null_market_lake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`gpuetl synth --no-signal`: the null market's lake, so marked; the same days and codes, other closes."""
+    null, signal = tmp_path / "null", tmp_path / "signal"
+    capsys.readouterr()
+    assert main(["synth", *MARKET, "--datasets", "bars_daily", "--out", str(null), "--no-signal", "--json",
+                 "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["signal"] is False
+    assert main(["synth", *MARKET, "--datasets", "bars_daily", "--out", str(signal), "--no-progress"]) == 0
+    assert marker(null)["signal"] is False and marker(signal)["signal"] is True
+    a, b = read(null, "bars_daily"), read(signal, "bars_daily")
+    assert a.select(["Date", "Code"]).equals(b.select(["Date", "Code"])) and not a.column("C").equals(b.column("C"))

@@ -1,5 +1,6 @@
 """The planted lead-lag is in the data: returns over the next days load on the leaders' returns today (fading
-with the lag as `lead_lag_decay` says), and not on random peers."""
+with the lag as `lead_lag_decay` says), and not on random peers; in the null market (`without_signal`) they do
+not load on the leaders either."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from gpuetl.synth import MarketConfig, cached_market
+from gpuetl.synth.config import without_signal
 
 CONFIG = MarketConfig(codes=300, start="2022-01-04", end="2024-06-28", seed=21)
 
@@ -63,3 +65,35 @@ def test_leaders_predict_followers_over_the_next_days() -> None:
         placebo.loc[k, "leader"] = rng.choice(others)
     _, t_placebo = _fit(r, placebo, (1, 2))
     assert (np.abs(t_placebo) < 3.0).all() and t[0] > 2 * abs(t_placebo[0])
+
+
+def _fama_macbeth(r: pd.DataFrame, edges: pd.DataFrame, lags: tuple[int, ...]) -> np.ndarray:
+    """t-statistics of the mean daily cross-sectional slopes of r[t, i] on sum_j w_ij r[t-l, j] (one regression per
+    day, so the codes' common sector moves do not shrink the standard errors as a pooled fit's do)."""
+    codes = list(r.columns)
+    pos = {c: k for k, c in enumerate(codes)}
+    w = np.zeros((len(codes), len(codes)))
+    w[edges["follower"].map(pos), edges["leader"].map(pos)] = edges["weight"]
+    x = r.to_numpy()
+    lead = np.nan_to_num(x) @ w.T
+    slopes = []
+    for t in range(max(lags), len(x)):
+        ok = np.isfinite(x[t]) & (np.abs(x[t]) < 0.3)
+        if ok.sum() >= 10:
+            design = np.column_stack([np.ones(ok.sum()), *(lead[t - lag][ok] for lag in lags)])
+            slopes.append(np.linalg.lstsq(design, x[t][ok], rcond=None)[0][1:])
+    b = np.array(slopes)
+    return b.mean(0) / b.std(0, ddof=1) * np.sqrt(len(b))
+
+
+def test_the_null_market_has_the_same_prices_model_and_no_lead_lag() -> None:
+    null = without_signal(CONFIG)
+    m = cached_market(null)
+    assert m.truth["lead_lag"] == 0.0 and null.earnings_jump == 0.0
+    pd.testing.assert_frame_equal(m.truth["peers"], cached_market(CONFIG).truth["peers"])  # the same hidden graph
+    r = _returns(m.table("bars_daily"))
+    assert (np.abs(_fama_macbeth(r, m.truth["peers"], (1, 2))) < 2.5).all()  # leaders say nothing of followers
+    signal = _returns(cached_market(CONFIG).table("bars_daily"))
+    assert (_fama_macbeth(signal, m.truth["peers"], (1, 2)) > 5).all()  # where it is planted, the same test sees it
+    vol = (r.std() / signal.std()).median()  # the same volatility, give or take the missing lead-lag term
+    assert 0.9 < vol < 1.1

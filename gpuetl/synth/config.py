@@ -55,6 +55,13 @@ class MarketConfig:
             raise ValueError(f"start {self.start}: the holiday rules here cover 2000 onwards (start from 2002)")
 
 
+def without_signal(config: MarketConfig) -> MarketConfig:
+    """The null market of `config`: the same prices, volumes, factor correlations and volatility clustering, with
+    nothing planted for a model to predict (no lead-lag, no price reaction to earnings surprises). A model that
+    scores on it has a leak (`gpuetl synth --no-signal`)."""
+    return dataclasses.replace(config, lead_lag=0.0, earnings_jump=0.0)
+
+
 def stream(config: MarketConfig, name: str) -> np.random.Generator:
     """An independent generator per (seed, component), so tables can be built lazily in any order."""
     return np.random.default_rng(np.random.SeedSequence([config.seed & 0xFFFFFFFF, zlib.crc32(name.encode())]))
