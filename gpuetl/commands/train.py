@@ -68,13 +68,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         metrics = _train(args, settings, cfg, path, out, read)
     if args.json:
         print(json.dumps({"out": str(out), "dataset": str(path), **{k: metrics[k] for k in (
-            "model", "label", "heads", "overall", "train", "skipped_years")},
+            "model", "label", "heads", "overall", "rules", "rules_missing", "train", "skipped_years")},
             "folds": [{k: v for k, v in f.items() if k != "history"} for f in metrics["folds"]]}, indent=2))
         return 0
     from gpuetl.train.report import fold_table
+    from gpuetl.train.rules import rules_table
 
     t = metrics["train"]
-    print(f"{metrics['model']} on {path} -> {out} ({metrics['device']})\n{fold_table(metrics)}\n"
+    print(f"{metrics['model']} on {path} -> {out} ({metrics['device']})\n{fold_table(metrics)}\n\n"
+          f"beside simple rules (the same days, codes and label):\n{rules_table(metrics)}\n"
           f"training {t['seconds']:.1f} s, {t['stock_days_per_s'] or 0:,.0f} stock-days/s; report: {out / 'report.md'}")
     return 0
 
