@@ -85,7 +85,7 @@ def write_charts(out: Path, metrics: dict[str, Any]) -> list[str]:
 
     folder = out / "charts"
     folder.mkdir(parents=True, exist_ok=True)
-    names = []
+    names: list[str] = []
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for f in metrics["folds"]:
@@ -99,14 +99,11 @@ def write_charts(out: Path, metrics: dict[str, Any]) -> list[str]:
     for ax in axes:
         if ax.lines:
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "curves.png", dpi=100)
-    plt.close(fig)
-    names.append("curves")
+    _save(plt, fig, folder, "curves", names)
 
     daily = metrics["daily"]
     dates = np.array(daily["dates"], dtype="datetime64[D]")
-    ric = np.array([np.nan if v is None else v for v in daily["rank_ic"]], dtype=float)
+    ric = _series(daily["rank_ic"])
     fig, ax = plt.subplots(figsize=(11, 4))
     ax.bar(dates, np.nan_to_num(ric), width=1.0, color="tab:blue", alpha=0.4, label="daily RankIC")
     rolling = np.convolve(np.nan_to_num(ric), np.ones(20) / 20, mode="same")
@@ -114,32 +111,35 @@ def write_charts(out: Path, metrics: dict[str, Any]) -> list[str]:
     ax.axhline(0, color="black", lw=0.5)
     ax.set(title=f"{metrics['model']}: test RankIC per day")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "rank_ic.png", dpi=100)
-    plt.close(fig)
-    names.append("rank_ic")
+    _save(plt, fig, folder, "rank_ic", names)
 
     if daily.get("rules_rank_ic"):
         fig, ax = plt.subplots(figsize=(11, 4))
         ax.plot(dates, np.cumsum(np.nan_to_num(ric)), lw=2, label=metrics["model"])
         for rule, values in daily["rules_rank_ic"].items():
-            v = np.array([np.nan if x is None else x for x in values], dtype=float)
-            ax.plot(dates, np.cumsum(np.nan_to_num(v)), lw=1, label=rule)
+            ax.plot(dates, np.cumsum(np.nan_to_num(_series(values))), lw=1, label=rule)
         ax.axhline(0, color="black", lw=0.5)
         ax.set(title=f"{metrics['model']} and simple rules: cumulative daily test RankIC")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(folder / "rules.png", dpi=100)
-        plt.close(fig)
-        names.append("rules")
+        _save(plt, fig, folder, "rules", names)
 
-    ls = np.array([np.nan if v is None else v for v in daily["long_short"]], dtype=float)
+    ls = _series(daily["long_short"])
     fig, ax = plt.subplots(figsize=(11, 4))
     ax.plot(dates, np.cumprod(1 + np.nan_to_num(ls)) - 1, color="tab:green")
     ax.axhline(0, color="black", lw=0.5)
     ax.set(title=f"{metrics['model']}: cumulative long-short return (test days)")
-    fig.tight_layout()
-    fig.savefig(folder / "long_short.png", dpi=100)
-    plt.close(fig)
-    names.append("long_short")
+    _save(plt, fig, folder, "long_short", names)
     return names
+
+
+def _series(values: list[float | None]) -> np.ndarray:
+    """A daily series of metrics.json (null where undefined) as floats (NaN)."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _save(plt: Any, fig: Any, folder: Path, name: str, names: list[str]) -> None:
+    """charts/<name>.png, and its name in `names`."""
+    fig.tight_layout()
+    fig.savefig(folder / f"{name}.png", dpi=100)
+    plt.close(fig)
+    names.append(name)
