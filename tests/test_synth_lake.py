@@ -56,3 +56,6 @@ def test_the_null_market_lake(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert marker(null)["signal"] is False and marker(signal)["signal"] is True
     a, b = read(null, "bars_daily"), read(signal, "bars_daily")
     assert a.select(["Date", "Code"]).equals(b.select(["Date", "Code"])) and not a.column("C").equals(b.column("C"))
+    capsys.readouterr()  # a fetch from the demo server (the market with its signal) never adds to the null one
+    assert main(["fetch", "--demo", *MARKET, "--datasets", "bars_daily", "--lake", str(null), "--no-progress"]) == 2
+    assert "holds the null market (gpuetl synth --no-signal)" in capsys.readouterr().err

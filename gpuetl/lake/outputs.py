@@ -175,6 +175,10 @@ def check_lake_dir(lake: str | Path, flag: str, source: LakeSource, read: Sequen
         holds = "the real J-Quants API" if had == "jquants" else "a synthetic market"
         adds = "a synthetic market" if source == "synthetic" else "a J-Quants fetch"
         raise OutputError(f"{flag} {lake} holds a lake of {holds}; {adds} never mixes into it: choose another {flag}")
+    if (marker(lake) or {}).get("signal") is False:  # `gpuetl synth --no-signal`: the demo server serves the other
+        raise OutputError(f"{flag} {lake} holds the null market (gpuetl synth --no-signal); the demo server's market "
+                          f"has its planted signal and never mixes into it: write the days you need with "
+                          f"`gpuetl synth --no-signal --overwrite`, or choose another {flag}")
     return lake
 
 
