@@ -128,7 +128,7 @@ def test_shrunk_correlation_kernel_equals_cpu_twin(knn_cuda: ModuleType, n: int)
 
 
 @pytest.mark.parametrize("k", [1, 15, MAX_K])
-@pytest.mark.parametrize("cols", [5, 50, 200])
+@pytest.mark.parametrize("cols", [5, 50, pytest.param(200, marks=pytest.mark.slow)])  # 200: half a minute a k
 def test_row_topk_kernel_equals_cpu_twin(knn_cuda: ModuleType, k: int, cols: int) -> None:
     rng = np.random.default_rng(k * 1000 + cols)
     x = rng.choice([0.1, 0.2, 0.3, -np.inf, np.nan], size=(43, cols), p=[0.3, 0.2, 0.2, 0.2, 0.1])
