@@ -120,8 +120,8 @@ class Backend:
         """Series -> float64 array of this backend (device array on the GPU), missing as NaN."""
         if self.is_gpu:
             return series.astype("float64").to_cupy(na_value=float("nan"))
-        return series.to_numpy(dtype="float64",
-                               na_value=float("nan"))  # host-ok: the CPU backend: pandas to NumPy, both on the host
+        nan = float("nan")
+        return series.to_numpy(dtype="float64", na_value=nan)  # host-ok: the CPU backend: pandas to NumPy, on the host
 
     def read_parquet(self, files: list[str], columns: list[str] | None = None,
                      filters: list[tuple[str, str, Any]] | None = None) -> Any:
@@ -133,8 +133,8 @@ class Backend:
         import pyarrow.parquet as pq
 
         expr = pq.filters_to_expression(filters) if filters else None
-        return pads.dataset(files, format="parquet").to_table(columns=columns, filter=expr).to_pandas(
-            date_as_object=False)  # host-ok: the CPU backend reads into pandas
+        table = pads.dataset(files, format="parquet").to_table(columns=columns, filter=expr)
+        return table.to_pandas(date_as_object=False)  # host-ok: the CPU backend reads into pandas
 
     def write_parquet(self, columns: Mapping[str, Any], path: str | Path, dictionary: list[str] | None = None) -> None:
         """Equal-length columns (arrays or Series of this backend, default index) -> one Parquet file.
@@ -179,8 +179,8 @@ class Backend:
     def days(self, series: Any) -> Any:
         """A date/datetime Series -> int64 days since 1970-01-01 as an array of this backend."""
         ns = series.astype("datetime64[ns]").astype("int64")
-        return (ns.to_cupy() if self.is_gpu
-                else ns.to_numpy()) // 86_400_000_000_000  # host-ok: to_numpy only on the CPU backend
+        days = ns.to_cupy() if self.is_gpu else ns.to_numpy()  # host-ok: to_numpy only on the CPU backend
+        return days // 86_400_000_000_000
 
     def to_host(self, values: Any) -> Any:
         """A small array, Series or Index of this backend as a NumPy array: plans, per-date summaries and axis

@@ -41,8 +41,8 @@ def to_table(ds: DatasetSpec, df: pd.DataFrame, extra: tuple[pa.Field, ...] = ()
         if pa.types.is_date32(field.type):
             arrays.append(pa.array(pd.to_datetime(col).dt.date.where(col.notna(), None), type=field.type))
         elif pa.types.is_floating(field.type):
-            arrays.append(pa.array(col.astype("float64")  # host-ok: canonical pandas -> Arrow for the lake (host I/O)
-                                   .to_numpy(), type=field.type, from_pandas=True))
+            values = col.astype("float64").to_numpy()  # host-ok: canonical pandas -> Arrow for the lake (host I/O)
+            arrays.append(pa.array(values, type=field.type, from_pandas=True))
         elif pa.types.is_boolean(field.type):
             arrays.append(pa.array(col.astype("boolean"), type=field.type))
         elif field.name in json_fields:

@@ -132,8 +132,8 @@ def _options(m: MarketCore, name: str, scale: float, spacing: float, strikes: in
     und = _underlying(m)
     spot = und["C"] * scale
     ret = np.diff(np.log(und["C"]), prepend=np.log(und["C"][0]))
-    realised = pd.Series(ret).rolling(20,  # host-ok: the synthetic market is NumPy/pandas by design
-                                      min_periods=1).std().to_numpy() * np.sqrt(245.0)
+    rolling = pd.Series(ret).rolling(20, min_periods=1).std()
+    realised = rolling.to_numpy() * np.sqrt(245.0)  # host-ok: the synthetic market is NumPy/pandas by design
     base_vol = np.clip(1.1 * np.nan_to_num(realised, nan=0.15), 0.10, 0.6)
     r, cm, sq = _contracts(m, 1, 2)
     atm = np.round(spot[r] / spacing) * spacing

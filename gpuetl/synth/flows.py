@@ -55,8 +55,8 @@ def investor_types(m: MarketCore) -> pd.DataFrame:
     counts = np.diff(np.append(first, m.days.size))
     full = in_cal == counts
     turnover = np.add.reduceat(daily, first, axis=0) / 1000.0  # thousand yen
-    mkt = np.add.reduceat(m.truth["factors"]["market"]  # host-ok: the synthetic market is NumPy/pandas by design
-                          .to_numpy(), first)
+    market = m.truth["factors"]["market"].to_numpy()  # host-ok: the synthetic market is NumPy/pandas by design
+    mkt = np.add.reduceat(market, first)
     st, en = m.days[first], m.days[np.append(first[1:], m.days.size) - 1]
     pub = tl.after(tl.on_or_after(monday_of(weeks + 1)), 3)
     w_idx, s_idx = np.nonzero(full[:, None] & (turnover > 0))

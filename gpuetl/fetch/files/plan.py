@@ -178,7 +178,8 @@ def _refuse_closed(ds: DatasetSpec, table: pa.Table, files: Sequence[Path], clos
 
 def _days(dates: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Dates as days since 1970 (int32), for slicing the sorted rows."""
-    return np.asarray(pc.cast(dates, pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    days = pc.cast(dates, pa.int32()).to_numpy(zero_copy_only=False)  # host-ok: files read on the host (Arrow)
+    return np.asarray(days, dtype=np.int64)
 
 
 def _slice(days: np.ndarray, a: dt.date, b: dt.date) -> tuple[int, int]:
