@@ -182,7 +182,8 @@ def _dataset_holes(manifest: Manifest, ds: spec.DatasetSpec, calendar: OpenDays,
                    end: dt.date | None) -> tuple[list[BadUnit], str | None]:
     units = manifest.units(ds.name)
     spans = sorted((u.start, u.end) for uid, rec in units.items()
-                   if (u := Unit.parse(uid)).kind != "snapshot" and not (ds.dense and rec.rows == 0))
+                   if (u := Unit.parse(uid)).kind != "snapshot"
+                   and not (rec.rows == 0 and ds.has_rows_on(u.start.isoformat())))  # no rows where some are due
     if not spans:
         return [], None
     lo = max(spans[0][0], start or spans[0][0], dt.date.fromisoformat(ds.since))
@@ -194,8 +195,6 @@ def _dataset_holes(manifest: Manifest, ds: spec.DatasetSpec, calendar: OpenDays,
     for a, b in gaps(lo, hi, spans):
         for day in days[bisect.bisect_left(days, a):bisect.bisect_right(days, b)]:
             uid = Unit.day(day).id
-            if day.isoformat() in ds.empty_days and uid in units:  # fetched, with no rows: no trading that day
-                continue
             found.append(BadUnit(ds.name, uid, EMPTY if uid in units else HOLE))
     note = None
     if lo < calendar.first or hi > calendar.last:

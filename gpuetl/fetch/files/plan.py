@@ -127,7 +127,7 @@ def _date_units(ds: DatasetSpec, table: pa.Table, days: np.ndarray, row_days: li
     out.closed_day = sum(b - a for a, b in (_slice(days, d, d) for d in closed))
     opened = calendar.open_days(lo, hi)
     with_rows = set(row_days)
-    no_trading = {d for d in opened if d.isoformat() in ds.empty_days}  # a unit with no rows, as a fetch writes
+    no_trading = {d for d in opened if not ds.has_rows_on(d.isoformat())}  # a unit with no rows, as a fetch writes
     candidates = sorted((with_rows | no_trading) & set(opened)) if ds.dense else sorted(set(opened) | set(closed))
     if ds.dense:
         out.missing_days = [d for d in opened if d not in with_rows and d not in no_trading]
