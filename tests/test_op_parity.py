@@ -31,22 +31,18 @@ import pytest
 
 from gpuetl import ops
 from gpuetl.backend import Backend
-from gpuetl.dataset.codes import build_panel
 from gpuetl.dataset.config import load_dataset_config
 from gpuetl.dataset.registry import REGISTRY
-from gpuetl.enrich.context import Context
 from gpuetl.features.normalize import ts_z_name
 from gpuetl.features.panel import Panel
 from gpuetl.graphs.daily import batch_graphs, pad_returns
 from gpuetl.graphs.features import GraphBatch
 from gpuetl.graphs.returns import returns_from_panel
 from gpuetl.kernels import KernelSet, registered
-from gpuetl.lake.manifest import Manifest
-from gpuetl.lake.reader import read_raw
 from tests._testing import assert_backend_equal, host
 from tests.support import cudasim
 from tests.support.graphs import graph_config
-from tests.support.lakes import synthetic_tables, write_tables
+from tests.support.lakes import build_context, synthetic_tables, write_tables
 
 DEFAULT = "configs/dataset/default.yaml"
 
@@ -108,17 +104,6 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def context(backend: Backend, root: Path) -> Context:
-    """The build's panel and enrichment context on `backend`."""
-    manifest = Manifest.load(root)
-    bars = read_raw(backend, manifest, "bars_daily", ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor",
-                                                      "UL", "LL"])
-    topix = read_raw(backend, manifest, "topix", ["Date", "C"]).sort_values("Date")
-    master = read_raw(backend, manifest, "master", ["Date", "Code", "S33", "Mkt"])
-    frame, panel = build_panel(backend, bars, topix, master)
-    return Context.create(backend, manifest, panel, frame)
-
-
 def same_partitions(batch: GraphBatch, got: dict[str, np.ndarray], want: dict[str, np.ndarray], tol: str,
                     where: str) -> None:
     """Community labels and sizes (B, span, N) of two Louvain runs, on each graph of the batch (the CPU's): the two
@@ -145,7 +130,7 @@ def same_partitions(batch: GraphBatch, got: dict[str, np.ndarray], want: dict[st
 
 def test_every_op_equals_its_cpu_result_to_its_declared_tolerance(cpu_backend: Backend, device: Backend,
                                                                   lake: Path) -> None:
-    cpu, dev = context(cpu_backend, lake), context(device, lake)
+    cpu, dev = build_context(cpu_backend, lake), build_context(device, lake)
     xp = device.xp
     structure = ("group", "dates", "offsets", "date_id")
     assert_backend_equal({k: getattr(dev.panel, k) for k in structure},

@@ -25,7 +25,6 @@ from gpuetl import backend as backend_mod
 from gpuetl import ops
 from gpuetl.backend import Backend, CpuFallbackRefused
 from gpuetl.config import ConfigError
-from gpuetl.dataset.codes import build_panel
 from gpuetl.dataset.config import load_dataset_config
 from gpuetl.dataset.registry import REGISTRY
 from gpuetl.enrich import GROUPS
@@ -36,12 +35,10 @@ from gpuetl.graphs.daily import batch_graphs, pad_returns
 from gpuetl.graphs.features import GraphBatch, graph
 from gpuetl.graphs.returns import returns_from_panel
 from gpuetl.kernels import KernelSet
-from gpuetl.lake.manifest import Manifest
-from gpuetl.lake.reader import read_raw
 from gpuetl.stages import StageTimer
 from tests._testing import CPU
 from tests.support.graphs import graph_config
-from tests.support.lakes import synthetic_tables, write_tables
+from tests.support.lakes import build_context, synthetic_tables, write_tables
 from tests.support.panels import make_panel, random_walk_frame
 
 DEFAULT = "configs/dataset/default.yaml"
@@ -52,13 +49,7 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> Context:
     """The build's panel and enrichment context over a small lake holding every dataset an op reads."""
     root = tmp_path_factory.mktemp("ops_lake")
     write_tables(root, synthetic_tables(codes=6, start="2024-01-04", end="2024-12-27"))
-    manifest = Manifest.load(root)
-    bars = read_raw(CPU, manifest, "bars_daily", ["Code", "Date", "O", "H", "L", "C", "Vo", "Va", "AdjFactor",
-                                                  "UL", "LL"])
-    topix = read_raw(CPU, manifest, "topix", ["Date", "C"]).sort_values("Date")
-    master = read_raw(CPU, manifest, "master", ["Date", "Code", "S33", "Mkt"])
-    frame, panel = build_panel(CPU, bars, topix, master)
-    return Context.create(CPU, manifest, panel, frame)
+    return build_context(CPU, root)
 
 
 def test_every_registered_op_produces_exactly_its_declared_outputs(context: Context) -> None:

@@ -11,9 +11,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as pads
 
+from gpuetl.backend import Backend
+from gpuetl.dataset.codes import BAR_COLUMNS, build_panel
+from gpuetl.enrich.context import Context
 from gpuetl.jquants import schema, spec
 from gpuetl.lake import Lake, Unit
 from gpuetl.lake.canonical import SNAPSHOT_COLUMN
+from gpuetl.lake.manifest import Manifest
+from gpuetl.lake.reader import read_raw
 from gpuetl.synth import MarketConfig, build_market
 from tests.support.panels import random_walk_frame
 
@@ -235,3 +240,14 @@ def edge_tables(start: str = "2024-01-04", end: str = "2025-03-31", codes: int =
     ec = tabs["earnings_calendar"]
     tabs["earnings_calendar"] = pd.concat([ec.assign(**{SNAPSHOT_COLUMN: T}), ec], ignore_index=True)
     return tabs
+
+
+def build_context(backend: Backend, root: Path) -> Context:
+    """The build's panel and enrichment context over the lake at `root`, read as a code part reads it (bars, TOPIX,
+    master)."""
+    manifest = Manifest.load(root)
+    bars = read_raw(backend, manifest, "bars_daily", BAR_COLUMNS)
+    topix = read_raw(backend, manifest, "topix", ["Date", "C"]).sort_values("Date")
+    master = read_raw(backend, manifest, "master", ["Date", "Code", "S33", "Mkt"])
+    frame, panel = build_panel(backend, bars, topix, master)
+    return Context.create(backend, manifest, panel, frame)
