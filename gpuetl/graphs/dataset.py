@@ -192,6 +192,15 @@ def graph_chunk(job: GraphJob, backend: Backend, bounds: tuple[int, int]) -> Gra
     return dataclasses.replace(out, features={k: v[lo:hi] for k, v in out.features.items()})
 
 
+def run_graph_days(backend: Backend, job: GraphJob, inputs: GraphInputs, runner: Runner,
+                   start: int | None = None) -> tuple[GraphOutput, int]:
+    """The graphs of every graph day (from graph day `start`: `gpuetl update`), in tasks of `runner` (two per
+    worker on a cluster), merged into one output; and how many tasks ran."""
+    chunks = graph_chunks(inputs, job.cfg, 2 * runner.workers if runner.workers > 1 else 1, start)
+    parts = runner.map(functools.partial(graph_chunk, job), chunks, "graphs")
+    return _merge(backend, inputs, chunks, parts), len(chunks)
+
+
 def _merge(backend: Backend, inputs: GraphInputs, chunks: list[tuple[int, int]],
            parts: list[GraphOutput]) -> GraphOutput:
     xp = backend.xp
@@ -228,8 +237,7 @@ def _graph_dataset(backend: Backend, job: GraphJob, out: Path, progress: bool, o
     digest = dataset_digest(dataset)  # before reading: a dataset rebuilt meanwhile must not pass as this one
     try:
         inputs = graph_inputs(backend, job)
-        chunks = graph_chunks(inputs, cfg, 2 * runner.workers if runner.workers > 1 else 1)
-        output = _merge(backend, inputs, chunks, runner.map(functools.partial(graph_chunk, job), chunks, "graphs"))
+        output, tasks = run_graph_days(backend, job, inputs, runner)
         rows = inputs.rows
         features = (row_features(backend, rows, output, inputs.date_pos, inputs.code_pos, inputs.found)
                     if output.features else None)
@@ -239,7 +247,7 @@ def _graph_dataset(backend: Backend, job: GraphJob, out: Path, progress: bool, o
         write_graphs(backend, out, inputs.codes, output, cfg, features,
                      {"dataset": str(dataset), "lake": str(job.lake), "dataset_rows": len(rows),
                       "dataset_hash": digest,
-                      "normalization": graph.normalization({"config": cfg}), "tasks": len(chunks),
+                      "normalization": graph.normalization({"config": cfg}), "tasks": tasks,
                       "runner": runner.name},
                      overwrite, read)
     finally:

@@ -15,7 +15,6 @@ grow by a column; then every graph is computed again, as `gpuetl graph` would.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import shutil
@@ -31,7 +30,7 @@ from gpuetl.config import from_dict
 from gpuetl.dates import civil_from_days
 from gpuetl.graphs.build import GraphOutput, graph_day_indices
 from gpuetl.graphs.config import GraphConfig, validate
-from gpuetl.graphs.dataset import GraphInputs, GraphJob, _merge, graph_chunk, graph_chunks, graph_inputs, row_features
+from gpuetl.graphs.dataset import GraphInputs, GraphJob, graph_inputs, row_features, run_graph_days
 from gpuetl.graphs.features import graph
 from gpuetl.graphs.io import dataset_digest, edge_years, edges_frame, graphs_meta, write_codes, write_partitioned
 from gpuetl.lake.outputs import write_marker
@@ -97,8 +96,7 @@ def _write(backend: Backend, job: GraphJob, inputs: GraphInputs, old: Path, out:
            everything: bool) -> GraphUpdate:
     xp = backend.xp
     cfg = job.cfg
-    chunks = graph_chunks(inputs, cfg, 2 * runner.workers if runner.workers > 1 else 1, start)
-    output = _merge(backend, inputs, chunks, runner.map(functools.partial(graph_chunk, job), chunks, "graphs"))
+    output, tasks = run_graph_days(backend, job, inputs, runner, start)
     n_dates = inputs.returns.shape[0]
     cut = int(inputs.returns.dates[start]) if start < n_dates else 2**40  # host-ok: one date
     first_year = int(civil_from_days(np, np.asarray([cut]))[0][0]) if start < n_dates else 10**4
@@ -125,7 +123,7 @@ def _write(backend: Backend, job: GraphJob, inputs: GraphInputs, old: Path, out:
     rows = inputs.rows
     extra = {"dataset": str(job.dataset), "lake": str(job.lake), "dataset_rows": len(rows),
              "dataset_hash": dataset_digest(job.dataset), "normalization": graph.normalization({"config": cfg}),
-             "tasks": len(chunks), "runner": runner.name}
+             "tasks": tasks, "runner": runner.name}
     total_days = len(graph_day_indices(n_dates, inputs.start, cfg.every_n_days))
     meta = graphs_meta(backend, cfg, n_codes, output, total_days, dict(sorted(years.items())), extra)
     (out / "graphs.json").write_text(json.dumps(meta, indent=2, default=str))
