@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from gpuetl.backend import BackendUnavailable
-from gpuetl.commands import bench, build, demo_server, fetch, graph, importer, lake, predict, synth, train, update
+from gpuetl.commands import bench, build, demo_server, fetch, graph, importer, lake, predict, synth, train, tune, update
 from gpuetl.commands.common import EXIT_CODES, CommandError, common_options
 from gpuetl.config import ConfigError, Settings, load_settings
 from gpuetl.lake.outputs import OutputError
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(run=_doctor)
 
-    for command in (fetch, importer, lake, demo_server, synth, build, graph, update, train, predict, bench):
+    for command in (fetch, importer, lake, demo_server, synth, build, graph, update, train, tune, predict, bench):
         command.add_parser(sub, common)
     _describe(sub)
     return parser
