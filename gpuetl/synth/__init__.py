@@ -2,8 +2,8 @@
 
 Shared by the fake J-Quants server, the tests and the benchmarks. `build_market(MarketConfig(...))`
 builds the core (calendar, universe, disclosures, returns, prices) and then each dataset on first use;
-`market.truth` holds what the data hides (the planted peer graph and its lead-lag strength, factor
-loadings, splits, listings).
+`market.truth` holds what the data hides (the planted effects' sizes and rules: reversal, momentum, the
+peer graph and its lead-lag; factor loadings, splits, listings).
 """
 
 from gpuetl.synth.config import MarketConfig

@@ -141,17 +141,28 @@ class SyntheticMarket:
 
 
 def _truth(m: SyntheticMarket, returns: Any) -> dict[str, Any]:
-    u, g = m.universe, returns.peers
+    """What the data hides: the planted effects (their sizes and rules), the peer graph, loadings and events."""
+    u, g, c = m.universe, returns.peers, m.config
     codes = u.code
     day_or_none = lambda idx: pd.Series(  # noqa: E731
         np.where(idx < m.timeline.n, m.timeline.days[np.minimum(idx, m.timeline.n - 1)], np.datetime64("NaT"))
         .astype("datetime64[ns]"))
     return {
         "peers": pd.DataFrame({"follower": codes[g.follower], "leader": codes[g.leader], "weight": g.weight}),
-        "lead_lag": m.config.lead_lag,
-        "lead_lag_decay": list(m.config.lead_lag_decay),
+        "lead_lag": c.lead_lag,
+        "lead_lag_decay": list(c.lead_lag_decay),
         "lead_lag_rule": "r[t+l, i] += lead_lag * lead_lag_decay[l-1] * sum_j weight[i, j] * x[t, j] "
                          "for l = 1, 2, ...; x = sector + idiosyncratic part",
+        "in_sector_share": c.in_sector_share,
+        "reversal": c.reversal,
+        "reversal_days": c.reversal_days,
+        "reversal_rule": "r[t, i] -= reversal * sum_{l=1..reversal_days} e[t-l, i]; e = idiosyncratic part "
+                         "(without the sector part and the earnings jumps)",
+        "momentum": c.momentum,
+        "momentum_window": [c.momentum_skip, c.momentum_lookback],
+        "momentum_rule": "r[t, i] += momentum * sum_{l=skip..lookback} x[t-l, i]; (skip, lookback) = "
+                         "momentum_window; x = sector + idiosyncratic part",
+        "earnings_jump": c.earnings_jump,
         "loadings": pd.DataFrame({"Code": codes, "beta": returns.beta, "sector_beta": returns.sector_beta,
                                   "idio_vol": returns.idio_vol}),
         "factors": pd.DataFrame(returns.sector, index=pd.DatetimeIndex(m.days.astype("datetime64[ns]"), name="Date"),

@@ -1,13 +1,18 @@
-"""The latent daily return model, with the planted peer graph.
+"""The latent daily return model, with its planted effects.
 
-    r[t, i] = beta_i * m[t] + x[t, i] + lead_lag * sum_l decay[l-1] * sum_j w[i, j] * x[t-l, j] + jumps[t, i]
+    r[t, i] = beta_i * m[t] + x[t, i] + reversal[t, i] + momentum[t, i] + leadlag[t, i] + jumps[t, i]
     x[t, i] = gamma_i * s[t, sector(i)] + e[t, i]             (the non-market part)
+    reversal[t, i] = -reversal * sum_{l=1..reversal_days} e[t-l, i]
+    momentum[t, i] = momentum * sum_{l=momentum_skip..momentum_lookback} x[t-l, i]
+    leadlag[t, i]  = lead_lag * sum_l decay[l-1] * sum_j w[i, j] * x[t-l, j]
 
 m, s and e are GARCH(1,1) processes with unit-variance Student-t innovations (volatility clustering and
-fat tails). The peer graph (i follows leaders j, mostly in its own sector and tilted to large caps)
-makes a stock's returns over the next days (l = 1, 2, ..., len(decay); decay = lead_lag_decay, 1, 0.5,
-0.25 by default) load on its leaders' non-market return today: the signal the models should find. The
-lags after the first are what a strategy entering at the next close (the default label) can still earn.
+fat tails). The three effects are additive on top of them, computed from e and x (never from r), so they
+do not feed back into the variances or into each other; each is sized like its published counterpart
+(`MarketConfig`, docs/synthetic-market.md). The peer graph (i follows leaders j, mostly in its own sector
+and tilted to large caps) makes a stock's returns over the next days (l = 1, 2, ..., len(decay); decay =
+lead_lag_decay, 1, 0.5, 0.25 by default) load on its leaders' non-market return today; the lags after the
+first are what a strategy entering at the next close (the default label) can still earn.
 Jumps are earnings reactions and IPO first-day moves.
 """
 
@@ -52,6 +57,16 @@ def _unit_t(rng: np.random.Generator, df: float, size: tuple[int, ...]) -> np.nd
     z *= np.sqrt((df - 2.0) / df)
     np.clip(z, -15.0, 15.0, out=z)
     return z
+
+
+def trailing_sum(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """out[t] = sum_{l=lo..hi} a[t-l] along axis 0 (rows before the first count as 0): one cumsum, no loop over
+    days, for the reversal's last week and the momentum's 12-1-month window alike."""
+    d = a.shape[0]
+    c = np.zeros((d + 1, *a.shape[1:]))
+    np.cumsum(a, axis=0, out=c[1:])
+    t = np.arange(d)
+    return c[np.clip(t - lo + 1, 0, d)] - c[np.clip(t - hi, 0, d)]
 
 
 def peer_graph(config: MarketConfig, universe: Universe) -> PeerGraph:
@@ -117,12 +132,18 @@ def build_returns(config: MarketConfig, universe: Universe, n_days: int, jump_co
         var_s = w_s + alpha * sector[t] ** 2 + beta_g * var_s
         var_i = w_i + alpha * row**2 + beta_g * var_i
     market += config.market_drift
+    listed = universe.listed(d)
+    eps *= listed  # e[t, i], zero while not listed
+    total = beta[None, :] * market[:, None]
+    if config.reversal:  # from e alone, before the sector part joins it: the reversal is within the industry
+        total -= config.reversal * trailing_sum(eps, 1, config.reversal_days)
     x = eps  # non-market part, in place: gamma_i * s[t, sector(i)] + e[t, i], zero while not listed
     x += sector_beta[None, :] * sector[:, sec]
-    x *= universe.listed(d)
+    x *= listed
+    if config.momentum:
+        total += config.momentum * trailing_sum(x, config.momentum_skip, config.momentum_lookback)
     peers = peer_graph(config, universe)
-    total = beta[None, :] * market[:, None]
-    if d > 1 and peers.follower.size:
+    if d > 1 and peers.follower.size and config.lead_lag:
         led = (peers.matrix(n) @ x.T).T  # (D, N): sum_j w[i, j] x[t, j]
         for lag, decay in enumerate(config.lead_lag_decay[: d - 1], start=1):
             total[lag:] += config.lead_lag * decay * led[:-lag]
