@@ -83,6 +83,13 @@ train: ## walk-forward GAT training on the demo dataset (configs/train/gat.yaml;
 baseline: ## the XGBoost baseline on the same folds (configs/train/xgb.yaml; TRAIN_SET="k=v ..."; RUN= as for train) -> data/runs/xgb
 	$(PY) -m gpuetl baseline --config configs/train/xgb.yaml --backend $(BACKEND) $(SETARGS) $(TRAINARGS) $(RUN)
 
+TUNE        ?= configs/tune/gat.yaml
+TRIALS      ?=
+
+.PHONY: tune
+tune: ## Optuna over the search space of TUNE (configs/tune/gat.yaml; configs/tune/xgb.yaml: the baseline) on validation days before the test years, on the demo dataset (TRAIN_SET="k=v ..."; TRIALS=n in all); a rerun continues the study -> data/tune/<name>
+	$(PY) -m gpuetl tune --config $(TUNE) --backend $(BACKEND) $(SETARGS) $(TRAINARGS) $(if $(TRIALS),--trials $(TRIALS))
+
 predict: ## rank the latest day (DATE=YYYY-MM-DD for another) of the run's dataset with the model of PREDICT_RUN=$(PREDICT_RUN) (`make train`; data/runs/xgb: `make baseline`) -> data/predictions/<run>/<day>
 	$(PY) -m gpuetl predict --run $(PREDICT_RUN) --backend $(BACKEND) $(SETARGS) $(if $(DATE),--date $(DATE)) --overwrite
 

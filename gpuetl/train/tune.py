@@ -1,13 +1,15 @@
 """`gpuetl tune`: Optuna over a declared search space (gpuetl/train/tune_config.py), scored on validation days only.
 
 Which days. The walk-forward plan of the training config (gpuetl/train/splits.py) fixes the test years. A later
-fold trains and validates on an earlier fold's test year, so tuning on the plan's own folds would choose the
-settings on test days. The tuning folds are therefore the same plan made on the days before the first test day,
-less the gap (label reach + embargo): expanding training windows, `splits.valid_days` validation days before each
-of its years. Each trial fits the learner on a tuning fold's training days (epochs or trees chosen on its
-validation days, as `gpuetl train` does) and scores those validation days; the objective is the mean daily
-RankIC over the pooled validation days of all tuning folds (day-weighted). No test day of the plan is fitted,
-predicted or scored (`check_tuning_folds`; tests/test_tune.py records every day read).
+fold trains and validates on an earlier fold's test year, so tuning on all the plan's folds would choose the
+settings on test days. The tuning folds are therefore the plan's first fold and the same fold made for the
+years before it (`splits.test_years` folds in all, as far as the data allow: the fold for year Y trains on the
+days up to its validation period, the `splits.valid_days` days before Y less the gap); their test periods are not
+used, and every day they read ends, with its label's reach and the embargo, before the first test day. Each
+trial fits the learner on a tuning fold's training days (epochs or trees chosen on its validation days, as
+`gpuetl train` does) and scores those validation days; the objective is the mean daily RankIC over the pooled
+validation days of all tuning folds (day-weighted). No test day of the plan is fitted, predicted or scored
+(`check_tuning_folds`; tests/test_tune.py records every day read).
 
 The output folder (kind `tune`, gpuetl/lake/outputs.py) holds
 
@@ -68,19 +70,21 @@ class SampledConfigError(ValueError):
 
 
 def tuning_plan(dates: np.ndarray, cfg: GatConfig | XgbConfig, plan: Splits) -> Splits:
-    """The walk-forward plan made on the days before `plan`'s first test day, less the gap (reach + embargo), so
-    that no label of a tuning day reaches a test day; TuneError when no fold fits there."""
-    first_test = min(f.test.first for f in plan.folds)
-    end = first_test - plan.reach - plan.embargo
-    inner = make_splits(dates[: max(end, 0)], cfg.splits, plan.reach)
-    if not inner.folds:
-        why = "; ".join(inner.skipped) or "no day"
-        raise TuneError(f"no tuning fold fits the {max(end, 0)} days before the first test day {dates[first_test]} "
-                        f"(tuning never reads a test year): {why}; lower splits.test_years, splits.valid_days or "
-                        f"splits.min_train_days with --config-set, or use a longer dataset")
-    check_splits(inner, dates[:end], max(cfg.data.horizons))
-    check_tuning_folds(inner, plan)
-    return inner
+    """The folds a trial is scored on: those of the same walk-forward plan (`splits.*`) for the last
+    `splits.test_years` calendar years up to the plan's first test year, whose training and validation days all
+    end before that first test day, less the gap (the plan's own first fold is the latest of them). Their test
+    periods are not used. TuneError when none fits."""
+    first = plan.folds[0]
+    every = make_splits(dates, dataclasses.replace(cfg.splits, test_years=len(dates)), plan.reach)
+    chosen = [f for f in every.folds if f.test_year <= first.test_year][-cfg.splits.test_years:]
+    if not chosen:
+        raise TuneError(f"no tuning fold fits before the first test year {first.test_year}: "
+                        f"{'; '.join(every.skipped)}")
+    folds = tuple(dataclasses.replace(f, index=i) for i, f in enumerate(chosen))
+    tuning = Splits(plan.reach, plan.embargo, folds, ())
+    check_splits(tuning, dates, max(cfg.data.horizons))
+    check_tuning_folds(tuning, plan)
+    return tuning
 
 
 def check_tuning_folds(tuning: Splits, plan: Splits) -> None:
@@ -324,7 +328,8 @@ def _write(tcfg: TuneConfig, base: list[str], ds: Dataset, study: optuna.Study, 
         best_path.unlink(missing_ok=True)
     summary = {"study": study.study_name, "storage": url, "learner": tcfg.learner, "train_config": tcfg.train,
                "dataset": str(ds.path), "objective": tcfg.objective, "trials": rows, "ran": len(rows) - before,
-               "tuning_folds": folds.to_json(ds.dates)["folds"],
+               "tuning_folds": [{k: v for k, v in f.items() if k != "test"}  # their test periods: not used
+                                for f in folds.to_json(ds.dates)["folds"]],
                "test_years_never_read": [f.test_year for f in plan.folds],
                "best": None if best is None else {"trial": best.number, "value": best.value, "params": best.params,
                                                   "overrides": best.user_attrs.get("overrides", [])}}
@@ -394,13 +399,18 @@ def _finite(value: Any) -> Any:
 
 
 def table(summary: dict[str, Any], top: int = 5) -> str:
-    """The best trials, one line each, best first."""
+    """The best trials, one line each, best first, in aligned columns."""
     done = sorted((r for r in summary["trials"] if r["state"] == "complete" and r["value"] is not None),
                   key=lambda r: -r["value"])
     keys = [k for k in (summary["trials"][0] if summary["trials"] else {}) if "." in k]
-    lines = [f"{'trial':>5}  {'valid RankIC':>12}  " + "  ".join(keys)]
-    for r in done[:top]:
-        lines.append(f"{r['trial']:>5}  {r['value']:>+12.4f}  " + "  ".join(str(r[k]) for k in keys))
+    rows = [["trial", "valid RankIC", *keys]]
+    rows += [[str(r["trial"]), f"{r['value']:+.4f}", *(_short(r[k]) for k in keys)] for r in done[:top]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     states = {s: sum(r["state"] == s for r in summary["trials"]) for s in ("complete", "pruned", "fail")}
     lines.append(f"{len(summary['trials'])} trial(s): " + ", ".join(f"{n} {s}" for s, n in states.items() if n))
     return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
