@@ -21,7 +21,7 @@ DATE        ?=
 DAGSTER_PORT ?= 3000
 
 
-.PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu update train baseline predict dagster bench clean
+.PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu update train baseline tune predict dagster bench clean
 
 HELP_VARS   := PYTHON VENV TORCH START END SET BACKEND DEMO_LAKE PREDICT_RUN DAGSTER_PORT
 
@@ -86,7 +86,6 @@ baseline: ## the XGBoost baseline on the same folds (configs/train/xgb.yaml; TRA
 TUNE        ?= configs/tune/gat.yaml
 TRIALS      ?=
 
-.PHONY: tune
 tune: ## Optuna over the search space of TUNE (configs/tune/gat.yaml; configs/tune/xgb.yaml: the baseline) on validation days before the test years, on the demo dataset (TRAIN_SET="k=v ..."; TRIALS=n in all); a rerun continues the study -> data/tune/<name>
 	$(PY) -m gpuetl tune --config $(TUNE) --backend $(BACKEND) $(SETARGS) $(TRAINARGS) $(if $(TRIALS),--trials $(TRIALS))
 
