@@ -34,6 +34,7 @@ from gpuetl.dataset.registry import REGISTRY
 from gpuetl.dates import day_of
 from gpuetl.graphs.config import load_graph_config
 from gpuetl.train.config import load_gat_config, load_xgb_config
+from gpuetl.train.tune_config import load_tune_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "configs/dataset/default.yaml"
@@ -103,7 +104,7 @@ def test_range_in_words() -> None:
 
 
 def test_every_shipped_config_loads() -> None:
-    loaders = {"dataset": load_dataset_config, "graph": load_graph_config}
+    loaders = {"dataset": load_dataset_config, "graph": load_graph_config, "tune": load_tune_config}
     found = sorted((ROOT / "configs").rglob("*.yaml"))
     assert len(found) >= 5
     for path in found:
@@ -202,7 +203,8 @@ def test_dataset_config_bounds(overrides: list[str], message: str) -> None:
     (["splits.test_years=0"], "splits.test_years: must be >= 1, got 0"),
     (["eval.fallback_share=0.6"], "eval.fallback_share: must be in (0, 0.5], got 0.6"),
     (["eval.min_names=100"], "eval.min_names (100) must be at least twice eval.portfolio_size (200)"),
-    (["run.seed=-1"], "run.seed: must be >= 0, got -1"),
+    (["run.seeds=[-1]"], "run.seeds[0]: must be >= 0, got -1"),
+    (["run.seeds=[]"], "run.seeds: needs at least one value"),
     (["model.lead_lag.min_days=1"], "model.lead_lag.min_days: must be >= 2, got 1"),
     (["model.sector.peers=0"], "model.sector.peers: must be >= 1, got 0"),
 ])

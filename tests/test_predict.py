@@ -88,15 +88,15 @@ def own_predict(run: Path, dataset: Path, model: str, day: int) -> pd.Series:
 
         cfg = load_gat_config("configs/train/gat.yaml", TINY_TRAIN)
         data = load_train_data(ds, cfg.data, "cpu", cfg.model)
-        learner: object = GATLearner(cfg, data, cfg.run.seed + fold.index)
-        checkpoint = run / "checkpoints" / f"fold{fold.index}.pt"
+        learner: object = GATLearner(cfg, data, cfg.run.seeds[0] + fold.index)
+        checkpoint = run / "checkpoints" / f"fold{fold.index}-seed{cfg.run.seeds[0]}.pt"
     else:
         from gpuetl.train.xgb import XGBLearner
 
         cfg = load_xgb_config("configs/train/xgb.yaml", TINY_XGB)  # type: ignore[assignment]
         data = load_train_data(ds, cfg.data, "cpu")
-        learner = XGBLearner(cfg, cfg.run.seed + fold.index)  # type: ignore[arg-type]
-        checkpoint = run / "checkpoints" / f"fold{fold.index}.ubj"
+        learner = XGBLearner(cfg, cfg.run.seeds[0] + fold.index)  # type: ignore[arg-type]
+        checkpoint = run / "checkpoints" / f"fold{fold.index}-seed{cfg.run.seeds[0]}.ubj"
     before = snapshot(run)
     learner.fit(data.fold(fold), checkpoint, resume=True)  # type: ignore[attr-defined]
     assert snapshot(run) == before

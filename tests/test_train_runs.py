@@ -20,6 +20,7 @@ from gpuetl.train.data import load_train_data, relations
 from gpuetl.train.leadlag import lead_lag_edges
 from tests.support.train import (
     TINY_TRAIN,
+    TINY_XGB,
     keep_torch_threads,  # noqa: F401 (an autouse fixture)
     write_tiny_dataset,
 )
@@ -80,7 +81,7 @@ def test_a_stopped_run_is_kept_for_resume_and_never_replaced_unasked(dataset: Pa
     assert "did not finish" in capsys.readouterr().err and partial.is_dir() and not out.exists()
     assert run("train", dataset, out, QUICK, "--resume") == 0
     assert not partial.exists() and output_kind(out) == "gat-run"
-    assert json.loads((out / "metrics.json").read_text())["folds"][0]["resumed"]
+    assert json.loads((out / "metrics.json").read_text())["folds"][0]["members"][0]["resumed"]
 
 
 def test_graphs_are_checked_wherever_they_are_read(dataset: Path, tmp_path: Path,
@@ -160,6 +161,33 @@ def test_a_dataset_without_sector_codes_trains_with_what_it_has(tmp_path: Path,
     assert data.sector is None and data.lead_lag is not None and data.lead_lag.within is None
     src, _, _ = lead_lag_edges(data.panel.column("ret_1d")[:200], None, data.lead_lag.peers, data.lead_lag.min_days)
     assert len(src) > 0  # leaders among all codes: before, none were sought outside a sector that is not there
+
+
+def test_inputs_with_one_value_in_every_row_are_left_out_in_one_line(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A feature whose z-score is one number everywhere and the missing flags of features that are never missing
+    (all 0) tell no code from another: they are no inputs, named in one line and in config.json; `gpuetl predict`
+    then scores with the inputs the run recorded."""
+    ds = write_tiny_dataset(tmp_path / "ds")
+    for f in (ds / "data").rglob("*.parquet"):
+        frame = pd.read_parquet(f)
+        frame["sma5_gap_z"] = np.float32(0.5)
+        frame.to_parquet(f, index=False)
+    graphs = json.loads((ds / "graphs" / "graphs.json").read_text())
+    (ds / "graphs" / "graphs.json").write_text(json.dumps({**graphs, "dataset_hash": dataset_digest(ds)}))
+    capsys.readouterr()
+    assert run("baseline", ds, tmp_path / "xgb", [*TINY_XGB, "data.inputs.missing_flags=true"]) == 0
+    err = capsys.readouterr().err
+    flat = ["sma5_gap_z", *(f"{f}_missing" for f in ("ret_1d", "ret_5d", "sma5_gap", "lst_s33", "st_log_mcap"))]
+    (line,) = [x for x in err.splitlines() if "with one value in every row" in x]
+    assert line.startswith(f"gpuetl baseline: {len(flat)} input(s)") and all(c in line for c in flat), line
+    config = json.loads((tmp_path / "xgb" / "config.json").read_text())
+    assert not set(flat) & set(config["inputs"]) and "ret_1d_z" in config["inputs"]
+    assert any("with one value in every row" in x for x in config["left_out"])
+    out = tmp_path / "pred"
+    assert main(["predict", "--backend", "cpu", "--run", str(tmp_path / "xgb"), "--dataset", str(ds), "--out",
+                 str(out)]) == 0
+    assert len(pd.read_parquet(next(out.glob("predictions-*.parquet")))) > 0
 
 
 def test_relation_columns_of_an_enrichment_that_did_not_run_are_left_out_and_typos_refused(tmp_path: Path) -> None:

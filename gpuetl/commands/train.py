@@ -68,14 +68,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         metrics = _train(args, settings, cfg, path, out, read)
     if args.json:
         print(json.dumps({"out": str(out), "dataset": str(path), **{k: metrics[k] for k in (
-            "model", "label", "heads", "overall", "rules", "rules_missing", "train", "skipped_years")},
-            "folds": [{k: v for k, v in f.items() if k != "history"} for f in metrics["folds"]]}, indent=2))
+            "model", "label", "heads", "overall", "seeds", "rules", "rules_missing", "train", "skipped_years")},
+            "folds": [{**f, "members": [{k: v for k, v in m.items() if k != "history"} for m in f["members"]]}
+                      for f in metrics["folds"]]}, indent=2))
         return 0
-    from gpuetl.train.report import fold_table
+    from gpuetl.train.report import fold_table, seed_table
     from gpuetl.train.rules import rules_table
 
     t = metrics["train"]
-    print(f"{metrics['model']} on {path} -> {out} ({metrics['device']})\n{fold_table(metrics)}\n\n"
+    seeds = f"\nseeds (each alone, and their ensemble):\n{seed_table(metrics)}\n" \
+        if len(metrics["seeds"]["each"]) > 1 else ""
+    print(f"{metrics['model']} on {path} -> {out} ({metrics['device']})\n{fold_table(metrics)}\n{seeds}\n"
           f"beside simple rules (the same days, codes and label):\n{rules_table(metrics)}\n"
           f"training {t['seconds']:.1f} s, {t['stock_days_per_s'] or 0:,.0f} stock-days/s; report: {out / 'report.md'}")
     return 0
@@ -92,6 +95,8 @@ def _train(args: argparse.Namespace, settings: Settings, cfg: Any, path: Path, o
     from gpuetl.train.splits import SplitError
     from gpuetl.train.walkforward import ResumeError, check_resume, run_inputs, walk_forward
 
+    if cfg.run.progress and not args.no_progress:  # the first line within seconds; the rest once the data is read
+        note(args.model, f"{cfg.name} on {path}: loading the dataset ({len(cfg.run.seeds)} seed(s) per fold)")
     b = backend.init(settings)
     import torch
 

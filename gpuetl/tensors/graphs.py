@@ -131,6 +131,17 @@ class DailyGraphs:
         fixed = FixedEdges(src.to(self.src.device), dst.to(self.src.device), weight.to(self.attr).view(-1, 1))
         return dataclasses.replace(self, relations=(*self.relations, relation), fixed=fixed)
 
+    def edge_counts(self) -> dict[str, torch.Tensor]:
+        """(D,) edges per day of each relation (an edge belongs to a relation whose attribute is not 0; a fixed
+        relation has the same edges every day), on the edges' device: what a run records it learnt over."""
+        days, own = self._day_of_edges(), self.attr.shape[1]
+        counts = {name: torch.bincount(days[self.attr[:, r] != 0], minlength=len(self.start))
+                  for r, name in enumerate(self.relations[:own])}
+        if self.fixed is not None:
+            for r, name in enumerate(self.relations[own:]):
+                counts[name] = (self.fixed.attr[:, r] != 0).sum().expand(len(self.start)).to(torch.int64)
+        return counts
+
     def _day_of_edges(self) -> torch.Tensor:
         """(E,) the date index of each edge."""
         counts = torch.as_tensor(self.stop - self.start, device=self.src.device)

@@ -49,9 +49,12 @@ class EvalSettings:
     top_weight: Annotated[float, Range(min=1)]  # position weights linspace(top_weight, 1, n): the top name weighs most
 
 
+Seeds = Annotated[tuple[Natural, ...], Items(min=1, unique=True)]  # NumPy's generators take no negative seed
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
-    seed: Natural  # NumPy's generators take no negative seed
+    seeds: Seeds  # one model per seed and fold (fold k: seed + k); more than one: their per-day z-scores averaged
     device: Literal["auto", "cpu", "cuda"]  # auto: the backend's device
     threads: Natural  # CPU threads for torch and XGBoost (0: their default, all cores)
     out: str | None  # run folder (None: <paths.data>/runs/<name>)
@@ -116,12 +119,22 @@ class LossSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrackingSettings:
+    """Where a run's params, curves and metrics go besides its own files (gpuetl/train/tracking.py)."""
+
+    tensorboard: bool  # event files in <run>/tensorboard (`tensorboard --logdir <runs folder>`)
+    mlflow_uri: str | None  # an MLflow tracking URI (a folder: a local file store); None: no MLflow
+    experiment: str  # the MLflow experiment
+
+
+@dataclasses.dataclass(frozen=True)
 class GatConfig:
     name: str
     data: DataSettings
     splits: SplitSettings
     eval: EvalSettings
     run: RunSettings
+    tracking: TrackingSettings
     model: ModelSettings
     optim: OptimSettings
     loss: LossSettings
@@ -149,6 +162,7 @@ class XgbConfig:
     splits: SplitSettings
     eval: EvalSettings
     run: RunSettings
+    tracking: TrackingSettings
     xgb: XgbSettings
 
 

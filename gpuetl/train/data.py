@@ -201,14 +201,17 @@ def _lacks(ds: Dataset, column: str, relation: str) -> str | None:
 
 
 def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str | None = None,
-                    model: ModelSettings | None = None) -> TrainData:
+                    model: ModelSettings | None = None,
+                    columns: tuple[list[str], list[str]] | None = None) -> TrainData:
     """Read the dataset's inputs, context and head targets into one panel on `device` (the backend's by default);
     for a graph model (`model`), also its daily graphs with the sector relation, and the columns each fold's
     lead-lag relation is estimated from. The graph-free ablation loads them too (the same edge attributes). What
     the dataset lacks the data for (features without a value, a relation's columns) is left out, one line each in
-    `TrainData.notes` (`gpuetl train` and `baseline` print them; the run's config.json records them)."""
+    `TrainData.notes` (`gpuetl train` and `baseline` print them; the run's config.json records them), and so are
+    inputs with one value in every row. `columns`: (inputs, context) exactly as a run recorded them, for the
+    model it fitted (`gpuetl predict`), no column left out."""
     label, heads = resolve_label(ds, cfg)
-    inputs, context = select_inputs(ds, cfg.inputs)
+    inputs, context = select_inputs(ds, cfg.inputs) if columns is None else (list(columns[0]), list(columns[1]))
     notes = []
     empty = empty_inputs(ds, cfg.inputs)
     if empty:
@@ -219,6 +222,14 @@ def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str |
     if lead_lag is not None:
         relation += [c for c in (lead_lag.column, lead_lag.within) if c and c not in relation]
     panel = ds.panel([*inputs, *context, *relation], device, heads)
+    constant = constant_columns(panel, [*inputs, *context]) if columns is None else []
+    if constant:  # no information: read the panel again without them (a copy of the rest would double the peak)
+        notes.append(f"{len(constant)} input(s) with one value in every row of {ds.path} are left out: "
+                     f"{', '.join(constant)}")
+        inputs = [c for c in inputs if c not in constant]
+        context = [c for c in context if c not in constant]
+        del panel
+        panel = ds.panel([*inputs, *context, *relation], device, heads)
     graph_cols = [i for i, c in enumerate(inputs) if c in ds.graph_features]
     if graph_cols:  # raw graph features -> per-day z-scores over the day's codes (the dataset's own are z-scored)
         for j in graph_cols:
@@ -237,6 +248,22 @@ def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str |
                      label=label, graphs=daily, eligible=eligible,
                      label_counts=counts.cpu().numpy(),  # host-ok: D counts, once
                      lead_lag=lead_lag, sector=sector, notes=tuple(notes))
+
+
+def constant_columns(panel: PanelTensors, columns: list[str]) -> list[str]:
+    """The columns with one value (or none) over the panel's rows: an input that cannot tell codes or days apart.
+    One device reduction per column and one host read of the flags."""
+    if not columns:
+        return []
+    flags = []
+    for name in columns:
+        col = panel.column(name)
+        ok = panel.present & torch.isfinite(col)
+        lo = torch.where(ok, col, torch.full_like(col, float("inf"))).amin()
+        hi = torch.where(ok, col, torch.full_like(col, float("-inf"))).amax()
+        flags.append(~(hi > lo))
+    constant = torch.stack(flags).cpu().numpy()  # host-ok: one flag per column, once per run
+    return [c for c, flat in zip(columns, constant, strict=True) if flat]
 
 
 def _nanstd(x: torch.Tensor) -> torch.Tensor:

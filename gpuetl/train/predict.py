@@ -1,11 +1,12 @@
 """Scoring one day with a finished run (`gpuetl predict`): a ranked list of the day's codes, written as an output.
 
 What it scores with: the model of the run's last fold, as the run itself used it on that fold's test days (the
-GAT's chosen EMA weights, XGBoost's trees cut at the chosen count: checkpoints/fold<k>.*), with the day's context
-standardised on that fold's training days and, for a GAT, the lead-lag relation estimated on them. So the model
-that ranks is the one whose out-of-sample scores the run's report shows, and on a day of its test year it gives
-the run's own predictions. A model refitted on every labelled day would see a year more but would have no test
-score of its own, and would cost a fit more per run; it is not made.
+GAT's chosen EMA weights, XGBoost's trees cut at the chosen count: checkpoints/fold<k>-seed<s>.*), with the day's
+context standardised on that fold's training days and, for a GAT, the lead-lag relation estimated on them. So the
+model that ranks is the one whose out-of-sample scores the run's report shows, and on a day of its test year it
+gives the run's own predictions. A run of several seeds (`run.seeds`) scores with each seed's model and combines
+them as the run did (gpuetl/train/ensemble.py). A model refitted on every labelled day would see a year more but
+would have no test score of its own, and would cost a fit more per run; it is not made.
 
 The dataset must be made as the run's was (`gpuetl.train.definition`: the same config and feature definitions;
 later days are fine, so a dataset updated every evening is accepted), hold the fold's training days, and hold the
@@ -39,8 +40,9 @@ from gpuetl.tensors import Dataset, DatasetError
 from gpuetl.tensors.graphs import graph_dir
 from gpuetl.tensors.panel import torch_device
 from gpuetl.train.config import GatConfig, XgbConfig, check_gat, check_xgb
-from gpuetl.train.data import load_train_data, resolve_label, select_inputs
+from gpuetl.train.data import FoldData, TrainData, load_train_data, resolve_label, select_inputs
 from gpuetl.train.definition import changed_keys, dataset_definition, graphs_definition
+from gpuetl.train.ensemble import checkpoint, combine, member_seed
 from gpuetl.train.learner import TrainError
 from gpuetl.train.loop import GATLearner
 from gpuetl.train.splits import Fold, Period
@@ -70,13 +72,11 @@ class TrainedRun:
     fold: dict[str, Any]  # the last fold of splits.json: index, test year, periods with their dates
 
     @property
-    def checkpoint(self) -> Path:
-        return self.path / "checkpoints" / f"fold{self.fold['fold']}.{_SUFFIX[self.model]}"
-
-    @property
-    def seed(self) -> int:
-        """The fold's seed, as the run fitted it (run.seed + the fold's index)."""
-        return self.cfg.run.seed + int(self.fold["fold"])
+    def members(self) -> list[tuple[int, Path]]:
+        """(fit seed, checkpoint) of each seed's model on the last fold, as the run fitted them (ensemble.py)."""
+        k = int(self.fold["fold"])
+        return [(member_seed(s, k), checkpoint(self.path / "checkpoints", k, s, _SUFFIX[self.model]))
+                for s in self.cfg.run.seeds]
 
     @property
     def command(self) -> str:
@@ -120,6 +120,7 @@ def open_run(path: str | Path) -> TrainedRun:
         raise PredictError(f"--run {path}: config.json names no model gpuetl knows ({model})")
     config = dict(recorded["config"])
     config["run"] = {**config["run"], "progress": False}  # not recorded: how the run showed its progress
+    config["tracking"] = {"tensorboard": False, "mlflow_uri": None, "experiment": ""}  # nor where copies went
     try:
         cfg: GatConfig | XgbConfig
         if model == "gat":
@@ -134,9 +135,10 @@ def open_run(path: str | Path) -> TrainedRun:
     if not folds:
         raise PredictError(f"--run {path} has no fold (splits.json): nothing was fitted")
     run = TrainedRun(path, model, cfg, recorded, folds[-1])
-    if not run.checkpoint.is_file():
-        raise PredictError(f"--run {path} lacks {run.checkpoint.relative_to(path)}: finish it with "
-                           f"`gpuetl {run.command} --resume --out {path}`")
+    for _, ckpt in run.members:
+        if not ckpt.is_file():
+            raise PredictError(f"--run {path} lacks {ckpt.relative_to(path)}: finish it with "
+                               f"`gpuetl {run.command} --resume --out {path}`")
     return run
 
 
@@ -169,10 +171,12 @@ def check_dataset(run: TrainedRun, ds: Dataset) -> None:
                                "(`gpuetl graph --overwrite`)")
     label, heads = resolve_label(ds, run.cfg.data)
     inputs, context = select_inputs(ds, run.cfg.data.inputs)
-    now = {"label": label, "heads": list(heads), "inputs": inputs, "context": context}
+    now = {"label": label, "heads": list(heads)}
     changed = [k for k, v in now.items() if rec.get(k) != v]
-    if changed:
-        raise PredictError(f"--dataset {ds.path} gives the model of run {run.path} other {', '.join(changed)} than "
+    lacking = [c for c in (*rec.get("inputs", []), *rec.get("context", [])) if c not in (*inputs, *context)]
+    if changed or lacking:
+        what = [*changed, *(["inputs " + ", ".join(lacking[:5])] if lacking else [])]
+        raise PredictError(f"--dataset {ds.path} gives the model of run {run.path} other {'; '.join(what)} than "
                            "it was fitted on: predict on a dataset built from the same config")
 
 
@@ -245,31 +249,41 @@ def score(job: PredictJob, device: torch.device) -> tuple[np.ndarray, np.ndarray
     """The codes that count on the day (a row, and the run's `data.min_history` rows so far), their scores by the
     run's model, and how many codes with a row that day were left out for a shorter history."""
     run, cfg = job.run, job.run.cfg
-    data = load_train_data(job.ds, cfg.data, device, cfg.model if isinstance(cfg, GatConfig) else None)
+    data = load_train_data(job.ds, cfg.data, device, cfg.model if isinstance(cfg, GatConfig) else None,
+                           (list(run.recorded["inputs"]), list(run.recorded["context"])))  # the model's inputs
     fold = data.fold(job.fold)
-    learner: GATLearner | XGBLearner
-    learner = GATLearner(cfg, data, run.seed) if isinstance(cfg, GatConfig) else XGBLearner(cfg, run.seed)
-    try:
-        if isinstance(learner, XGBLearner):
-            learner.restore(run.checkpoint, data.device)
-        else:
-            learner.restore(run.checkpoint)
-    except TrainError as err:
-        raise PredictError(f"--run {run.path}: {err}: finish it with `gpuetl {run.command} --resume`") from None
-    except RuntimeError as err:  # torch: the saved weights' shapes are not this model's
-        raise PredictError(f"the model of run {run.path} does not fit the inputs of {job.ds.path} "
-                           f"({str(err).splitlines()[0]})") from None
+    counts = data.eligible[job.day]
+    preds = [_member(run, job, data, fold, seed, ckpt) for seed, ckpt in run.members]
     counts = data.eligible[job.day]
     present = data.panel.present[job.day]
     mask = counts.cpu().numpy()  # host-ok: the day's N flags, to name the ranked codes
     if not mask.any():
         raise TrainError(f"no code has {cfg.data.min_history} rows up to {job.date} in {job.ds.path}: nothing to rank")
-    scores = learner.predict(fold, [job.day])[0]
+    scores = combine(preds, counts.unsqueeze(0))[0]  # the seeds' ensemble, as the run combined its test days
     values = scores.cpu().numpy()[mask].astype(np.float32)  # host-ok: the day's N scores, for the ranking file
     if not np.isfinite(values).all():
         raise TrainError(f"the model of run {run.path} gave no finite score to some codes on {job.date}")
     left_out = int((present & ~counts).sum().item())  # host-ok: one count for prediction.json
     return data.panel.codes[mask], values, left_out
+
+
+def _member(run: TrainedRun, job: PredictJob, data: TrainData, fold: FoldData, seed: int,
+            ckpt: Path) -> torch.Tensor:
+    """(1, N) scores of the day by one seed's model of the run's last fold."""
+    cfg = run.cfg
+    learner: GATLearner | XGBLearner
+    learner = GATLearner(cfg, data, seed) if isinstance(cfg, GatConfig) else XGBLearner(cfg, seed)
+    try:
+        if isinstance(learner, XGBLearner):
+            learner.restore(ckpt, data.device)
+        else:
+            learner.restore(ckpt)
+    except TrainError as err:
+        raise PredictError(f"--run {run.path}: {err}: finish it with `gpuetl {run.command} --resume`") from None
+    except RuntimeError as err:  # torch: the saved weights' shapes are not this model's
+        raise PredictError(f"the model of run {run.path} does not fit the inputs of {job.ds.path} "
+                           f"({str(err).splitlines()[0]})") from None
+    return learner.predict(fold, [job.day])
 
 
 def ranking(date: str, codes: np.ndarray, scores: np.ndarray) -> pd.DataFrame:

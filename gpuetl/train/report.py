@@ -23,15 +23,41 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def fold_table(metrics: dict[str, Any]) -> str:
-    """The per-fold metrics and the overall row as a Markdown table."""
+    """The per-fold metrics and the overall row as a Markdown table ('chosen' and 'valid RankIC': per seed)."""
     head = ["fold", "test year", *(c[1] for c in COLUMNS), "chosen", "valid RankIC"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     for f in metrics["folds"]:
-        cells = [str(f["fold"]), str(f["test_year"]), *(_fmt(f[k], s) for k, _, s in COLUMNS), str(f["best"]),
-                 _fmt(f["best_valid_rank_ic"], "+.4f")]
+        members = f["members"]
+        cells = [str(f["fold"]), str(f["test_year"]), *(_fmt(f[k], s) for k, _, s in COLUMNS),
+                 "/".join(str(m["best"]) for m in members),
+                 "/".join(_fmt(m["best_valid_rank_ic"], "+.4f") for m in members)]
         lines.append("| " + " | ".join(cells) + " |")
     o = metrics["overall"]
     lines.append("| **all** | " + " | ".join(["", *(_fmt(o[k], s) for k, _, s in COLUMNS), "", ""]) + " |")
+    return "\n".join(lines)
+
+
+def seed_table(metrics: dict[str, Any]) -> str:
+    """Each seed's model alone over all test days, the mean +- std over seeds, and the ensemble."""
+    keys = (("rank_ic", "RankIC", "+.4f"), ("rank_ic_t", "t", "+.2f"), ("jpx_score", "JPX score", "+.3f"),
+            ("long_short_cum", "long-short", "+.1%"))
+    seeds = metrics["seeds"]
+    lines = ["| seed | " + " | ".join(k[1] for k in keys) + " |", "|" + "---:|" * (len(keys) + 1)]
+    for e in seeds["each"]:
+        lines.append(f"| {e['seed']} | " + " | ".join(_fmt(e[k], s) for k, _, s in keys) + " |")
+    lines.append("| mean ± std | " + " | ".join(f"{_fmt(seeds['mean'][k], s)} ± {_fmt(seeds['std'][k], s.lstrip('+'))}"
+                                               for k, _, s in keys) + " |")
+    lines.append("| **ensemble** | " + " | ".join(_fmt(metrics["overall"][k], s) for k, _, s in keys) + " |")
+    return "\n".join(lines)
+
+
+def edge_table(metrics: dict[str, Any]) -> str:
+    """Edges per day of each relation, per fold (mean, min-max, days without an edge)."""
+    lines = ["| fold | relation | edges per day (mean) | min-max | days without |", "|---:|---|---:|---:|---:|"]
+    for f in metrics["folds"]:
+        for rel, e in f.get("edges", {}).items():
+            span = f"{e['min']:,}-{e['max']:,}"
+            lines.append(f"| {f['fold']} | {rel} | {e['mean']:,.0f} | {span} | {e['days_without']} |")
     return "\n".join(lines)
 
 
@@ -50,9 +76,8 @@ def write_report(out: Path, metrics: dict[str, Any]) -> Path:
         "",
         fold_table(metrics),
         "",
-        f"The **all** row pools the test days (each day counts once). The folds' unweighted mean RankIC, in which a "
-        f"short fold counts as much as a full year, is {_fmt(metrics['overall']['fold_mean_rank_ic'], '+.4f')}"
-        f" (fold days: {', '.join(str(f['days']) for f in metrics['folds'])}).",
+        f"The **all** row pools the test days: each day counts once, so a fold weighs by its days "
+        f"({', '.join(str(f['days']) for f in metrics['folds'])}), and a short fold never counts as a full year.",
     ]
     if metrics.get("rules"):
         lines += ["", "## Beside simple rules", "",
@@ -62,6 +87,13 @@ def write_report(out: Path, metrics: dict[str, Any]) -> Path:
                   rules_table(metrics)]
         if metrics.get("rules_missing"):
             lines += ["", "Rules the dataset lacks the columns of: " + ", ".join(metrics["rules_missing"]) + "."]
+    if len(metrics["seeds"]["each"]) > 1:
+        lines += ["", "## Seeds", "", "Each seed's model alone over all test days, and the mean and std (ddof 1) over "
+                  "seeds; the run's scores above are the **ensemble**'s: the mean of the seeds' per-day z-scores.", "",
+                  seed_table(metrics)]
+    if any(f.get("edges") for f in metrics["folds"]):
+        lines += ["", "## Graph", "", "Edges per day of each relation the model learnt over, from each fold's first "
+                  "training day to its last test day (`edges.parquet` has every day).", "", edge_table(metrics)]
     if metrics["skipped_years"]:
         lines += ["", "Years without a fold: " + "; ".join(metrics["skipped_years"])]
     rate = t["stock_days_per_s"]
@@ -89,11 +121,13 @@ def write_charts(out: Path, metrics: dict[str, Any]) -> list[str]:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for f in metrics["folds"]:
-        h = f["history"]
-        x = [e.get("epoch", e.get("trees")) for e in h]
-        if h and "train_loss" in h[0]:
-            axes[0].plot(x, [e["train_loss"] for e in h], marker="o", label=f"fold {f['fold']}")
-        axes[1].plot(x, [e["valid_rank_ic"] for e in h], marker="o", label=f"fold {f['fold']}")
+        for m in f["members"]:
+            h = m["history"]
+            x = [e.get("epoch", e.get("trees")) for e in h]
+            name = f"fold {f['fold']}" + (f" seed {m['seed']}" if len(f["members"]) > 1 else "")
+            if h and "train_loss" in h[0]:
+                axes[0].plot(x, [e["train_loss"] for e in h], marker="o", label=name)
+            axes[1].plot(x, [e["valid_rank_ic"] for e in h], marker="o", label=name)
     axes[0].set(title="training loss", xlabel="epoch")
     axes[1].set(title="validation RankIC", xlabel="epoch" if metrics["model"] != "xgb" else "trees")
     for ax in axes:

@@ -6,7 +6,7 @@ holds; none is fitted, so none can have seen a test day.
 - momentum_120_20: (1 + ret_120d) / (1 + ret_20d) - 1, the return from t-120 to t-20 (momentum skipping the last
   month; 120 days is the default dataset's longest return, so not the 12-1-month form);
 - low_vol_20d: -rvol_20d (the low-volatility anomaly);
-- random: uniform noise seeded by `run.seed` (zero skill: what chance scores).
+- random: uniform noise seeded by the first of `run.seeds` (zero skill: what chance scores).
 
 A rule whose columns the dataset lacks is left out, and the run says which (metrics.json `rules_missing`).
 Beside each rule the run records the paired daily difference of RankIC (the model's minus the rule's, on the days

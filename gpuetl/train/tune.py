@@ -114,8 +114,7 @@ def suggest(trial: optuna.Trial, p: SearchParam) -> str:
 
 def first_seed(cfg: GatConfig | XgbConfig) -> int:
     """The run's seed (the first of `run.seeds`: a trial fits one model per fold, not the ensemble)."""
-    run = to_dict(cfg.run)
-    return int(run["seeds"][0]) if "seeds" in run else int(run["seed"])
+    return cfg.run.seeds[0]
 
 
 def make_learner(cfg: GatConfig | XgbConfig, data: TrainData, seed: int) -> Learner:

@@ -3,12 +3,15 @@
     <out>/config.json        the resolved config, dataset (hashes, definition), label, heads, inputs, seeds, device,
                              versions
     <out>/splits.json        the folds (`Splits`, checked before any fit)
-    <out>/checkpoints/       fold<k>.pt (GAT: every epoch) or fold<k>.ubj + .json (XGBoost); --resume reuses them;
-                             the last fold's is the model `gpuetl predict` scores with (gpuetl/train/predict.py)
-    <out>/predictions.parquet  Date, Code, fold, prediction, label: every scored test row
-    <out>/metrics.json       per fold and overall summaries, the simple rules beside them (gpuetl/train/rules.py),
-                             daily series, training curves, throughput, memory
-    <out>/report.md, <out>/charts/*.png
+    <out>/checkpoints/       fold<k>-seed<s>.pt (GAT: every epoch) or .ubj + .json (XGBoost), one per seed of
+                             run.seeds (gpuetl/train/ensemble.py); --resume reuses them; the last fold's are the
+                             models `gpuetl predict` scores with (gpuetl/train/predict.py)
+    <out>/predictions.parquet  Date, Code, fold, prediction, label: every scored test row (the seeds' ensemble)
+    <out>/edges.parquet      Date, fold, relation, edges: the graph each fold learnt over, per relation and day
+    <out>/metrics.json       per fold and overall summaries, each seed's and their mean and std, the simple rules
+                             beside them (gpuetl/train/rules.py), daily series, training curves, edges per
+                             relation, throughput, memory
+    <out>/report.md, <out>/charts/*.png, <out>/tensorboard/ (event files; and MLflow: gpuetl/train/tracking.py)
 
 The folder is written beside `out` (`.<name>.tmp`) and swapped in when the run is complete; a run that stops
 (an error, Ctrl-C, a kill) leaves that folder for `--resume`.
@@ -26,7 +29,14 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from gpuetl.config import to_dict
 from gpuetl.graphs.io import dataset_digest, graphs_digest
@@ -35,31 +45,44 @@ from gpuetl.stages import peak_host_bytes
 from gpuetl.tensors import Dataset
 from gpuetl.tensors.graphs import graph_dir
 from gpuetl.train.config import GatConfig, XgbConfig
-from gpuetl.train.data import TrainData
+from gpuetl.train.data import FoldData, TrainData
 from gpuetl.train.definition import dataset_definition, graphs_definition
+from gpuetl.train.ensemble import checkpoint, combine, member_seed
+from gpuetl.train.eta import Eta
 from gpuetl.train.learner import FitLog, Learner, TrainError
 from gpuetl.train.metrics import DAILY, daily_metrics, summarize, to_host
 from gpuetl.train.report import write_report
 from gpuetl.train.rules import paired, rule_scores
-from gpuetl.train.splits import Splits, check_splits, label_reach, make_splits
+from gpuetl.train.splits import Fold, Splits, check_splits, label_reach, make_splits
+from gpuetl.train.tracking import Tracker
 from gpuetl.version import __version__
+
+
+@dataclasses.dataclass
+class Member:
+    """One model of a fold's ensemble: the seed run.seeds names, the seed it was fitted with, its fit, its test days."""
+
+    seed: int
+    fit_seed: int
+    fit: FitLog
+    daily: dict[str, np.ndarray]
 
 
 @dataclasses.dataclass
 class FoldResult:
     index: int
     test_year: int
-    seed: int
-    summary: dict[str, float]
+    summary: dict[str, float]  # of the ensemble (one member: of that model)
     dates: np.ndarray  # test dates (datetime64[D])
     daily: dict[str, np.ndarray]
-    fit: FitLog
+    members: list[Member]
+    edges: dict[str, dict[str, float]]  # per relation: edges per day over the fold's training and test days
 
 
 def progress_bar(enabled: bool) -> Progress:
     """Per-epoch bars on stderr (rich), hidden when disabled."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), disable=not enabled, transient=True)
+                    TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled, transient=True)
 
 
 class ResumeError(TrainError):
@@ -82,6 +105,7 @@ def run_inputs(cfg: GatConfig | XgbConfig, ds: Dataset) -> dict[str, Any]:
     columns (and the graphs, where the model reads them) are made, which `gpuetl predict` compares."""
     config = to_dict(cfg)
     config["run"].pop("progress")
+    config.pop("tracking")  # where copies of the results go: a resumed run may send them elsewhere
     reads_graphs = isinstance(cfg, GatConfig) or cfg.data.inputs.graph_features
     return {"config": config, "dataset": str(ds.path.resolve()), "dataset_hash": dataset_digest(ds.path),
             "graphs_hash": graphs_digest(graph_dir(ds.path)), "gpuetl": __version__, "torch": torch.__version__,
@@ -145,7 +169,7 @@ def walk_forward(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learn
     The run is written beside `out` and swapped in when it is complete (an existing run of the same model only with
     `overwrite`); a run that stops keeps what it wrote there, and `resume` continues it (or re-scores a finished
     run from its checkpoints). `out` may not be the dataset, inside or above it, or anything else in `read`."""
-    first = learner(cfg.run.seed)
+    first = learner(member_seed(cfg.run.seeds[0], 0))
     planned = plan_folds(cfg, ds, data)
     made_from = run_inputs(cfg, ds)
     read = [Input(ds.path, "the dataset"), *read]
@@ -161,30 +185,89 @@ def _walk(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Cal
           out: Path, resume: bool, progress: bool, plan: Splits) -> dict[str, Any]:
     results: list[FoldResult] = []
     frames: list[pd.DataFrame] = []
-    scores, missing = rule_scores(ds, data, cfg.run.seed)
+    edges: list[pd.DataFrame] = []
+    scores, missing = rule_scores(ds, data, cfg.run.seeds[0])
     rules: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in scores}  # host-ok: the rules' names
-    with progress_bar(progress) as bar:
+    seeds = cfg.run.seeds
+    weights = {f.index: fit_weight(cfg, data, f) for f in plan.folds}
+    eta = Eta([weights[f.index] for f in plan.folds for _ in seeds])
+    chosen = "trees" if first.name == "xgb" else "epochs"
+    config = json.loads((out / "config.json").read_text())
+    with progress_bar(progress) as bar, Tracker(cfg.tracking, out, first.name, config) as tracker:
         for fold in plan.folds:
-            seed = cfg.run.seed + fold.index
-            model = first if fold.index == 0 else learner(seed)
             fd = data.fold(fold)
-            log = model.fit(fd, out / "checkpoints" / f"fold{fold.index}.{model.checkpoint_suffix}", resume, bar)
             days = list(fold.test.days)
-            pred = model.predict(fd, days)
             label, mask = data.rows(days)
+            preds, members = [], []
+            for i, seed in enumerate(seeds):
+                fit_seed = member_seed(seed, fold.index)
+                model = first if fold.index == 0 and i == 0 else learner(fit_seed)
+                ckpt = checkpoint(out / "checkpoints", fold.index, seed, model.checkpoint_suffix)
+                log = model.fit(fd, ckpt, resume, bar)
+                preds.append(model.predict(fd, days))
+                member_daily = to_host(daily_metrics(preds[-1], label, mask, cfg.eval)) if len(seeds) > 1 else {}
+                members.append(Member(seed, fit_seed, log, member_daily))
+                tracker.member(fold.index, seed, log)
+                eta.advance(weights[fold.index])
+                bar.console.print(f"fold {fold.index} (test {fold.test_year}), seed {seed}: {log.best} {chosen}, "
+                                  f"valid RankIC {log.best_score:+.4f}; {eta.line()}")
+            pred = combine(preds, mask)
             daily = to_host(daily_metrics(pred, label, mask, cfg.eval))
+            for m in members:
+                m.daily = m.daily or daily  # one member: the ensemble is that model
             for name, score in scores.items():  # the same days, codes and label
                 rules[name].append(to_host(daily_metrics(score[days], label, mask, cfg.eval)))
             dates = ds.dates[fold.test.first: fold.test.last + 1]
-            results.append(FoldResult(fold.index, fold.test_year, seed, summarize(daily), dates, daily, log))
+            counts = edge_counts(fd, ds, fold)
+            results.append(FoldResult(fold.index, fold.test_year, summarize(daily), dates, daily, members,
+                                      _edge_summary(counts)))
             frames.append(_predictions(data, dates, fold.index, pred, label, mask))
+            edges.append(counts)
+            tracker.fold(fold.index, results[-1].summary)
             bar.console.print(f"fold {fold.index} (test {fold.test_year}): "
-                              f"RankIC {results[-1].summary['rank_ic']:+.4f}")
-    pd.concat(frames, ignore_index=True).to_parquet(out / "predictions.parquet", index=False)
-    metrics = _finite(_metrics(first.name, data, plan, results, rules, missing))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    write_report(out, metrics)
+                              f"RankIC {results[-1].summary['rank_ic']:+.4f}"
+                              + (f" (the ensemble of {len(seeds)} seeds)" if len(seeds) > 1 else ""))
+        pd.concat(frames, ignore_index=True).to_parquet(out / "predictions.parquet", index=False)
+        if any(len(e) for e in edges):
+            pd.concat(edges, ignore_index=True).to_parquet(out / "edges.parquet", index=False)
+        metrics = _finite(_metrics(first.name, data, plan, results, rules, missing))
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_report(out, metrics)
+        tracker.finish(out, metrics)
     return metrics
+
+
+def fit_weight(cfg: GatConfig | XgbConfig, data: TrainData, fold: Fold) -> float:
+    """What a fit of `fold` costs, relatively: the stock-days of its training period (of one epoch's draw when
+    `optim.days_per_epoch` caps the days), for the run's time estimate."""
+    counts = data.label_counts[fold.train.first: fold.train.last + 1]
+    per_epoch = cfg.optim.days_per_epoch if isinstance(cfg, GatConfig) else 0
+    if per_epoch and per_epoch < len(counts):
+        return float(counts.mean() * per_epoch)
+    return float(counts.sum()) or 1.0
+
+
+def edge_counts(fd: FoldData, ds: Dataset, fold: Fold) -> pd.DataFrame:
+    """Date, fold, relation, edges: the fold's graph per relation on every day from its first training day to its
+    last test day (no graphs: no rows)."""
+    graphs = fd.graphs
+    if graphs is None:
+        return pd.DataFrame({"Date": [], "fold": [], "relation": [], "edges": []})
+    span = slice(fold.train.first, fold.test.last + 1)
+    dates = ds.dates[span].astype("datetime64[ms]")
+    per = {name: c[span].cpu().numpy() for name, c in graphs.edge_counts().items()}  # host-ok: D counts, per fold
+    return pd.concat([pd.DataFrame({"Date": dates, "fold": np.int16(fold.index), "relation": _RELATION.get(n, n),
+                                    "edges": v.astype(np.int64)}) for n, v in per.items()], ignore_index=True)
+
+
+_RELATION = {"weight": "correlation"}  # the correlation graph's attribute column, by what it is
+
+
+def _edge_summary(counts: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per relation: mean, min and max edges per day, and the days without an edge."""
+    return {str(rel): {"mean": float(g["edges"].mean()), "min": int(g["edges"].min()), "max": int(g["edges"].max()),
+                       "days_without": int((g["edges"] == 0).sum())}
+            for rel, g in counts.groupby("relation", sort=False)}
 
 
 def _predictions(data: TrainData, dates: np.ndarray, fold: int, pred: torch.Tensor, label: torch.Tensor,
@@ -203,16 +286,19 @@ def _metrics(name: str, data: TrainData, plan: Splits, results: list[FoldResult]
     daily = {k: np.concatenate([r.daily[k] for r in results]) for k in DAILY}
     overall = summarize(daily)
     by_rule = {rule: {k: np.concatenate([f[k] for f in folds]) for k in DAILY} for rule, folds in rules.items()}
-    overall["fold_mean_rank_ic"] = float(np.mean([r.summary["rank_ic"] for r in results]))
-    seconds = sum(r.fit.seconds for r in results)
-    stock_days = sum(r.fit.stock_days for r in results)
+    fits = [m.fit for r in results for m in r.members]
+    seconds = sum(f.seconds for f in fits)
+    stock_days = sum(f.stock_days for f in fits)
     device_peak = peak_device_bytes(data)
     return {
         "model": name, "device": str(data.device), "label": data.label, "heads": list(data.heads),
-        "folds": [{"fold": r.index, "test_year": r.test_year, "seed": r.seed, **r.summary, "best": r.fit.best,
-                   "best_valid_rank_ic": r.fit.best_score, "train_seconds": round(r.fit.seconds, 3),
-                   "resumed": r.fit.resumed, "history": r.fit.history} for r in results],
+        "folds": [{"fold": r.index, "test_year": r.test_year, **r.summary, "edges": r.edges,
+                   "members": [{"seed": m.seed, "fit_seed": m.fit_seed, "best": m.fit.best,
+                                "best_valid_rank_ic": m.fit.best_score, "rank_ic": summarize(m.daily)["rank_ic"],
+                                "train_seconds": round(m.fit.seconds, 3), "resumed": m.fit.resumed,
+                                "history": m.fit.history} for m in r.members]} for r in results],
         "overall": overall,
+        "seeds": _seeds(results),
         "rules": {rule: {**summarize(d), **paired(daily["rank_ic"], d["rank_ic"])} for rule, d in by_rule.items()},
         "rules_missing": rules_missing,
         "skipped_years": list(plan.skipped),
@@ -224,6 +310,21 @@ def _metrics(name: str, data: TrainData, plan: Splits, results: list[FoldResult]
                   "fold": [r.index for r in results for _ in r.dates],
                   "rules_rank_ic": {rule: d["rank_ic"].tolist() for rule, d in by_rule.items()}},  # host-ok: NumPy
     }
+
+
+SEED_KEYS = ("rank_ic", "rank_ic_t", "ic", "jpx_score", "long_short_cum")
+
+
+def _seeds(results: list[FoldResult]) -> dict[str, Any]:
+    """Each seed's model scored alone over all test days, and the mean and std (ddof 1) over seeds: how much of a
+    result is the seed. The ensemble's own scores are `overall`."""
+    each = []
+    for i, seed in enumerate(m.seed for m in results[0].members):
+        daily = {k: np.concatenate([r.members[i].daily[k] for r in results]) for k in DAILY}
+        each.append({"seed": seed, **summarize(daily)})
+    values = {k: np.array([e[k] for e in each], dtype=float) for k in SEED_KEYS}
+    return {"each": each, "mean": {k: float(np.nanmean(v)) for k, v in values.items()},
+            "std": {k: float(np.nanstd(v, ddof=1)) if len(v) > 1 else None for k, v in values.items()}}
 
 
 def peak_device_bytes(data: TrainData) -> int | None:
