@@ -54,6 +54,12 @@ def test_train_writes_the_run_and_the_graph_carries_the_signal(dataset: Path, tm
     assert_backend_equal(metrics["overall"]["rank_ic"], ric.mean(), tol="reference")  # torch's against pandas' IC
     assert [f["test_year"] for f in metrics["folds"]] == [2022] and metrics["label"] == "target_next_ret_1d"
     assert predictions["Date"].dt.year.eq(2022).all()
+    # each head scored against its own target: the label's is the run's score; the 2-day head's, pandas' on its columns
+    assert list(metrics["horizons"]) == ["target_next_ret_1d", "target_next_ret_2d"]
+    assert metrics["horizons"]["target_next_ret_1d"] == metrics["overall"]
+    two = predictions.rename(columns={"prediction_target_next_ret_2d": "prediction", "target_next_ret_2d": "label"})
+    assert_backend_equal(metrics["horizons"]["target_next_ret_2d"]["rank_ic"],
+                         daily_rank_ic(two.loc[:, ~two.columns.duplicated(keep="last")]).mean(), tol="reference")
     (member,) = metrics["folds"][0]["members"]
     assert member["seed"] == member["fit_seed"] == 7  # run.seeds[0] + the fold's index, recorded
     assert 1 <= member["best"] <= len(member["history"]) and member["history"][0]["stock_days_per_s"] > 0

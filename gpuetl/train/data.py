@@ -123,9 +123,11 @@ class TrainData:
         """(D, N) the evaluated label."""
         return self.panel.targets[:, :, self.label_index]
 
-    def rows(self, days: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(len(days), N) label and mask of the codes that count, stacked from per-day views (no index copy)."""
-        return torch.stack([self.y[t] for t in days]), torch.stack([self.eligible[t] for t in days])
+    def rows(self, days: list[int], head: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(len(days), N) label (or the target of `head`) and mask of the codes that count, stacked from per-day
+        views (no index copy)."""
+        y = self.y if head is None else self.panel.targets[:, :, self.heads.index(head)]
+        return torch.stack([y[t] for t in days]), torch.stack([self.eligible[t] for t in days])
 
     def days(self, period: Period, min_codes: int = 2) -> list[int]:
         """Days of `period` with at least `min_codes` codes that count and have the label."""

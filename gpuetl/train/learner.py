@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from rich.progress import Progress
@@ -36,4 +36,13 @@ class Learner(Protocol):
 
     def predict(self, fold: FoldData, days: list[int]) -> torch.Tensor:
         """(len(days), N) scores of the evaluated label (NaN where not scored)."""
+        ...
+
+
+@runtime_checkable
+class MultiHead(Protocol):
+    """A learner with one head per horizon (the GAT): its test days are scored per horizon too."""
+
+    def predict_heads(self, fold: FoldData, days: list[int]) -> torch.Tensor:
+        """(len(days), N, H) scores of every head, in TrainData.heads order."""
         ...

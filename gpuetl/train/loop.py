@@ -71,19 +71,25 @@ def train_epoch(model: GATRanker, ema: EMA, optimizer: torch.optim.Optimizer, sa
 
 
 @torch.no_grad()
-def predict_days(model: torch.nn.Module, sampler: DaySampler, days: Sequence[int], head: int, days_per_batch: int,
-                 bf16: bool) -> torch.Tensor:
-    """(len(days), N) scores of output `head` for every code (the mask is applied by the metrics)."""
+def predict_days(model: torch.nn.Module, sampler: DaySampler, days: Sequence[int], head: int | None,
+                 days_per_batch: int, bf16: bool) -> torch.Tensor:
+    """(len(days), N) scores of output `head` for every code (the mask is applied by the metrics); head None:
+    (len(days), N, H), every head's."""
     model.eval()
     device = sampler.values.device
-    out = torch.full((len(days), sampler.n_codes), float("nan"), device=device)
+    out: torch.Tensor | None = None
     for i, chunk in enumerate(batches(days, days_per_batch)):
         b = sampler.batch(chunk)
         with autocast(device, bf16):
             pred = model(b.x, b.context, b.edge_index, b.edge_attr)
+        pred = pred.view(len(chunk), sampler.n_codes, -1).float()
+        if out is None:
+            out = torch.full((len(days), sampler.n_codes, pred.shape[-1]), float("nan"), device=device)
         start = i * days_per_batch
-        out[start: start + len(chunk)] = pred.view(len(chunk), sampler.n_codes, -1)[..., head].float()
-    return out
+        out[start: start + len(chunk)] = pred
+    if out is None:
+        out = torch.full((0, sampler.n_codes, 1), float("nan"), device=device)
+    return out if head is None else out[..., head]
 
 
 class GATLearner:
@@ -109,6 +115,11 @@ class GATLearner:
     def predict(self, fold: FoldData, days: list[int]) -> torch.Tensor:
         return predict_days(self.ema.model, self.sampler(fold), days, fold.data.label_index,
                             self.cfg.optim.days_per_batch, self.cfg.optim.bf16)
+
+    def predict_heads(self, fold: FoldData, days: list[int]) -> torch.Tensor:
+        """(len(days), N, H) scores of every head (one per horizon of data.horizons)."""
+        return predict_days(self.ema.model, self.sampler(fold), days, None, self.cfg.optim.days_per_batch,
+                            self.cfg.optim.bf16)
 
     def validation_rank_ic(self, fold: FoldData, days: list[int]) -> torch.Tensor:
         """Mean daily RankIC of the EMA weights on `days` (a device scalar)."""

@@ -51,6 +51,17 @@ def seed_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def horizon_table(metrics: dict[str, Any]) -> str:
+    """Each head's scores against its own target over all test days."""
+    keys = (("rank_ic", "RankIC", "+.4f"), ("rank_ic_t", "t", "+.2f"), ("ic", "IC", "+.4f"),
+            ("jpx_score", "JPX score", "+.3f"), ("hit_rate", "hit", ".3f"))
+    lines = ["| head (target) | " + " | ".join(k[1] for k in keys) + " |", "|---|" + "---:|" * len(keys)]
+    for head, summary in metrics["horizons"].items():
+        name = f"**{head}**" if head == metrics["label"] else head
+        lines.append(f"| {name} | " + " | ".join(_fmt(summary[k], s) for k, _, s in keys) + " |")
+    return "\n".join(lines)
+
+
 def edge_table(metrics: dict[str, Any]) -> str:
     """Edges per day of each relation, per fold (mean, min-max, days without an edge)."""
     lines = ["| fold | relation | edges per day (mean) | min-max | days without |", "|---:|---|---:|---:|---:|"]
@@ -87,6 +98,10 @@ def write_report(out: Path, metrics: dict[str, Any]) -> Path:
                   rules_table(metrics)]
         if metrics.get("rules_missing"):
             lines += ["", "Rules the dataset lacks the columns of: " + ", ".join(metrics["rules_missing"]) + "."]
+    if len(metrics.get("horizons", {})) > 1:
+        lines += ["", "## Horizons", "", "Each head scored against its own target on the same test days (the run's "
+                  "label in bold is the one above). A k-day target overlaps the next k - 1 days', so its daily values "
+                  "are correlated and its t overstates the evidence by about sqrt(k).", "", horizon_table(metrics)]
     if len(metrics["seeds"]["each"]) > 1:
         lines += ["", "## Seeds", "", "Each seed's model alone over all test days, and the mean and std (ddof 1) over "
                   "seeds; the run's scores above are the **ensemble**'s: the mean of the seeds' per-day z-scores.", "",

@@ -6,9 +6,11 @@
     <out>/checkpoints/       fold<k>-seed<s>.pt (GAT: every epoch) or .ubj + .json (XGBoost), one per seed of
                              run.seeds (gpuetl/train/ensemble.py); --resume reuses them; the last fold's are the
                              models `gpuetl predict` scores with (gpuetl/train/predict.py)
-    <out>/predictions.parquet  Date, Code, fold, prediction, label: every scored test row (the seeds' ensemble)
+    <out>/predictions.parquet  Date, Code, fold, prediction, label: every scored test row (the seeds' ensemble);
+                             prediction_<head> and <head> for every other head (GAT) and its target
     <out>/edges.parquet      Date, fold, relation, edges: the graph each fold learnt over, per relation and day
-    <out>/metrics.json       per fold and overall summaries, each seed's and their mean and std, the simple rules
+    <out>/metrics.json       per fold and overall summaries (and per horizon: each head against its own target),
+                             each seed's and their mean and std, the simple rules
                              beside them (gpuetl/train/rules.py), daily series, training curves, edges per
                              relation, throughput, memory
     <out>/report.md, <out>/charts/*.png, <out>/tensorboard/ (event files; and MLflow: gpuetl/train/tracking.py)
@@ -49,7 +51,7 @@ from gpuetl.train.data import FoldData, TrainData
 from gpuetl.train.definition import dataset_definition, graphs_definition
 from gpuetl.train.ensemble import checkpoint, combine, member_seed
 from gpuetl.train.eta import Eta
-from gpuetl.train.learner import FitLog, Learner, TrainError
+from gpuetl.train.learner import FitLog, Learner, MultiHead, TrainError
 from gpuetl.train.metrics import DAILY, daily_metrics, summarize, to_host
 from gpuetl.train.report import write_report
 from gpuetl.train.rules import paired, rule_scores
@@ -77,6 +79,7 @@ class FoldResult:
     daily: dict[str, np.ndarray]
     members: list[Member]
     edges: dict[str, dict[str, float]]  # per relation: edges per day over the fold's training and test days
+    horizons: dict[str, dict[str, np.ndarray]]  # per head target: the daily metrics of that head's scores
 
 
 def progress_bar(enabled: bool) -> Progress:
@@ -199,12 +202,17 @@ def _walk(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Cal
             days = list(fold.test.days)
             label, mask = data.rows(days)
             preds, members = [], []
+            by_head: dict[str, list[torch.Tensor]] = {h: [] for h in data.heads if h != data.label}
             for i, seed in enumerate(seeds):
                 fit_seed = member_seed(seed, fold.index)
                 model = first if fold.index == 0 and i == 0 else learner(fit_seed)
                 ckpt = checkpoint(out / "checkpoints", fold.index, seed, model.checkpoint_suffix)
                 log = model.fit(fd, ckpt, resume, bar)
                 preds.append(model.predict(fd, days))
+                if by_head and isinstance(model, MultiHead):
+                    every = model.predict_heads(fd, days)
+                    for h in by_head:
+                        by_head[h].append(every[..., data.heads.index(h)])
                 member_daily = to_host(daily_metrics(preds[-1], label, mask, cfg.eval)) if len(seeds) > 1 else {}
                 members.append(Member(seed, fit_seed, log, member_daily))
                 tracker.member(fold.index, seed, log)
@@ -217,11 +225,17 @@ def _walk(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Cal
                 m.daily = m.daily or daily  # one member: the ensemble is that model
             for name, score in scores.items():  # the same days, codes and label
                 rules[name].append(to_host(daily_metrics(score[days], label, mask, cfg.eval)))
+            horizons, head_rows = {data.label: daily}, {}
+            for h, head_preds in by_head.items():
+                if head_preds:
+                    target, _ = data.rows(days, h)
+                    head_rows[h] = (combine(head_preds, mask), target)
+                    horizons[h] = to_host(daily_metrics(head_rows[h][0], target, mask, cfg.eval))
             dates = ds.dates[fold.test.first: fold.test.last + 1]
             counts = edge_counts(fd, ds, fold)
             results.append(FoldResult(fold.index, fold.test_year, summarize(daily), dates, daily, members,
-                                      _edge_summary(counts)))
-            frames.append(_predictions(data, dates, fold.index, pred, label, mask))
+                                      _edge_summary(counts), horizons))
+            frames.append(_predictions(data, dates, fold.index, pred, label, mask, head_rows))
             edges.append(counts)
             tracker.fold(fold.index, results[-1].summary)
             bar.console.print(f"fold {fold.index} (test {fold.test_year}): "
@@ -271,14 +285,19 @@ def _edge_summary(counts: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def _predictions(data: TrainData, dates: np.ndarray, fold: int, pred: torch.Tensor, label: torch.Tensor,
-                 mask: torch.Tensor) -> pd.DataFrame:
-    """The fold's scored rows as a host frame (once per fold, for the run folder)."""
+                 mask: torch.Tensor, heads: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> pd.DataFrame:
+    """The fold's scored rows as a host frame (once per fold, for the run folder); `heads`: the other heads'
+    (scores, target), as prediction_<head> and <head> columns."""
     m = mask.cpu().numpy()  # host-ok: the fold's predictions are written to predictions.parquet
     t, n = np.nonzero(m)
-    return pd.DataFrame({"Date": dates[t].astype("datetime64[ms]"), "Code": data.panel.codes[n],
-                         "fold": np.int16(fold),
-                         "prediction": pred.cpu().numpy()[m].astype(np.float32),  # host-ok: as above
-                         "label": label.cpu().numpy()[m].astype(np.float32)})  # host-ok: as above
+    frame = pd.DataFrame({"Date": dates[t].astype("datetime64[ms]"), "Code": data.panel.codes[n],
+                          "fold": np.int16(fold),
+                          "prediction": pred.cpu().numpy()[m].astype(np.float32),  # host-ok: as above
+                          "label": label.cpu().numpy()[m].astype(np.float32)})  # host-ok: as above
+    for head, (scores, target) in heads.items():
+        frame[f"prediction_{head}"] = scores.cpu().numpy()[m].astype(np.float32)  # host-ok: as above
+        frame[head] = target.cpu().numpy()[m].astype(np.float32)  # host-ok: as above
+    return frame
 
 
 def _metrics(name: str, data: TrainData, plan: Splits, results: list[FoldResult],
@@ -298,6 +317,8 @@ def _metrics(name: str, data: TrainData, plan: Splits, results: list[FoldResult]
                                 "train_seconds": round(m.fit.seconds, 3), "resumed": m.fit.resumed,
                                 "history": m.fit.history} for m in r.members]} for r in results],
         "overall": overall,
+        "horizons": {h: summarize({k: np.concatenate([r.horizons[h][k] for r in results]) for k in DAILY})
+                     for h in data.heads if h in results[0].horizons},
         "seeds": _seeds(results),
         "rules": {rule: {**summarize(d), **paired(daily["rank_ic"], d["rank_ic"])} for rule, d in by_rule.items()},
         "rules_missing": rules_missing,
