@@ -11,6 +11,12 @@ import pytest
 
 from gpuetl.commands import main
 from gpuetl.graphs.io import StaleGraphsError, check_graphs
+from tests.support.lakes import SMALL
+
+# the flow does not depend on which features are built: a small feature list and graph config, for time
+SMALL_BUILD = [a for v in SMALL for a in ("--config-set", v)]
+SMALL_GRAPH = [a for v in ("features.pagerank=false", "features.louvain=false", "window=20")
+               for a in ("--config-set", v)]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -35,23 +41,24 @@ def test_bare_build_and_graph_after_the_demo(tmp_path: Path, capsys: pytest.Capt
     assert f"{mine} is not empty (notes.txt) and gpuetl did not write it" in err
     assert (mine / "notes.txt").read_text() == "keep me"
 
-    code, out, err = run(capsys, "build", *s, "--json")
+    code, out, err = run(capsys, "build", *s, *SMALL_BUILD, "--json")
     demo = data / "datasets" / "demo"
     assert code == 0 and json.loads(out)["out"] == str(demo) and json.loads(out)["rows"] > 0
     assert f"using the demo lake {data / 'demo' / 'raw'}" in err
 
-    code, out, err = run(capsys, "graph", *s, "--json")
+    code, out, err = run(capsys, "graph", *s, *SMALL_GRAPH, "--json")
     assert code == 0 and json.loads(out)["out"] == str(demo / "graphs") and "using the demo dataset" in err
     check_graphs(demo)
 
     code, out, err = run(capsys, "build", *s, "--config-set", "start=2023-12-01")  # not without --overwrite
     assert code == 2 and f"{demo} holds a gpuetl dataset already: pass --overwrite" in err
-    code, out, err = run(capsys, "build", *s, "--config-set", "start=2023-12-01", "--overwrite")  # another dataset
+    code, out, err = run(capsys, "build", *s, *SMALL_BUILD, "--config-set", "start=2023-12-01",
+                            "--overwrite")  # another dataset
     assert code == 0 and "built" in out and "stale" in err and (demo / "graphs" / "graphs.json").exists()
     assert "--overwrite" in err.split("stale")[-1]  # the command to run names the flag it needs
     with pytest.raises(StaleGraphsError):
         check_graphs(demo)
-    code, out, err = run(capsys, "graph", *s, "--overwrite")
+    code, out, err = run(capsys, "graph", *s, *SMALL_GRAPH, "--overwrite")
     assert code == 0 and "replacing the stale graphs" in err
     check_graphs(demo)
     assert not [p for p in tmp_path.rglob(".*.tmp")] and not [p for p in tmp_path.rglob(".*.lock")]

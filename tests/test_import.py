@@ -37,7 +37,7 @@ from gpuetl.lake.verify import HOLE, verify
 from tests.support.lakes import SMALL
 
 DATASETS = ("calendar", "bars_daily", "topix", "master", "fins_summary")
-START, END = "2023-06-01", "2024-03-29"
+START, END = "2023-11-01", "2024-03-29"  # five months: the SMALL warm-up (69 days) and a month written
 PER_CODE = ("bars_daily", "master")
 
 
@@ -47,7 +47,7 @@ def sets(flag: str, values: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def fetched(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A lake fetched from the demo server (12 codes, about ten months), and its dataset built beside it."""
+    """A lake fetched from the demo server (12 codes, five months), and its dataset built beside it."""
     root = tmp_path_factory.mktemp("fetched")
     assert main(["fetch", "--demo", "--set", "demo.codes=12", "--set", f"demo.start={START}", "--set",
                  f"demo.end={END}", "--datasets", ",".join(DATASETS), "--lake", str(root / "lake"), "--no-progress",
@@ -406,15 +406,15 @@ def test_statements_on_a_closed_day_are_kept_and_rows_outside_the_window_counted
     lake = tmp_path / "lake"
     import_files("calendar", [str(paths["calendar"])], lake)
     fins = read(fetched, "fins_summary").slice(0, 3)
-    sunday = fins.slice(0, 1).set_column(0, "DiscDate", pa.array([dt.date(2023, 7, 2)], pa.date32()))
+    sunday = fins.slice(0, 1).set_column(0, "DiscDate", pa.array([dt.date(2023, 12, 3)], pa.date32()))
     sunday = sunday.set_column(3, "DiscNo", pa.array(["sunday-1"]))
     path = tmp_path / "fins.parquet"
     pq.write_table(pa.concat_tables([fins, sunday]), path)
-    summary = import_files("fins_summary", [str(path)], lake, start=dt.date(2023, 7, 1), end=dt.date(2023, 12, 29))
+    summary = import_files("fins_summary", [str(path)], lake, start=dt.date(2023, 12, 1), end=dt.date(2024, 3, 29))
     assert summary.bad_rows.get("closed_day") == 1
     assert summary.bad_rows.get("outside_window", 0) == sum(1 for d in fins.column("DiscDate").to_pylist()
-                                                            if d < dt.date(2023, 7, 1))
-    assert units(lake, "fins_summary")["d20230702"][0] == 1
+                                                            if d < dt.date(2023, 12, 1))
+    assert units(lake, "fins_summary")["d20231203"][0] == 1
 
 
 def test_a_kaggle_jpx_export_imports_with_its_names_and_four_digit_codes(tmp_path: Path) -> None:
