@@ -28,7 +28,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_bare_build_and_graph_after_the_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "data"
     s = ["--backend", "cpu", "--set", f"paths.data={data}", "--set", f"paths.lake={data}/raw",
-         "--set", f"paths.datasets={data}/datasets", "--set", "demo.codes=12", "--set", "demo.start=2022-09-01",
+         "--set", f"paths.datasets={data}/datasets", "--set", "demo.codes=12", "--set", "demo.start=2023-06-01",
          "--set", "demo.end=2024-03-29"]
     code, out, err = run(capsys, "synth", *s, "--datasets", "calendar,master,bars_daily,topix", "--json")
     assert code == 0 and json.loads(out)["lake"] == str(data / "demo" / "raw")  # stdout: the result only
