@@ -18,6 +18,7 @@ from gpuetl.tensors import DatasetError, open_dataset
 from gpuetl.train.config import load_gat_config
 from gpuetl.train.data import load_train_data, relations
 from gpuetl.train.leadlag import lead_lag_edges
+from tests._testing import assert_backend_equal
 from tests.support.train import (
     TINY_TRAIN,
     TINY_XGB,
@@ -145,7 +146,7 @@ def test_a_dataset_without_sector_codes_trains_with_what_it_has(tmp_path: Path,
     said in one line and recorded in config.json."""
     ds = write_tiny_dataset(tmp_path / "ds")
     blank_feature(ds, "lst_s33")
-    settings = [o for o in QUICK if o != "model.lead_lag=null"]  # the default lead-lag relation, within lst_s33
+    settings = [*(o for o in QUICK if o != "model.lead_lag=null"), "model.lead_lag.within=lst_s33"]  # within sectors
     capsys.readouterr()
     assert run("train", ds, tmp_path / "gat", settings) == 0
     err = capsys.readouterr().err
@@ -188,6 +189,33 @@ def test_inputs_with_one_value_in_every_row_are_left_out_in_one_line(tmp_path: P
     assert main(["predict", "--backend", "cpu", "--run", str(tmp_path / "xgb"), "--dataset", str(ds), "--out",
                  str(out)]) == 0
     assert len(pd.read_parquet(next(out.glob("predictions-*.parquet")))) > 0
+
+
+def test_inputs_the_dataset_keeps_raw_are_z_scored_per_day(tmp_path: Path) -> None:
+    """A `<feature>_z` the dataset keeps raw (normalization "raw": a category code such as lst_s33 = 9050, a count)
+    enters the model as the day's z-score over its codes (pandas' reference, ddof 0); the others as they are."""
+    ds = write_tiny_dataset(tmp_path / "ds")
+    for f in (ds / "data").rglob("*.parquet"):
+        frame = pd.read_parquet(f)
+        frame["sma5_gap_z"] = (frame["Code"].str[:4].astype(np.float32) + frame["sma5_gap"] * 100).astype(np.float32)
+        frame.to_parquet(f, index=False)
+    meta = json.loads((ds / "metadata.json").read_text())
+    meta["normalization"] = {"by_feature": {"sma5_gap": "raw", "ret_1d": "cross_section"}}
+    (ds / "metadata.json").write_text(json.dumps(meta))
+    graphs = json.loads((ds / "graphs" / "graphs.json").read_text())
+    (ds / "graphs" / "graphs.json").write_text(json.dumps({**graphs, "dataset_hash": dataset_digest(ds)}))
+    cfg = load_gat_config("configs/train/gat.yaml", QUICK)
+    data = load_train_data(open_dataset(ds, backend="cpu"), cfg.data, "cpu")
+    frame = open_dataset(ds, backend="cpu").frame(["sma5_gap_z", "ret_1d_z"])
+    expected = frame["sma5_gap_z"].astype(np.float64).groupby(frame["Date"]).transform(
+        lambda v: (v - v.mean()) / v.std(ddof=0))
+    col = data.inputs.index("sma5_gap_z")
+    t = np.searchsorted(data.panel.dates, frame["Date"].to_numpy().astype("datetime64[D]"))
+    n = np.searchsorted(data.panel.codes, frame["Code"].to_numpy())
+    got = data.x[:, :, col].numpy()[t, n]
+    assert_backend_equal(got, expected.to_numpy(), tol="float32")
+    assert_backend_equal(data.x[:, :, data.inputs.index("ret_1d_z")].numpy()[t, n], frame["ret_1d_z"].to_numpy(),
+                         tol="exact")
 
 
 def test_relation_columns_of_an_enrichment_that_did_not_run_are_left_out_and_typos_refused(tmp_path: Path) -> None:

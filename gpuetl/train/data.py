@@ -223,7 +223,7 @@ def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str |
     relation = [sector.column, sector.size] if sector is not None else []
     if lead_lag is not None:
         relation += [c for c in (lead_lag.column, lead_lag.within) if c and c not in relation]
-    panel = ds.panel([*inputs, *context, *relation], device, heads)
+    panel = per_day_scaled(ds, ds.panel([*inputs, *context, *relation], device, heads), inputs)
     constant = constant_columns(panel, [*inputs, *context]) if columns is None else []
     if constant:  # no information: read the panel again without them (a copy of the rest would double the peak)
         notes.append(f"{len(constant)} input(s) with one value in every row of {ds.path} are left out: "
@@ -231,13 +231,7 @@ def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str |
         inputs = [c for c in inputs if c not in constant]
         context = [c for c in context if c not in constant]
         del panel
-        panel = ds.panel([*inputs, *context, *relation], device, heads)
-    graph_cols = [i for i, c in enumerate(inputs) if c in ds.graph_features]
-    if graph_cols:  # raw graph features -> per-day z-scores over the day's codes (the dataset's own are z-scored)
-        for j in graph_cols:
-            col = panel.values[:, :, j]
-            ok = panel.present & torch.isfinite(col)
-            col.copy_(torch.where(ok, masked_zscore(col, ok), torch.zeros_like(col)))
+        panel = per_day_scaled(ds, ds.panel([*inputs, *context, *relation], device, heads), inputs)
     eligible = eligible_rows(panel.present, cfg.min_history)
     counts = (eligible & torch.isfinite(panel.targets[:, :, heads.index(label)])).sum(1)
     daily = ds.graphs(device) if model is not None and ds.graphs_metadata else None
@@ -252,8 +246,25 @@ def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str |
                      lead_lag=lead_lag, sector=sector, notes=tuple(notes))
 
 
+def per_day_scaled(ds: Dataset, panel: PanelTensors, inputs: list[str]) -> PanelTensors:
+    """The panel with its unscaled per-code inputs as per-day z-scores over the day's codes, in place: the graph
+    features, and the `<feature>_z` columns the dataset keeps raw (metadata `normalization.by_feature`: "raw":
+    flags, counts, ranks, category codes such as lst_s33 = 9050). A network fed 9050 beside z-scores spends its
+    first epochs on the scale; trees do not care, and a day's z-score needs no other day (no look-ahead)."""
+    kinds = ds.metadata.get("normalization", {}).get("by_feature", {})
+    raw = {f + ds.suffix for f, kind in kinds.items() if kind == "raw"}
+    for j, name in enumerate(inputs):
+        if name in raw or name in ds.graph_features:
+            col = panel.values[:, :, j]
+            ok = panel.present & torch.isfinite(col)
+            z = masked_zscore(col.double(), ok)  # float64: a code of 9050 beside a spread of 1 cancels in float32
+            col.copy_(torch.where(ok, z, torch.zeros_like(z)))
+    return panel
+
+
 def constant_columns(panel: PanelTensors, columns: list[str]) -> list[str]:
-    """The columns with one value (or none) over the panel's rows: an input that cannot tell codes or days apart.
+    """The columns with one value (or none) over the panel's rows: an input that cannot tell codes or days apart
+    (after `per_day_scaled`: a per-code input the same for every code on each day is one).
     One device reduction per column and one host read of the flags."""
     if not columns:
         return []
