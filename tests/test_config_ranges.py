@@ -190,7 +190,7 @@ def test_dataset_config_bounds(overrides: list[str], message: str) -> None:
 
 @pytest.mark.parametrize(("overrides", "message"), [
     (["model.hidden=0"], "model.hidden: must be >= 1, got 0"),
-    (["model.heads=3"], "model.hidden (8) must be a multiple of model.heads (3)"),
+    (["model.heads=3"], "model.hidden (32) must be a multiple of model.heads (3)"),
     (["model.dropout=1"], "model.dropout: must be in [0, 1), got 1.0"),
     (["optim.lr=0"], "optim.lr: must be > 0, got 0.0"),
     (["optim.weight_decay=-0.1"], "optim.weight_decay: must be >= 0, got -0.1"),
@@ -340,12 +340,13 @@ def test_an_unknown_label_is_a_config_error_naming_data_label() -> None:
     from gpuetl.train.data import resolve_label
 
     cfg = load_gat_config(GAT)
-    ds = SimpleNamespace(targets=["target_next_ret_1d", "target_next_ret_5d"], default_label="target_next_ret_1d",
-                         path=Path("ds"))
-    assert resolve_label(ds, cfg.data) == ("target_next_ret_1d", ("target_next_ret_1d",))
+    ds = SimpleNamespace(targets=["target_next_ret_1d", "target_next_ret_5d", "target_next_ret_20d"],
+                         default_label="target_next_ret_1d", path=Path("ds"))
+    assert resolve_label(ds, cfg.data) == ("target_next_ret_1d", ("target_next_ret_1d", "target_next_ret_5d",
+                                                                  "target_next_ret_20d"))
     bad = dataclasses.replace(cfg.data, label="target_nosuch_1d")
     with pytest.raises(ConfigError, match=r"^data\.label: 'target_nosuch_1d' is not a target of ds; choose one of "
-                                          r"target_next_ret_1d, target_next_ret_5d"):
+                                          r"target_next_ret_1d, target_next_ret_5d, target_next_ret_20d"):
         resolve_label(ds, bad)
     with pytest.raises(ConfigError, match=r"^data\.horizons: \[1, 3\] has no target|^data\.horizons: ds has no"):
         resolve_label(ds, dataclasses.replace(cfg.data, horizons=(1, 3)))
@@ -396,7 +397,7 @@ def test_train_config_errors_come_before_the_dataset(tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path)
     nodata = ["--backend", "cpu", "--dataset", str(tmp_path / "nodataset"), "--out", str(tmp_path / "run")]
     one_line(capsys, ["train", *nodata, "--config-set", "model.heads=3"],
-             "--config-set model.heads=3: model.hidden (8) must be a multiple of model.heads (3)")
+             "--config-set model.heads=3: model.hidden (32) must be a multiple of model.heads (3)")
     one_line(capsys, ["train", *nodata, "--config-set", "optim.lr=-1"], "optim.lr: must be > 0, got -1.0")
     one_line(capsys, ["baseline", *nodata, "--config-set", "xgb.max_depth=0"], "xgb.max_depth: must be >= 1, got 0")
 

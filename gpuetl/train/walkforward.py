@@ -202,16 +202,17 @@ def _walk(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Cal
             days = list(fold.test.days)
             label, mask = data.rows(days)
             preds, members = [], []
-            by_head: dict[str, list[torch.Tensor]] = {h: [] for h in data.heads if h != data.label}
+            others = [h for h in data.heads if h != data.label]  # the other heads' names
+            by_head: dict[str, list[Any]] = {h: [] for h in others}  # their scores per member
             for i, seed in enumerate(seeds):
                 fit_seed = member_seed(seed, fold.index)
                 model = first if fold.index == 0 and i == 0 else learner(fit_seed)
                 ckpt = checkpoint(out / "checkpoints", fold.index, seed, model.checkpoint_suffix)
                 log = model.fit(fd, ckpt, resume, bar)
                 preds.append(model.predict(fd, days))
-                if by_head and isinstance(model, MultiHead):
+                if others and isinstance(model, MultiHead):
                     every = model.predict_heads(fd, days)
-                    for h in by_head:
+                    for h in others:
                         by_head[h].append(every[..., data.heads.index(h)])
                 member_daily = to_host(daily_metrics(preds[-1], label, mask, cfg.eval)) if len(seeds) > 1 else {}
                 members.append(Member(seed, fit_seed, log, member_daily))
