@@ -84,19 +84,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace, settings: Settings, cfg: Any, path: Path, out: Path,
-           read: list[Input]) -> dict[str, Any]:
-    """Open the dataset, check its graphs and what a resumed run was made from, load the data and walk forward."""
+def training_device(settings: Settings, cfg: Any) -> tuple[Any, Any]:
+    """The backend and the torch device a training config runs on (`run.device`, `run.threads`); exit 2 for a
+    CUDA device torch does not see."""
     from gpuetl import backend
-    from gpuetl.tensors import DatasetError, open_dataset
     from gpuetl.tensors.panel import torch_device
-    from gpuetl.train.data import load_train_data
-    from gpuetl.train.learner import Learner, TrainError
-    from gpuetl.train.splits import SplitError
-    from gpuetl.train.walkforward import ResumeError, check_resume, run_inputs, walk_forward
 
-    if cfg.run.progress and not args.no_progress:  # the first line within seconds; the rest once the data is read
-        note(args.model, f"{cfg.name} on {path}: loading the dataset ({len(cfg.run.seeds)} seed(s) per fold)")
     b = backend.init(settings)
     import torch
 
@@ -105,13 +98,37 @@ def _train(args: argparse.Namespace, settings: Settings, cfg: Any, path: Path, o
         raise CommandError("run.device is cuda but torch sees no CUDA device", 2)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
+    return b, device
+
+
+def open_training_dataset(path: Path, b: Any, needs_graphs: bool, verb: str) -> Any:
+    """The dataset, its graphs checked fresh before any work (stale ones are refused); a GAT that needs graphs
+    and finds none is told how to make them or to go without."""
+    from gpuetl.tensors import open_dataset
+
+    ds = open_dataset(path, b)
+    ds.graphs_metadata  # noqa: B018  (stale graphs are refused before any work)
+    if needs_graphs and not ds.has_graphs:
+        raise CommandError(f"no graphs at {path / 'graphs'} for the GAT: run `gpuetl graph --dataset {path}`, or "
+                           f"{verb} the graph-free model with --config-set model.graph=false")
+    return ds
+
+
+def _train(args: argparse.Namespace, settings: Settings, cfg: Any, path: Path, out: Path,
+           read: list[Input]) -> dict[str, Any]:
+    """Open the dataset, check its graphs and what a resumed run was made from, load the data and walk forward."""
+    from gpuetl.tensors import DatasetError
+    from gpuetl.train.data import load_train_data
+    from gpuetl.train.learner import Learner, TrainError
+    from gpuetl.train.splits import SplitError
+    from gpuetl.train.walkforward import ResumeError, check_resume, run_inputs, walk_forward
+
+    if cfg.run.progress and not args.no_progress:  # the first line within seconds; the rest once the data is read
+        note(args.model, f"{cfg.name} on {path}: loading the dataset ({len(cfg.run.seeds)} seed(s) per fold)")
     gat = args.model == "train"
+    b, device = training_device(settings, cfg)
     try:
-        ds = open_dataset(path, b)
-        ds.graphs_metadata  # noqa: B018  (stale graphs are refused before any work)
-        if gat and cfg.model.graph and not ds.has_graphs:
-            raise CommandError(f"no graphs at {path / 'graphs'} for the GAT: run `gpuetl graph --dataset {path}`, or "
-                               "train the graph-free model with --config-set model.graph=false")
+        ds = open_training_dataset(path, b, gat and cfg.model.graph, "train")
         if args.resume:
             check_resume(out, run_inputs(cfg, ds))
         data = load_train_data(ds, cfg.data, device, cfg.model if gat else None)

@@ -86,28 +86,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 def _tune(args: argparse.Namespace, settings: Settings, tcfg: Any, base: list[str], cfg: Any, path: Path, out: Path,
           read: list[Input]) -> dict[str, Any]:
     """Open the dataset on the backend's device (as `gpuetl train` does) and run the study."""
-    from gpuetl import backend
-    from gpuetl.tensors import DatasetError, open_dataset
-    from gpuetl.tensors.panel import torch_device
+    from gpuetl.commands.train import open_training_dataset, training_device
+    from gpuetl.tensors import DatasetError
     from gpuetl.train.learner import TrainError
     from gpuetl.train.splits import SplitError
     from gpuetl.train.tune import TuneError, tune
 
-    b = backend.init(settings)
-    import torch
-
-    device = torch_device(b) if cfg.run.device == "auto" else torch.device(cfg.run.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CommandError("run.device is cuda but torch sees no CUDA device", 2)
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
+    b, device = training_device(settings, cfg)
     say = None if args.no_progress else (lambda line: note("tune", line))
     try:
-        ds = open_dataset(path, b)
-        ds.graphs_metadata  # noqa: B018  (stale graphs are refused before any work)
-        if tcfg.learner == "gat" and cfg.model.graph and not ds.has_graphs:
-            raise CommandError(f"no graphs at {path / 'graphs'} for the GAT: run `gpuetl graph --dataset {path}`, or "
-                               "tune the graph-free model with --config-set model.graph=false")
+        ds = open_training_dataset(path, b, tcfg.learner == "gat" and cfg.model.graph, "tune")
         return tune(tcfg, base, ds, device, out, trials=args.trials, storage=args.storage, overwrite=args.overwrite,
                     read=read, say=say)
     except TuneError as err:
