@@ -166,6 +166,18 @@ def test_train_with_the_lead_lag_relation_and_relation_means(dataset: Path, tmp_
                                                                   "peers: 3, min_days: 50}"]) == 1
 
 
+def test_a_relation_without_edges_is_said(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Lead-lag pairs need more consecutive days than the data has: the relation gets no edge, and the run says so
+    (and edges.parquet shows 0 every day) instead of crediting it silently."""
+    lead_lag = "model.lead_lag={column: ret_1d, within: null, peers: 3, min_days: 100000}"
+    capsys.readouterr()
+    assert run("train", dataset, tmp_path / "gat", [*TINY_TRAIN, "optim.max_epochs=1", lead_lag]) == 0
+    assert "fold 0: the lead_lag relation has no edges on any day" in capsys.readouterr().err
+    edges = pd.read_parquet(tmp_path / "gat" / "edges.parquet")
+    assert (edges.loc[edges["relation"] == "lead_lag", "edges"] == 0).all()
+    assert (edges.loc[edges["relation"] == "correlation", "edges"] > 0).any()
+
+
 def test_seeds_train_one_model_each_and_rank_by_their_mean_z_score(dataset: Path, tmp_path: Path) -> None:
     """run.seeds=[7, 8]: each member is the model its seed trains alone, and the ensemble's score of a row is the
     mean of the members' per-day z-scores (pandas' reference)."""

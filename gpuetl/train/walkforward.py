@@ -236,6 +236,10 @@ def _walk(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Cal
             counts = edge_counts(fd, ds, fold)
             results.append(FoldResult(fold.index, fold.test_year, summarize(daily), dates, daily, members,
                                       _edge_summary(counts), horizons))
+            for rel, e in results[-1].edges.items():
+                if e["max"] == 0:  # said, not hidden: a relation the data gave no edge adds nothing
+                    bar.console.print(f"fold {fold.index}: the {rel} relation has no edges on any day (it adds "
+                                      "nothing; edges.parquet)")
             frames.append(_predictions(data, dates, fold.index, pred, label, mask, head_rows))
             edges.append(counts)
             tracker.fold(fold.index, results[-1].summary)
