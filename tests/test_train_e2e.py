@@ -181,7 +181,7 @@ def test_a_relation_without_edges_is_said(dataset: Path, tmp_path: Path, capsys:
 def test_seeds_train_one_model_each_and_rank_by_their_mean_z_score(dataset: Path, tmp_path: Path) -> None:
     """run.seeds=[7, 8]: each member is the model its seed trains alone, and the ensemble's score of a row is the
     mean of the members' per-day z-scores (pandas' reference)."""
-    sets = [*TINY_TRAIN, "optim.max_epochs=2"]
+    sets = [*TINY_TRAIN, "optim.max_epochs=1"]
     both, alone7, alone8 = tmp_path / "both", tmp_path / "s7", tmp_path / "s8"
     assert run("train", dataset, both, [*sets, "run.seeds=[7, 8]"]) == 0
     assert run("train", dataset, alone7, [*sets, "run.seeds=[7]"]) == 0
