@@ -50,7 +50,7 @@ from gpuetl.train.loop import GATLearner
 from gpuetl.train.metrics import daily_rank_ic
 from gpuetl.train.splits import SplitError, Splits, check_splits, make_splits
 from gpuetl.train.tune_config import SearchParam, TuneConfig, load_train, value_text
-from gpuetl.train.walkforward import plan_folds, run_inputs
+from gpuetl.train.walkforward import finite_json, plan_folds, run_inputs
 from gpuetl.train.xgb import XGBLearner
 
 KIND = "tune"
@@ -332,7 +332,7 @@ def _write(tcfg: TuneConfig, base: list[str], ds: Dataset, study: optuna.Study, 
                "test_years_never_read": [f.test_year for f in plan.folds],
                "best": None if best is None else {"trial": best.number, "value": best.value, "params": best.params,
                                                   "overrides": best.user_attrs.get("overrides", [])}}
-    (work / "tune.json").write_text(json.dumps(_finite(summary), indent=2))
+    (work / "tune.json").write_text(json.dumps(finite_json(summary), indent=2))
     return summary
 
 
@@ -384,17 +384,6 @@ class _Dumper(yaml.SafeDumper):
 
 
 _Dumper.add_representer(list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
-
-
-def _finite(value: Any) -> Any:
-    """Plain JSON: NaN as null."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def table(summary: dict[str, Any], top: int = 5) -> str:

@@ -249,7 +249,7 @@ def _walk(cfg: GatConfig | XgbConfig, ds: Dataset, data: TrainData, learner: Cal
         pd.concat(frames, ignore_index=True).to_parquet(out / "predictions.parquet", index=False)
         if any(len(e) for e in edges):
             pd.concat(edges, ignore_index=True).to_parquet(out / "edges.parquet", index=False)
-        metrics = _finite(_metrics(first.name, data, plan, results, rules, missing))
+        metrics = finite_json(_metrics(first.name, data, plan, results, rules, missing))
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         write_report(out, metrics)
         tracker.finish(out, metrics)
@@ -361,12 +361,12 @@ def peak_device_bytes(data: TrainData) -> int | None:
     return int(torch.cuda.max_memory_allocated(data.device)) if data.device.type == "cuda" else None
 
 
-def _finite(value: Any) -> Any:
+def finite_json(value: Any) -> Any:
     """Plain JSON: NaN/inf as null, NumPy scalars as Python numbers."""
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [finite_json(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()  # host-ok: a NumPy scalar, for JSON
     if isinstance(value, float) and not np.isfinite(value):
