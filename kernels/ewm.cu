@@ -29,7 +29,6 @@ extern "C" __global__ void segmented_ewm_mean(const double* __restrict__ vals,
                 old_wt *= old_wt_factor;
                 if (is_obs) {
                     if (weighted != cur) {
-                        if (!adjust && com == 1.0) new_wt = 1.0 - old_wt;
                         weighted = __dadd_rn(__dmul_rn(old_wt, weighted), __dmul_rn(new_wt, cur));
                         weighted = weighted / (old_wt + new_wt);
                     }

@@ -24,6 +24,12 @@ CPU = Backend("cpu", pd, np, KernelSet("cpu"), "tests")  # for builders outside 
 # (rtol, atol) by reason: one source of numbers, gpuetl.ops.TOLERANCES
 TOL: Mapping[str, tuple[float, float]] = TOLERANCES
 
+# pandas before 3.1.2 weighted a new value by 1 - old weight in an unadjusted EWM across missing values when
+# com was exactly 1 (alpha 0.5), a rule meant for `times` (GH#54328); the RAPIDS 26.10 env pins pandas < 3.1.
+# gpuetl's EWM follows the fixed rule (tests/test_kernel_ewm.py computes it by hand), so pandas serves as the
+# reference for that one case only from 3.1.2 on.
+PANDAS_EWM_GAP_FIXED = tuple(int(p) for p in pd.__version__.split(".")[:3] if p.isdigit()) >= (3, 1, 2)
+
 
 def to_host(x: Any) -> Any:
     """A device array, cuDF object or torch tensor -> its NumPy / pandas twin; host objects pass through."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gpuetl.backend import Backend
 from gpuetl.kernels import KernelSet
 from gpuetl.kernels.ewm import center_of_mass, ewm_cpu
 from gpuetl.kernels.segments import segment_ids, segment_offsets
-from tests._testing import assert_backend_equal
+from tests._testing import PANDAS_EWM_GAP_FIXED, assert_backend_equal
 
 
 @st.composite
@@ -53,8 +53,10 @@ def pandas_groupby_ewm(values: np.ndarray, groups: np.ndarray, stat: str, params
 def test_cpu_twin_equals_pandas_groupby_ewm(panel: tuple[np.ndarray, np.ndarray], params: dict, adjust: bool,
                                             ignore_na: bool, min_periods: int, stat: str, bias: bool) -> None:
     values, groups = panel
+    com = center_of_mass(**params)
+    assume(PANDAS_EWM_GAP_FIXED or adjust or stat != "mean" or com != 1.0 or not np.isnan(values).any())
     offsets = segment_offsets(np, groups)
-    got = ewm_cpu(values, offsets, com=center_of_mass(**params), adjust=adjust, ignore_na=ignore_na,
+    got = ewm_cpu(values, offsets, com=com, adjust=adjust, ignore_na=ignore_na,
                   min_periods=min_periods, stat=stat, bias=bias)
     want = pandas_groupby_ewm(values, groups, stat, params, adjust, ignore_na, min_periods, bias)
     assert_backend_equal(got, want, tol="rounding")
@@ -68,6 +70,20 @@ def test_hand_computed_mean_with_nan() -> None:
     out = ewm_cpu(np.array([1.0, np.nan, 3.0]), np.array([0, 3]), com=1.0, ignore_na=True)
     assert_backend_equal(out, [1.0, 1.0, 3.5 / 1.5], tol="rounding")
 
+
+
+@pytest.mark.parametrize(("com", "want"), [
+    # alpha 0.5: y2 = (0.25*1 + 0.5*3) / (0.25 + 0.5) = 7/3; y3 = (0.5*7/3 + 0.5*5) / 1 = 11/3
+    (1.0, [1.0, 1.0, 7 / 3, 11 / 3]),
+    # alpha 1/3: y2 = ((2/3)^2*1 + 3/3) / ((2/3)^2 + 1/3) = 13/7; y3 = (2/3*13/7 + 5/3) / 1 = 61/21
+    (2.0, [1.0, 1.0, 13 / 7, 61 / 21]),
+])
+def test_hand_computed_unadjusted_mean_over_a_gap(com: float, want: list[float]) -> None:
+    """adjust=False across a missing value: the old weight decays over the gap, the new one stays alpha, for
+    every alpha. pandas before 3.1.2 gave the new value 1 - old weight when com was exactly 1 (alpha 0.5; the
+    rule meant for `times`, GH#54328), and this kernel copied that: Wilder's RSI 2 moved on gapped series."""
+    out = ewm_cpu(np.array([1.0, np.nan, 3.0, 5.0]), np.array([0, 4]), com=com, adjust=False)
+    assert_backend_equal(out, want, tol="rounding")
 
 def test_segments_do_not_leak_into_each_other_and_empty_segments_are_fine() -> None:
     values = np.array([1.0, 2.0, 100.0, 200.0])

@@ -93,8 +93,6 @@ def _ewm_mean(vals: np.ndarray, offs: np.ndarray, com: float, adjust: bool, igno
                     old_wt *= old_wt_factor
                     if is_obs:
                         if weighted != cur:  # pandas' guard against drift on constant series
-                            if not adjust and com == 1.0:
-                                new_wt = 1.0 - old_wt  # pandas' irregular-interval update
                             weighted = old_wt * weighted + new_wt * cur
                             weighted /= old_wt + new_wt
                         if adjust:
