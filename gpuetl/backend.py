@@ -151,22 +151,58 @@ class Backend:
 
         pq.write_table(pa.table(dict(columns)), str(path), use_dictionary=True if dictionary is None else dictionary)
 
-    def rolling(self, x: Any, window: int, stat: RollingStat, min_periods: int, groups: Any = None) -> Any:
+    def rolling(self, x: Any, window: int, stat: RollingStat, min_periods: int, groups: Any = None,
+                offsets: Any = None) -> Any:
         """Trailing `window`-row statistic of array `x` (per group of `groups` when given: rows sorted by
-        group), with pandas' rolling semantics on both backends; a float64 array of this backend.
+        group; `offsets`, the groups' segment offsets, spares recomputing them), with pandas' rolling semantics
+        on both backends; a float64 array of this backend.
 
-        A window of equal values gives exactly that value (mean) and exactly 0 (var, std), as pandas does:
-        libcudf divides a plain window sum by the count, which can miss the value by a rounding step, and a
-        mean that is not exact leaves a variance that is tiny instead of 0; features that compare such a
-        result with 0 or with another mean (crosses, CCI, Bollinger, z-scores) would then differ by backend.
+        The CPU runs pandas' own arithmetic per segment in Numba (gpuetl.kernels.rolling: pandas' groupby
+        bookkeeping cost more than the sums). A window of equal values gives exactly that value (mean) and
+        exactly 0 (var, std), as pandas does: libcudf divides a plain window sum by the count, which can miss
+        the value by a rounding step, and a mean that is not exact leaves a variance that is tiny instead of 0;
+        features that compare such a result with 0 or with another mean (crosses, CCI, Bollinger, z-scores)
+        would then differ by backend.
         """
+        if not self.is_gpu:
+            from gpuetl.kernels.rolling import rolling_cpu
+            from gpuetl.kernels.segments import segment_offsets
+
+            x = np.asarray(x, dtype=np.float64)
+            if offsets is None:
+                offsets = segment_offsets(np, np.asarray(groups)) if groups is not None else np.array([0, len(x)])
+            return rolling_cpu(x, offsets, window, stat, min_periods)
         s = self.series(x)
         roll = (s.groupby(self.series(groups), sort=True) if groups is not None else s).rolling(
             window, min_periods=min_periods)
         res = self._rolled(roll, stat)  # rows are sorted by group, so the group-ordered result is in row order
-        if self.is_gpu and stat in ("mean", "var", "std"):
+        if stat in ("mean", "var", "std"):
             res = exact_when_flat(self.xp, res, self._rolled(roll, "max"), self._rolled(roll, "min"), stat)
         return res
+
+    def segmented_shift(self, x: Any, k: int, offsets: Any, group: Any) -> Any:
+        """x[t - k] within each segment of sorted rows (k > 0 looks back), NaN across segment boundaries; the CPU
+        in one Numba pass (gpuetl.kernels.rolling), the GPU in CuPy from the rows' segment ids `group`."""
+        if not self.is_gpu:
+            from gpuetl.kernels.rolling import shift_cpu
+
+            return shift_cpu(x, offsets, k)
+        xp, n = self.xp, len(group)
+        src = xp.arange(n) - k
+        ok = (src >= 0) & (src < n)
+        src_c = xp.clip(src, 0, max(n - 1, 0))
+        ok &= group[src_c] == group
+        return xp.where(ok, x[src_c], xp.nan)
+
+    def segmented_scan(self, x: Any, op: Literal["prod", "max"], offsets: Any, group: Any) -> Any:
+        """Running product or maximum within each segment, missing values skipped (and left NaN), as pandas'
+        groupby cumprod / cummax: Numba on the CPU, cuDF's groupby scan on the GPU."""
+        if not self.is_gpu:
+            from gpuetl.kernels.rolling import scan_cpu
+
+            return scan_cpu(x, offsets, op)
+        grouped = self.series(x).groupby(self.series(group), sort=True)
+        return self.to_array((grouped.cumprod() if op == "prod" else grouped.cummax()).reset_index(drop=True))
 
     def _rolled(self, roll: Any, stat: str) -> Any:
         return self.to_array(getattr(roll, stat)().reset_index(drop=True))

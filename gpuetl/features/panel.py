@@ -118,12 +118,7 @@ class Panel:
 
     def shift(self, x: Array, k: int = 1) -> Array:
         """x[t - k] within the same code (k > 0 looks back, k < 0 forward), NaN across code boundaries."""
-        xp = self.xp
-        src = xp.arange(self.n) - k
-        ok = (src >= 0) & (src < self.n)
-        src_c = xp.clip(src, 0, max(self.n - 1, 0))
-        ok &= self.group[src_c] == self.group
-        return xp.where(ok, x[src_c], xp.nan)
+        return self.backend.segmented_shift(x, k, self.offsets, self.group)
 
     def pct_change(self, x: Array, k: int = 1) -> Array:
         return x / self.shift(x, k) - 1.0
@@ -132,7 +127,7 @@ class Panel:
         """Trailing `window`-row statistic per code; pandas' groupby().rolling() semantics on both backends."""
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
-        return self.backend.rolling(x, window, stat, min_periods or window, groups=self.group)
+        return self.backend.rolling(x, window, stat, min_periods or window, groups=self.group, offsets=self.offsets)
 
     def ewm(self, x: Array, *, com: float | None = None, span: float | None = None, halflife: float | None = None,
             alpha: float | None = None, adjust: bool = True, ignore_na: bool = False, min_periods: int = 0,
@@ -171,9 +166,7 @@ class Panel:
         return self._segmented_scan(x, "max")
 
     def _segmented_scan(self, x: Array, op: Literal["prod", "max"]) -> Array:
-        b = self.backend
-        grouped = b.series(x).groupby(b.series(self.group), sort=True)
-        return b.to_array((grouped.cumprod() if op == "prod" else grouped.cummax()).reset_index(drop=True))
+        return self.backend.segmented_scan(x, op, self.offsets, self.group)
 
 
 def _column(xp: Any, values: Array) -> Any:
