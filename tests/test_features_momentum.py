@@ -147,8 +147,8 @@ def pandas_momentum(f: pd.DataFrame) -> dict[str, pd.Series]:
     return out
 
 
-@pytest.mark.skipif(not PANDAS_EWM_GAP_FIXED, reason="pandas < 3.1.2 smooths RSI 2 across gaps by the `times` rule "
-                                                    "(GH#54328); tests/test_kernel_ewm.py checks the fixed rule by hand")
+@pytest.mark.skipif(not PANDAS_EWM_GAP_FIXED, reason="pandas < 3.1.2 smooths RSI 2 across gaps by the `times` "
+                                                    "rule (GH#54328); tests/test_kernel_ewm.py checks the fixed rule")
 def test_momentum_with_no_trade_days_matches_pandas(backend: Backend) -> None:
     df = random_walk_frame(seed=7, lengths=(300, 1, 45, 260), gaps=0.04)
     got = compute(backend, make_panel(backend, df), PARAMS)

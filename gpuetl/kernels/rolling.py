@@ -100,10 +100,8 @@ def _sum_mean(vals: np.ndarray, offs: np.ndarray, window: int, minp: int, mean: 
                     result = sum_x / nobs
                     if same >= nobs:
                         result = prev
-                    elif neg_ct == 0 and result < 0:
-                        result = 0.0
-                    elif neg_ct == nobs and result > 0:
-                        result = 0.0
+                    elif (neg_ct == 0 and result < 0) or (neg_ct == nobs and result > 0):
+                        result = 0.0  # all values of one sign: rounding may not cross 0
                 else:
                     result = math.nan
             elif nobs == 0 and minp == 0:
