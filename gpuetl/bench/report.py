@@ -1,7 +1,10 @@
-"""The benchmark's results: the equality verdicts, the ratios, results.json, results.md, a PNG chart, a table.
+"""The benchmark's results: the equality verdicts, the ratios, results.json, results.md, a PNG chart, a table,
+and the line printed as each stage ends.
 
 A ratio `A vs B` is B's median seconds / A's for the same stage in the same run (how many times faster A
 is; below 1, slower), given only where both ran and B's output was checked equal (or no check was asked).
+Every timed row says the machine's 1-minute load before and after its timed runs, and whether they were run
+again because it moved (gpuetl.bench.measure.load_moved), so a number taken on a busy machine shows it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,28 @@ def _cell(r: dict[str, Any] | None) -> str:
     return text + (" NOT EQUAL" if r.get("equal") is False else "")
 
 
+def load_text(r: dict[str, Any]) -> str:
+    """The 1-minute load around a row's timed runs, e.g. "1.1 -> 1.3", and its reruns; "" when not read."""
+    if r.get("load_before") is None:
+        return ""
+    text = f"{r['load_before']:.1f} -> {r['load_after']:.1f}"
+    retries = r.get("load_retries", 0)
+    return text + (f" (timed runs repeated {retries}x: the load moved)" if retries else "")
+
+
+def progress_line(backend: str, r: dict[str, Any]) -> str:
+    """The line printed as a worker ends a stage: its median and load, why it did not run, or an input's time."""
+    head = f"bench: {backend} {r['stage']}"
+    if r["status"] != "ok":
+        return f"{head} {r['status']}: {r.get('note', '')}"
+    if r.get("input"):
+        return f"{head} {r['seconds'][0]:.3f} s (an input of the chosen stages, untimed)"
+    runs = "1 run" if r["repeat"] == 1 else f"median of {r['repeat']}"
+    load = load_text(r)
+    note = f"; {r['note']}" if r.get("note") else ""
+    return f"{head} {r['median_s']:.3f} s ({runs}{', load ' + load if load else ''}){note}"
+
+
 def _grid(report: dict[str, Any]) -> tuple[list[str], list[str], list[tuple[str, str]], dict[tuple[str, str], Any]]:
     by = {(r["backend"], r["stage"]): r for r in report["results"]}
     backends = [b for b in BACKENDS if any(k[0] == b for k in by)]
@@ -67,29 +92,35 @@ def markdown(report: dict[str, Any]) -> str:
     header, rows = table_rows(report)
     m, size = report["machine"], report["size"]
     gpu = m.get("gpu") or {}
+    start, end = m["load_average"], m.get("load_average_end")
+    s = report["settings"]
     lines = [f"# gpuetl bench: {size['label']}, {report['rows']:,} daily bar rows", "",
              f"Machine: {m['cpu']}, {m['cores_usable']} usable cores of {m['cores']}, {m['memory_gib']} GiB; "
-             f"GPU: {gpu.get('name', m.get('gpu_note', 'none'))}; load average {m['load_average']} at the start, "
-             f"{m.get('load_average_end', '?')} at the end; {m['platform']}, Python {m['python']}, "
-             f"gpuetl {m['gpuetl']}.",
+             f"GPU: {gpu.get('name', m.get('gpu_note', 'none'))}; 1-minute load average {start[0]} at the start, "
+             f"{end[0] if end else '?'} at the end (1, 5, 15 minutes: {start} and {end or '?'}); {m['platform']}, "
+             f"Python {m['python']}, gpuetl {m['gpuetl']}.",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".",
-             f"Each stage: {report['settings']['warmup']} warm-up run(s), then up to {report['settings']['repeat']} "
-             f"timed runs (fewer when one run exceeds {report['settings']['budget_s']:.0f} s / repeats); "
+             f"Each stage: {s['warmup']} warm-up run(s), then up to {s['repeat']} "
+             f"timed runs (fewer when one run exceeds {s['budget_s']:.0f} s / repeats); "
              "median ± (max - min) / median. `A vs B`: B's median / A's (how many times faster A is). Rows: daily "
              "bar rows of the size, for every stage. Peak host RSS: the process's, sampled during the stage's runs. "
+             + (f"Load: the 1-minute load average before -> after the timed runs; they are run again (at most "
+                f"{s['load_retries']} more times) when it moved by more than {s['load_tolerance']:g} core(s) "
+                "beyond the stage's own busy cores. " if "load_retries" in s else "")
              + ("Every output checked against gpuetl on the CPU before its ratio counts." if report["checked"]
-                else "Outputs not checked at this size (the small size checks them)."), "",
+                else "Outputs not checked (--no-check)."), "",
              "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    lines += ["", "| backend | stage | rows/s | peak host RSS | peak device | same numbers | note |",
-              "|---|---|---:|---:|---:|---|---|"]
+    lines += ["", "| backend | stage | rows/s | peak host RSS | peak device | load | same numbers | note |",
+              "|---|---|---:|---:|---:|---|---|---|"]
     verdict = {True: "equal", False: "NOT EQUAL", None: "-"}
     for r in report["results"]:
         rate = f"{r['rows_per_s']:,.0f}" if r.get("rows_per_s") else "-"
         rss = f"{r['peak_rss_bytes'] / GIB:.2f} GiB" if r.get("peak_rss_bytes") else "-"
         dev = f"{r['peak_device_bytes'] / GIB:.2f} GiB" if r.get("peak_device_bytes") is not None else "-"
-        note = "; ".join(r.get("mismatches", [])) or r.get("note", "")
-        lines.append(f"| {r['backend']} | {r['stage']} | {rate} | {rss} | {dev} | {verdict[r.get('equal')]} | {note} |")
+        note = "; ".join([*r.get("mismatches", []), *([r["note"]] if r.get("note") else [])])
+        lines.append(f"| {r['backend']} | {r['stage']} | {rate} | {rss} | {dev} | {load_text(r) or '-'} | "
+                     f"{verdict[r.get('equal')]} | {note} |")
     skipped = [f"{b}: {v['note']}" for b, v in report["backends"].items() if v.get("note")]
     if skipped:
         lines += ["", "Backends not run: " + "; ".join(skipped) + "."]

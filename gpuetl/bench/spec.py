@@ -1,6 +1,6 @@
 """What the benchmark measures: sizes, stages, backends, and the exact work of each stage.
 
-Every backend computes the same numbers per stage (checked on the small size):
+Every backend computes the same numbers per stage (checked at every size unless --no-check):
 - read: the daily bars (Code, Date, O, H, L, C, Vo, Va, AdjFactor) of the lake, one frame;
 - adjust: rows sorted by (Code, Date) and split-adjusted prices (each row divided by the product of its
   code's AdjustmentFactors so far; volume multiplied by it), as gpuetl.features.adjust;
@@ -22,8 +22,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-BACKENDS = ("gpu", "cpu", "polars", "pandas-naive")
+BACKENDS = ("gpu", "cpu", "polars", "polars-gpu", "pandas-naive")  # polars-gpu: the Polars peer on its GPU engine
 GPUETL_BACKENDS = ("gpu", "cpu")
+PROGRESS = "@bench-progress "  # a worker's stdout line with this prefix is a stage's result row (JSON) as it ends
 REFERENCE = "cpu"  # the backend every other one is checked against
 STAGES = ("read", "adjust", "features", "asof", "normalize", "graphs", "analytics", "tensors", "train")
 NEEDS: dict[str, tuple[str, ...]] = {  # the stages whose output a stage starts from

@@ -1,8 +1,10 @@
-"""`gpuetl bench`: time gpuetl's stages on the GPU and the CPU against Polars and plain pandas, same numbers.
+"""`gpuetl bench`: time gpuetl's stages on the GPU and the CPU against Polars (its CPU and GPU engines) and
+plain pandas, same numbers.
 
 Each backend runs in a worker process of its own (gpuetl.bench.worker), the reference (gpuetl on the CPU)
-first; on the small size (or a lake given with --lake) every stage output is checked equal to the
-reference's, and a peer that disagrees gets no ratio and makes the command exit 1.
+first; each stage's result is printed on stderr as the worker finishes it. At every size (unless --no-check)
+every stage output is checked equal to the reference's, a stage at a time so the parent holds two backends'
+outputs of one stage, not all of them; a peer that disagrees gets no ratio and makes the command exit 1.
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib.npyio import NpzFile
 from rich.console import Console
 
-from gpuetl.bench.spec import BACKENDS, REFERENCE, SIZES, STAGES, Size
+from gpuetl.bench.spec import BACKENDS, PROGRESS, REFERENCE, SIZES, STAGES, Size
 from gpuetl.commands.common import MANIFEST, CommandError, config_inputs
 from gpuetl.config import Settings
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("bench", parents=[common],
-                       help="benchmark gpuetl's stages (GPU, CPU) against Polars and plain pandas")
+                       help="benchmark gpuetl's stages (GPU, CPU) against Polars (CPU, GPU) and plain pandas")
     p.add_argument("--size", choices=list(SIZES), default="small",
                    help="; ".join(s.label for s in SIZES.values()) + " (default: %(default)s)")
     p.add_argument("--backends", default=",".join(BACKENDS), help="comma list of: %(default)s")
@@ -38,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--repeat", type=int, default=3, help="timed runs per stage, at most (default: %(default)s)")
     p.add_argument("--budget", type=float, default=60.0,
                    help="seconds of timed runs a stage aims at: a slow stage gets fewer repeats (default: %(default)s)")
-    p.add_argument("--no-check", action="store_true", help="skip the equality check of the peers")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip the equality check of the peers (done at every size otherwise)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results of an earlier bench at --out (never anything else)")
     p.set_defaults(run=run)
@@ -59,8 +63,16 @@ def unavailable(name: str) -> str | None:
 
         probe = probe_gpu()
         return None if probe.usable else f"no usable GPU ({probe.reason})"
-    if name == "polars" and importlib.util.find_spec("polars") is None:
+    if name in ("polars", "polars-gpu") and importlib.util.find_spec("polars") is None:
         return "polars is not installed: pip install 'gpuetl[bench]' (or pip install polars)"
+    if name == "polars-gpu":
+        from gpuetl.backend import probe_gpu
+
+        probe = probe_gpu()
+        if not probe.usable:
+            return f"no usable GPU ({probe.reason})"
+        if importlib.util.find_spec("cudf_polars") is None:
+            return "cudf-polars is not installed: pip install 'gpuetl[gpu]'"
     return None
 
 
@@ -88,7 +100,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             code, table = _bench(args, size, backends, stages, lake, tmp, cache or tmp / "dataset", console)
     Console().print(table)
     written_files = [str(out / p) for p in ("results.json", "results.md", "results.png") if (out / p).exists()]
-    console.print(f"bench: results in {', '.join(written_files)}")
+    _say(console, f"bench: results in {', '.join(written_files)}")
     return code
 
 
@@ -97,9 +109,9 @@ def _bench(args: argparse.Namespace, size: Size, backends: list[str], stages: li
     """Run every backend's worker, check and write the results into `out`; the exit code and the console table."""
     from gpuetl.bench import report as rep
     from gpuetl.bench.inputs import bar_rows
-    from gpuetl.bench.measure import machine
+    from gpuetl.bench.measure import LOAD_RETRIES, LOAD_TOLERANCE, machine
 
-    check = (size.name == "small" or bool(args.lake)) and not args.no_check
+    check = not args.no_check
     dataset = _dataset(stages, lake, cache, console)
     facts = machine()
     status: dict[str, dict[str, Any]] = {}
@@ -109,12 +121,13 @@ def _bench(args: argparse.Namespace, size: Size, backends: list[str], stages: li
     for name in sorted(backends, key=lambda b: b != REFERENCE):  # the reference first
         why = unavailable(name)
         if why:
-            console.print(f"bench: {name} skipped: {why}")
-            status[name] = {"note": why}
+            _say(console, f"bench: {name} skipped: {why}")
+            status[name] = {"status": "skipped", "note": why}
             continue
-        console.print(f"bench: {name} ({', '.join(stages)}) ...")
-        outputs[name] = _worker(name, stages, args, lake, work, check, dataset)
-        status[name] = {"device": outputs[name]["device"], "process_peak_rss": outputs[name]["process_peak_rss"]}
+        _say(console, f"bench: {name} ({', '.join(stages)}) ...")
+        outputs[name] = _worker(name, stages, args, lake, work, check, dataset, console)
+        status[name] = {"status": "ran", "device": outputs[name]["device"],
+                        "process_peak_rss": outputs[name]["process_peak_rss"]}
     if not outputs:
         raise CommandError("no backend could run: " + "; ".join(f"{b}: {s['note']}" for b, s in status.items()))
     facts["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -131,12 +144,13 @@ def _bench(args: argparse.Namespace, size: Size, backends: list[str], stages: li
            "size": {"name": size.name, "codes": size.codes, "start": size.start, "end": size.end,
                     "label": size.label if not args.lake else f"lake {lake}"},
            "rows": rows, "machine": facts, "backends": status, "checked": check,
-           "settings": {"warmup": args.warmup, "repeat": args.repeat, "budget_s": args.budget},
+           "settings": {"warmup": args.warmup, "repeat": args.repeat, "budget_s": args.budget,
+                        "load_tolerance": LOAD_TOLERANCE, "load_retries": LOAD_RETRIES},
            "results": results}
     doc["ratios"] = rep.ratios(results)
     with_chart = importlib.util.find_spec("matplotlib") is not None
     if not with_chart:
-        console.print("bench: matplotlib is not installed: no chart (pip install 'gpuetl[bench]')")
+        _say(console, "bench: matplotlib is not installed: no chart (pip install 'gpuetl[bench]')")
     rep.write(doc, out, with_chart)
     unequal = [f"{r['backend']} {r['stage']}" for r in results if r.get("equal") is False]
     if unequal:
@@ -155,7 +169,11 @@ def _dataset(stages: list[str], lake: Path, cache: Path, console: Console) -> Pa
 
 
 def _worker(name: str, stages: list[str], args: argparse.Namespace, lake: Path, work: Path, check: bool,
-            dataset: Path | None) -> dict[str, Any]:
+            dataset: Path | None, console: Console) -> dict[str, Any]:
+    """Run one backend's worker, printing each stage's line as it ends; its stderr (and any other output) is
+    kept in work/<name>.log."""
+    from gpuetl.bench.report import progress_line
+
     job = {"backend": name, "stages": stages, "warmup": args.warmup, "repeat": args.repeat, "budget_s": args.budget,
            "check": check, "lake": str(lake), "settings": args.settings, "overrides": list(args.overrides),
            "result": str(work / f"{name}.json"), "canonical": str(work / f"{name}.npz"),
@@ -163,42 +181,80 @@ def _worker(name: str, stages: list[str], args: argparse.Namespace, lake: Path, 
     path = work / f"{name}-job.json"
     path.write_text(json.dumps(job))
     log = work / f"{name}.log"
-    with log.open("w") as err:
-        done = subprocess.run([sys.executable, "-m", "gpuetl.bench.worker", str(path)], stderr=err, check=False)
-    if done.returncode != 0:
+    log.write_text("")
+    with log.open("a") as err:  # appended to by the worker's stderr and by this loop, line by line
+        proc = subprocess.Popen([sys.executable, "-m", "gpuetl.bench.worker", str(path)], stdout=subprocess.PIPE,
+                                stderr=err, text=True, bufsize=1)
+        assert proc.stdout is not None
+        with proc.stdout:
+            for line in proc.stdout:
+                row = _progress(line)
+                if row is None:
+                    err.write(line)
+                    err.flush()
+                else:
+                    _say(console, progress_line(name, row))
+        returncode = proc.wait()
+    if returncode != 0:
         tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
         raise CommandError(f"the {name} worker failed: {tail[0]} (log: {log})")
     result: dict[str, Any] = json.loads(Path(job["result"]).read_text())
     return result
 
 
+def _say(console: Console, line: str) -> None:
+    """One progress line as written: no markup (a note's `gpuetl[gpu]` is text), never wrapped."""
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _progress(line: str) -> dict[str, Any] | None:
+    """The result row a worker's progress line carries, else None (any other output of the worker)."""
+    if not line.startswith(PROGRESS):
+        return None
+    try:
+        row = json.loads(line[len(PROGRESS):])
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
 def _check(results: list[dict[str, Any]], work: Path) -> None:
-    """Mark every result equal or not to the reference backend's output of the same stage."""
+    """Mark every result equal or not to the reference backend's output of the same stage. The .npz files are
+    read lazily, a stage at a time (np.load reads a key when asked), so the parent's memory holds one stage's
+    outputs of the reference and of one peer, not every output of every backend: the medium size fits."""
     from gpuetl.bench.compare import mismatches
 
-    loaded = {}
-    for path in work.glob("*.npz"):
-        with np.load(path) as arrays:
-            loaded[path.stem] = dict(arrays)
-        path.unlink()  # the stage outputs are large and served their purpose
-    ref = loaded.get(REFERENCE, {})
-    for r in results:
-        if r["status"] != "ok" or r["stage"] in ("tensors", "train"):
-            continue
-        if r["backend"] == REFERENCE:
-            r["equal"] = True
-            continue
-        want = _stage(ref, r["stage"])
-        if not want:
-            r["note"] = f"not checked: no {REFERENCE} output of {r['stage']}"
-            continue
-        got = _stage(loaded.get(r["backend"], {}), r["stage"])
-        graphs = _stage(ref, "graphs")
-        shape = tuple(int(v) for v in graphs["grid"]) if "grid" in graphs else None
-        r["mismatches"] = mismatches(r["stage"], got, want, graphs or None, shape)  # type: ignore[arg-type]
-        r["equal"] = not r["mismatches"]
+    files: dict[str, NpzFile] = {path.stem: np.load(path) for path in work.glob("*.npz")}
+    try:
+        ref = files.get(REFERENCE)
+        for stage in STAGES:
+            rows = [r for r in results if r["stage"] == stage and r["status"] == "ok"]
+            if not rows or stage in ("tensors", "train"):
+                continue
+            want = _stage(ref, stage)
+            graphs = _stage(ref, "graphs") if stage == "analytics" else {}  # to score the partitions on
+            shape = tuple(int(v) for v in graphs["grid"]) if "grid" in graphs else None
+            for r in rows:
+                if r["backend"] == REFERENCE:
+                    r["equal"] = True
+                elif not want:
+                    r["note"] = "; ".join(filter(None, [r.get("note"),
+                                                        f"not checked: no {REFERENCE} output of {stage}"]))
+                else:
+                    got = _stage(files.get(r["backend"]), stage)
+                    r["mismatches"] = mismatches(stage, got, want, graphs or None, shape)  # type: ignore[arg-type]
+                    r["equal"] = not r["mismatches"]
+                    del got
+            del want, graphs
+    finally:
+        for npz in files.values():
+            npz.close()
+        for path in work.glob("*.npz"):
+            path.unlink()  # the stage outputs are large and served their purpose
 
 
-def _stage(arrays: dict[str, np.ndarray], stage: str) -> dict[str, np.ndarray]:
-    return {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"{stage}/")}
-
+def _stage(arrays: NpzFile | None, stage: str) -> dict[str, np.ndarray]:
+    """One stage's arrays of an opened .npz (None: no file), read now."""
+    if arrays is None:
+        return {}
+    return {k.split("/", 1)[1]: arrays[k] for k in arrays.files if k.startswith(f"{stage}/")}
