@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from gpuetl.backend import Backend
 from gpuetl.kernels import KernelSet
-from gpuetl.kernels.groupstats import STATS, group_order, group_stats_cpu
+from gpuetl.kernels.groupstats import STATS, day_zscore_cpu, group_order, group_stats_cpu
 from tests._testing import assert_backend_equal
 
 
@@ -124,3 +124,19 @@ def test_gpu_equals_cpu(gpu_backend: Backend) -> None:
     want = group_stats_cpu(values, seg, n_seg, ranks=True)
     got = gpu_backend.kernels.group_stats(xp.asarray(values), xp.asarray(seg), n_seg, ranks=True)
     assert_backend_equal(got, want, tol="exact")  # the same loops, --fmad=false
+
+
+def test_day_zscore_is_the_pandas_per_day_zscore_clipped() -> None:
+    rng = np.random.default_rng(5)
+    labels = np.repeat(np.arange(30), rng.integers(1, 40, 30))
+    x = rng.standard_normal(len(labels)) * 3
+    x[rng.random(len(x)) < 0.1] = np.nan
+    x[labels == 4] = 2.5  # a day without spread: NaN
+    frame = pd.DataFrame({"d": labels, "x": x})
+    by_day = frame.groupby("d")["x"]
+    want = ((frame["x"] - by_day.transform("mean")) / by_day.transform("std")).clip(-3.0, 3.0)
+    want[by_day.transform("std").fillna(0.0).to_numpy() <= 0] = np.nan
+    stats, _ = group_stats_cpu(x[None, :], labels, 30)
+    got = day_zscore_cpu(x, stats[1, 0], stats[2, 0], labels, 3.0)
+    assert_backend_equal(got, want.to_numpy(), tol="rounding")
+    assert np.isnan(got[labels == 4]).all() and (np.abs(got[~np.isnan(got)]) <= 3.0).all()

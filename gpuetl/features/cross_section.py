@@ -57,11 +57,8 @@ def cs_rank(panel: Panel, x: Any, stats: DayStats | None = None) -> Any:
 
 def cs_zscore(panel: Panel, x: Any, clip: float, stats: DayStats | None = None) -> Any:
     """(x - day mean) / day std (ddof 1), winsorised at +-clip; NaN where the day has < 2 values or no spread."""
-    xp = panel.xp
     s = stats if stats is not None else day_stats(panel, [x])[0]
-    mean, std = panel.broadcast_dates(s.mean), panel.broadcast_dates(s.std)
-    z = xp.where(std > 0, (x - mean) / xp.where(std > 0, std, 1.0), xp.nan)
-    return xp.clip(z, -clip, clip)
+    return panel.backend.kernels.day_zscore(x, s.mean, s.std, panel.date_id, clip)
 
 
 def cs_rankgauss(panel: Panel, x: Any, stats: DayStats | None = None) -> Any:

@@ -199,3 +199,10 @@ register(
     gpu="gpuetl.kernels.groupstats_cuda:group_stats_gpu",
     doc="per-group count/mean/std/min/max and average-tie ranks of many columns, pandas groupby semantics",
 )
+
+register(
+    "day_zscore",
+    cpu="gpuetl.kernels.groupstats:day_zscore_cpu",
+    gpu="gpuetl.kernels.groupstats_cuda:day_zscore_gpu",
+    doc="(x - the row's group mean) / its group std, NaN without spread, clipped: the per-day z-score in one pass",
+)
