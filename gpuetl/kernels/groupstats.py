@@ -15,7 +15,8 @@ Semantics are pandas', step for step, so results agree to the last bit with `gro
 - rank (optional): the average rank of ties, 1-based, among the group's values that are not NaN
   (`groupby(...).rank(method="average")`); NaN stays NaN. `rank / count` is `rank(pct=True)`.
 The CPU twin makes one sequential pass over the rows per column with a few accumulators per group (as pandas
-does), and ranks each group's values after a radix sort of their bits, a column per thread; the CUDA version (groupstats_cuda.py, kernels/groupstats.cu) walks each (column, group) in one thread,
+does), and ranks each group's values after a radix sort of their bits, a column per thread; the CUDA version
+(groupstats_cuda.py, kernels/groupstats.cu) walks each (column, group) in one thread,
 in the same row order, so the two agree bit for bit.
 """
 
