@@ -180,6 +180,26 @@ class Backend:
             res = exact_when_flat(self.xp, res, self._rolled(roll, "max"), self._rolled(roll, "min"), stat)
         return res
 
+    def code_date_order(self, frame: Any) -> tuple[Any, Any, Any]:
+        """(order, code ids, codes) of a frame's rows by (Code, Date): `order` the row positions in that order,
+        `code ids` each ordered row's index into `codes` (the sorted distinct codes). Ties keep their row order.
+
+        The CPU factorises the codes once and sorts small integers (a stable radix sort of the code ids when the
+        dates already rise, as a lake read in date order does), instead of pandas' two-key sort of strings."""
+        if self.is_gpu:
+            keyed = frame[["Code", "Date"]].assign(_row=self.xp.arange(len(frame)))
+            keyed = keyed.sort_values(["Code", "Date"], kind="stable")
+            code_id, codes = keyed["Code"].factorize()
+            return keyed["_row"].to_cupy(), self.xp.asarray(code_id), codes
+        code_id, codes = self.xdf.factorize(frame["Code"], sort=True)
+        days = frame["Date"].to_numpy().astype("datetime64[D]").astype(np.int64)  # host-ok: the CPU backend
+        small = code_id.astype(np.int16) if len(codes) < 2**15 else code_id
+        if len(days) < 2 or bool((days[1:] >= days[:-1]).all()):
+            order = np.argsort(small, kind="stable")  # radix for 16-bit keys: rows already in date order
+        else:
+            order = np.lexsort((days, code_id))
+        return order, code_id[order], codes
+
     def segmented_shift(self, x: Any, k: int, offsets: Any, group: Any) -> Any:
         """x[t - k] within each segment of sorted rows (k > 0 looks back), NaN across segment boundaries; the CPU
         in one Numba pass (gpuetl.kernels.rolling), the GPU in CuPy from the rows' segment ids `group`."""

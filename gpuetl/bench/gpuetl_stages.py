@@ -71,10 +71,9 @@ class GpuetlStages:
 
     def adjust(self, state: dict[str, Any]) -> Adjusted:
         b = self.backend
-        frame = state["read"].sort_values(["Code", "Date"]).reset_index(drop=True)
-        code_id, codes = frame["Code"].factorize()
-        panel = Panel(b, b.xp.asarray(code_id), b.days(frame["Date"]),
-                      {c: b.to_array(frame[c].astype("float64")) for c in PRICES})
+        frame = state["read"]
+        order, code_id, codes = b.code_date_order(frame)
+        panel = Panel(b, code_id, b.days(frame["Date"])[order], {c: b.to_array(frame[c])[order] for c in PRICES})
         add_adjusted(panel)
         return Adjusted(panel, codes)
 

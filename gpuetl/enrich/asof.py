@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from gpuetl.backend import Backend
-from gpuetl.kernels.asof import Direction
+from gpuetl.kernels.asof import Direction, take_cpu
 
 
 def lexorder(xp: Any, keys: Sequence[Any]) -> Any:
@@ -89,6 +91,8 @@ def take(xp: Any, values: Any, idx: Any) -> Any:
     values = xp.asarray(values, dtype=xp.float64)
     if len(values) == 0:
         return xp.full(len(idx), xp.nan)
+    if xp is np:
+        return take_cpu(values, idx)
     return xp.where(idx >= 0, values[xp.clip(idx, 0, len(values) - 1)], xp.nan)
 
 

@@ -22,6 +22,7 @@ sorting the right side is the caller's job (gpuetl.enrich.asof does both).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numba
@@ -77,11 +78,11 @@ def asof_cpu(left_by: np.ndarray, left_on: np.ndarray, right_by: np.ndarray, rig
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _asof(lby: np.ndarray, lon: np.ndarray, rby: np.ndarray, ron: np.ndarray, backward: bool, exact: bool,
           use_tol: bool, tol: Any, out: np.ndarray) -> None:  # pragma: no cover - compiled
     m = len(rby)
-    for i in range(len(lby)):
+    for i in numba.prange(len(lby)):  # each left row's binary search stands alone
         k = lby[i]
         x = lon[i]
         # upper: the first right row with (by, on) > (k, x), else the first with (by, on) >= (k, x)
@@ -101,3 +102,17 @@ def _asof(lby: np.ndarray, lon: np.ndarray, rby: np.ndarray, ron: np.ndarray, ba
         if not miss and use_tol:
             miss = x - ron[j] > tol if backward else ron[j] - x > tol
         out[i] = -1 if miss else j
+
+
+def take_cpu(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """values[idx] as float64, NaN where idx is -1: one parallel pass (NumPy's where/clip/gather makes three)."""
+    out = np.empty(len(idx), dtype=np.float64)
+    _take(np.ascontiguousarray(values, dtype=np.float64), np.ascontiguousarray(idx, dtype=np.int64), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _take(values: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    for i in numba.prange(len(idx)):
+        j = idx[i]
+        out[i] = values[j] if j >= 0 else math.nan

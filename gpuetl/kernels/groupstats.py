@@ -62,7 +62,7 @@ def group_stats_cpu(values: np.ndarray, labels: np.ndarray, n_groups: int, *,
     _stats(vals, labels, stats)
     if not ranks:
         return stats, None
-    rank = np.full((k, n), np.nan)
+    rank = np.empty((k, n))  # every row is written: its rank, or NaN
     _ranks(vals, *group_order(np, labels, n_groups), rank)
     return stats, rank
 
@@ -128,7 +128,9 @@ def _ranks(vals: np.ndarray, order: np.ndarray, offs: np.ndarray,
             m = 0  # the group's values that are not NaN (NaN rows keep their NaN rank)
             for i in range(offs[s], offs[s + 1]):
                 v = vals[c, order[i]]
-                if v == v:
+                if v != v:
+                    rank[c, order[i]] = math.nan
+                else:
                     bits[0] = v + 0.0  # -0.0 ties with 0.0
                     u = as_int[0]
                     keys[m] = ~u if u & sign else u | sign  # unsigned keys in the floats' order
