@@ -194,3 +194,24 @@ def test_gpu_wrapper_equals_pandas(gpu_backend: Backend) -> None:
                                                        xp.asarray(right["b"].to_numpy())],
                     xp.asarray(right["t"].to_numpy()), allow_exact_matches=False)
     assert_backend_equal(got, want, tol="exact")
+
+
+@pytest.mark.parametrize("direction", ["backward", "forward"])
+@pytest.mark.parametrize("exact", [True, False])
+def test_left_sorted_by_key_and_time_walks_to_the_pandas_answer(direction: str, exact: bool) -> None:
+    """A (Code, Date)-sorted panel as the left side, long enough for several chunks: the kernel walks forward
+    instead of searching, and must land where pandas' merge_asof does (pandas wants the left sorted by time)."""
+    rng = np.random.default_rng(11)
+    n_keys = 300
+    left = pd.DataFrame({"k": np.repeat(np.arange(n_keys), 120), "t": np.tile(np.arange(120) * 3, n_keys)})
+    left = left[rng.random(len(left)) > 0.1].reset_index(drop=True)  # gaps, some keys shorter
+    right = pd.DataFrame({"k": rng.integers(0, n_keys + 5, 4000), "t": rng.integers(-10, 400, 4000)})
+    right = right.sort_values("t", kind="stable").reset_index(drop=True)  # pandas wants both sides by time
+    right["ri"] = np.arange(len(right))
+    by_time = left.assign(row=np.arange(len(left))).sort_values("t", kind="stable")
+    want = np.empty(len(left), dtype=np.int64)
+    want[by_time["row"].to_numpy()] = pandas_index(by_time.drop(columns="row"), right, ["k"], direction=direction,
+                                                   allow_exact_matches=exact)
+    got = asof_join(CPU, left["k"].to_numpy(), left["t"].to_numpy(), right["k"].to_numpy(), right["t"].to_numpy(),
+                    direction=direction, allow_exact_matches=exact)  # type: ignore[arg-type]
+    assert_backend_equal(got, want, tol="exact")

@@ -88,7 +88,7 @@ class GpuetlStages:
         panel = adjusted.panel
         index = b.xdf.DataFrame({"Code": b.xdf.Series(adjusted.codes).reset_index(drop=True),
                                  "code_id": xp.arange(len(adjusted.codes))})
-        st = self.statements.merge(index, on="Code", how="inner").sort_values(["code_id", "Eff"])
+        st = self.statements.merge(index, on="Code", how="inner")  # asof_join orders the right side itself
         eff = b.days(st["Eff"])
         idx = asof_join(b, panel.codes.astype(xp.int64), panel.dates, b.to_array(st["code_id"]).astype(xp.int64), eff)
         close = panel["C"]

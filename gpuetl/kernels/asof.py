@@ -78,30 +78,47 @@ def asof_cpu(left_by: np.ndarray, left_on: np.ndarray, right_by: np.ndarray, rig
     return out
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _before(rby: np.ndarray, ron: np.ndarray, r: int, k: int, x: Any, upper: bool) -> bool:
+    """Right row r comes before the left key (k, x): (by, on) <= (k, x) when `upper`, else < (k, x)."""
+    b = rby[r]
+    return b < k or (b == k and (ron[r] <= x if upper else ron[r] < x))
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _asof(lby: np.ndarray, lon: np.ndarray, rby: np.ndarray, ron: np.ndarray, backward: bool, exact: bool,
           use_tol: bool, tol: Any, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """The left rows in chunks, a thread each: a binary search for the chunk's first row, then (while the left
+    keys rise, as a (Code, Date)-sorted panel's do) a walk forward, so a sorted left side costs one pass over
+    both sides instead of a search per row; a left key below the one before it searches again."""
     m = len(rby)
-    for i in numba.prange(len(lby)):  # each left row's binary search stands alone
-        k = lby[i]
-        x = lon[i]
-        # upper: the first right row with (by, on) > (k, x), else the first with (by, on) >= (k, x)
-        upper = backward == exact
+    n = len(lby)
+    upper = backward == exact  # the first right row with (by, on) > (k, x), else the first with >= (k, x)
+    chunks = max(1, min(n // 4096, 256))
+    for c in numba.prange(chunks):
+        i0 = n * c // chunks
+        i1 = n * (c + 1) // chunks
         lo = 0
-        hi = m
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            b = rby[mid]
-            before = b < k or (b == k and (ron[mid] <= x if upper else ron[mid] < x))
-            if before:
-                lo = mid + 1
+        for i in range(i0, i1):
+            k = lby[i]
+            x = lon[i]
+            if i == i0 or k < lby[i - 1] or (k == lby[i - 1] and x < lon[i - 1]):
+                lo = 0
+                hi = m
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if _before(rby, ron, mid, k, x, upper):
+                        lo = mid + 1
+                    else:
+                        hi = mid
             else:
-                hi = mid
-        j = lo - 1 if backward else lo
-        miss = j < 0 or j >= m or rby[j] != k
-        if not miss and use_tol:
-            miss = x - ron[j] > tol if backward else ron[j] - x > tol
-        out[i] = -1 if miss else j
+                while lo < m and _before(rby, ron, lo, k, x, upper):
+                    lo += 1
+            j = lo - 1 if backward else lo
+            miss = j < 0 or j >= m or rby[j] != k
+            if not miss and use_tol:
+                miss = x - ron[j] > tol if backward else ron[j] - x > tol
+            out[i] = -1 if miss else j
 
 
 def take_cpu(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
