@@ -3,7 +3,7 @@
 A loop over the bar files, `groupby("Code").apply` of a per-code function for the adjustment and the features,
 `merge_asof` for the statements, a groupby per feature for the per-day ranks and z-scores, a pivot and a loop
 over the days for the graphs (gpuetl.bench.daily_graph) and networkx day by day for their analytics. Same
-numbers as gpuetl (checked on the small size), including TA-Lib's seeded EMA.
+numbers as gpuetl (checked), including TA-Lib's seeded EMA.
 """
 
 from __future__ import annotations
