@@ -67,14 +67,13 @@ def group_stats_cpu(values: np.ndarray, labels: np.ndarray, n_groups: int, *,
     return stats, rank
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _stats(vals: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> None:  # pragma: no cover - compiled
     k, n = vals.shape
     groups = stats.shape[2]
-    nobs = np.empty(groups, dtype=np.int64)
-    acc = np.empty((6, groups))  # Kahan total, its compensation, Welford mean and M2, min, max
-    for c in range(k):
-        nobs[:] = 0
+    for c in numba.prange(k):  # a column per thread
+        nobs = np.zeros(groups, dtype=np.int64)
+        acc = np.empty((6, groups))  # Kahan total, its compensation, Welford mean and M2, min, max
         acc[:4] = 0.0
         acc[4] = math.inf
         acc[5] = -math.inf
