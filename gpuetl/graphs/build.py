@@ -1,9 +1,9 @@
 """All daily graphs of a returns matrix, batch by batch: edges plus dense (dates x codes) features.
 
-Batches are runs of graph days that share one matmul and one top-k launch. Their size is the config's
-`batch.max_days`, lowered to what memory allows: on the GPU a share of the RMM pool's free bytes, on the
-CPU `batch.cpu_memory`. A day's results do not depend on which batch it falls in (tests hold batched ==
-one day at a time).
+Batches are runs of graph days that share one matmul and one top-k launch on the GPU, and one set of window
+moments and one pool of day threads on the CPU. Their size is the config's `batch.max_days`, lowered to what
+memory allows: on the GPU a share of the RMM pool's free bytes, on the CPU `batch.cpu_memory`. A day's results
+do not depend on which batch it falls in (tests hold batched == one day at a time).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numba
 import numpy as np
 from rich.progress import Progress
 
@@ -43,10 +44,15 @@ def graph_day_indices(n_dates: int, start: int, every_n_days: int) -> np.ndarray
 
 
 def batch_size(backend: Backend, n_codes: int, cfg: GraphConfig) -> int:
-    """Days per batch: max_days, lowered to the memory budget (RMM pool's free bytes on the GPU)."""
-    per_day = bytes_per_day(max(n_codes, 1), cfg)
+    """Days per batch: max_days, lowered to the memory budget (RMM pool's free bytes on the GPU; on the CPU
+    `batch.cpu_memory` less the n x n buffer each of its threads keeps)."""
+    n = max(n_codes, 1)
+    per_day = bytes_per_day(n, cfg, dense=backend.is_gpu)
     free = backend.free_device_bytes()
-    budget = float(cfg.batch.cpu_bytes) if free is None else cfg.batch.gpu_memory_fraction * free
+    if free is None:
+        budget = float(cfg.batch.cpu_bytes) - numba.get_num_threads() * n * n * 8
+    else:
+        budget = cfg.batch.gpu_memory_fraction * free
     return int(max(1, min(cfg.batch.max_days, budget // per_day)))
 
 

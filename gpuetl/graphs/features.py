@@ -1,6 +1,7 @@
 """Per-(day, code) graph features of a batch: degree, weighted degree, peer returns (dense products on the
-batch's matrices), PageRank and Louvain (the union kernels: cuGraph on the GPU, SciPy/networkx on the CPU), all
-from one op, `graph`, run on a `GraphBatch`.
+batch's matrices on the GPU, sums over the edge list on the CPU, whose graphs have no dense matrices), PageRank
+and Louvain (the union kernels: cuGraph on the GPU, SciPy/networkx on the CPU), all from one op, `graph`, run on
+a `GraphBatch`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from gpuetl.backend import Backend
 from gpuetl.graphs.config import GraphConfig
 from gpuetl.graphs.daily import BatchGraphs
 from gpuetl.graphs.returns import Returns
+from gpuetl.kernels.knn import edge_degrees_cpu, edge_return_sums_cpu
 
 PEER_FEATURES = ("graph_peer_ret_1d", "graph_peer_ret_5d")
 
@@ -42,7 +44,8 @@ class GraphBatch:
     def on_cpu(self, cpu: Backend) -> GraphBatch:
         """Host copies of the batch's arrays, for an op that runs only on the CPU (gpuetl.ops.run)."""
         host = self.backend.to_host  # host-ok: an op's CPU fallback, counted and named by the backend
-        graphs = BatchGraphs(**{f.name: host(getattr(self.graphs, f.name)) for f in dataclasses.fields(BatchGraphs)})
+        fields = {f.name: getattr(self.graphs, f.name) for f in dataclasses.fields(BatchGraphs)}
+        graphs = BatchGraphs(**{k: None if v is None else host(v) for k, v in fields.items()})  # None: sparse graphs
         returns = Returns(host(self.returns.dates), host(self.returns.r1), host(self.returns.r5))
         return GraphBatch(cpu, graphs, returns, self.span)
 
@@ -70,11 +73,15 @@ def own_features(backend: Backend, g: BatchGraphs, cfg: GraphConfig) -> dict[str
     """Features that belong to the graph itself: (B, N) float64 each, NaN where the code is not a node."""
     xp = backend.xp
     valid = g.valid
-    out = {"graph_degree": xp.where(valid, xp.count_nonzero(g.adjacency, axis=2).astype(xp.float64), xp.nan),
-           "graph_wdegree": xp.where(valid, g.weights.sum(axis=2), xp.nan)}
+    nb, n = valid.shape
+    if g.weights is None:  # the CPU's sparse graphs: sums over both ends of each edge
+        degree, wdegree = edge_degrees_cpu(g.edge_batch, g.edge_src, g.edge_dst, g.edge_weight, nb, n)
+    else:
+        degree = xp.count_nonzero(g.adjacency, axis=2).astype(xp.float64)
+        wdegree = g.weights.sum(axis=2)
+    out = {"graph_degree": xp.where(valid, degree, xp.nan), "graph_wdegree": xp.where(valid, wdegree, xp.nan)}
     if not (cfg.features.pagerank or cfg.features.louvain):
         return out
-    nb, n = valid.shape
     flat_valid = valid.reshape(-1)
     vertex = xp.cumsum(flat_valid, dtype=xp.int64) - 1  # union vertex id of every (day, code) that is a node
     nodes = xp.flatnonzero(flat_valid)
@@ -107,6 +114,8 @@ def peer_returns(backend: Backend, g: BatchGraphs, returns: Returns, span: int) 
     rows = g.days[:, None] + xp.arange(span)[None, :]
     inside = rows < n_dates
     rows = xp.minimum(rows, n_dates - 1)
+    if g.weights is None:
+        return _sparse_peer_returns(xp, g, returns, rows, inside)
     parts = []
     for r in (returns.r1, returns.r5):
         v = r[rows]  # (B, span, N)
@@ -118,6 +127,17 @@ def peer_returns(backend: Backend, g: BatchGraphs, returns: Returns, span: int) 
     for k, name in enumerate(PEER_FEATURES):
         num = stacked[:, 2 * k * span:(2 * k + 1) * span]
         den = stacked[:, (2 * k + 1) * span:(2 * k + 2) * span]
+        out[name] = xp.where(den > 0, num / xp.where(den > 0, den, 1.0), xp.nan)
+    return out
+
+
+def _sparse_peer_returns(xp: Any, g: BatchGraphs, returns: Returns, rows: Any, inside: Any) -> dict[str, Any]:
+    """`peer_returns` from the edge list (the CPU's sparse graphs): the same sums over the edges instead of a
+    dense (B, N, N) product (the denominators, sums of grid weights, are exact in either order)."""
+    out = {}
+    for name, r in zip(PEER_FEATURES, (returns.r1, returns.r5), strict=True):
+        num, den = edge_return_sums_cpu(g.edge_batch, g.edge_src, g.edge_dst, g.edge_weight, g.valid.shape[1], rows,
+                                        inside, r)
         out[name] = xp.where(den > 0, num / xp.where(den > 0, den, 1.0), xp.nan)
     return out
 

@@ -12,10 +12,27 @@ inputs the two backends agree bit for bit (the GPU module is compiled with --fma
   not depend on the BLAS that computed s.
 - `row_topk(x, k)`: per row, the k largest entries in the order (value descending, column ascending);
   -inf and NaN are never selected; missing slots are index -1, value -inf.
+
+The CPU's graph path does not use these two on dense (B, n, n) matrices: those passes over 2 x n^2 entries per
+day (and the union, adjacency and weight matrices around them) cost more than the covariance matmul itself.
+It runs one day at a time instead, with the same results bit for bit:
+
+- `gram_upper(x, out)`: ``x.T @ x`` by numpy's own OpenBLAS dsyrk, the call np.matmul makes, without numpy's
+  copy of the upper triangle into the lower one (over a third of np.matmul's time at n = 2,000).
+- `day_knn_cpu(s, inv, valid, target, ...)`: from the upper triangle of s straight to the day's sorted union
+  edges: each pair's weight computed once, as `shrunk_correlation` does, and offered to the top-k of both its
+  ends in increasing column order, as `row_topk` scans them.
+- `edge_degrees_cpu` / `edge_return_sums_cpu`: the graph features' sums over the edge list.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -122,3 +139,300 @@ def _row_topk(x: np.ndarray, k: int, idx: np.ndarray, val: np.ndarray) -> None: 
         for p in range(cnt, k):
             idx[r, p] = -1
             val[r, p] = -np.inf
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The CPU graph path: one day at a time from the upper triangle of its covariance matrix, straight to sorted edges.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _NumpyBlas:
+    """numpy's own OpenBLAS (the wheel's scipy-openblas64), through ctypes: the cblas_dsyrk that `np.matmul` calls
+    for ``x.T @ x``, and its thread count. Found only where numpy bundles it; else `blas()` is None."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.dsyrk = lib.scipy_cblas_dsyrk64_
+        self.dsyrk.restype = None
+        self.dsyrk.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                               ctypes.c_double, ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_void_p,
+                               ctypes.c_int64]
+        self.get_threads = lib.scipy_openblas_get_num_threads64_
+        self.get_threads.restype = ctypes.c_int
+        self.get_threads.argtypes = []
+        self.set_threads = lib.scipy_openblas_set_num_threads64_
+        self.set_threads.restype = None
+        self.set_threads.argtypes = [ctypes.c_int]
+
+
+@functools.cache
+def blas() -> _NumpyBlas | None:
+    """The bundled OpenBLAS when it is there and its dsyrk gives np.matmul's bits on a test matrix; else None."""
+    libs = sorted((Path(np.__file__).parent.parent / "numpy.libs").glob("libscipy_openblas64_*.so*"))
+    if not libs:
+        return None
+    try:
+        found = _NumpyBlas(ctypes.CDLL(str(libs[0])))
+    except (OSError, AttributeError):
+        return None
+    x = np.random.default_rng(0).standard_normal((37, 203))
+    got = np.zeros((203, 203))
+    _syrk(found, x, got)
+    want = np.matmul(x.T, x)
+    upper = np.triu_indices(203)
+    return found if np.array_equal(got[upper], want[upper]) else None
+
+
+def _syrk(lib: _NumpyBlas, x: np.ndarray, out: np.ndarray) -> None:
+    # np.matmul(x.T, x) for a C-contiguous x is cblas_dsyrk(RowMajor, Upper, Trans, n, w, 1, x, n, 0, out, n)
+    w, n = x.shape
+    lib.dsyrk(101, 121, 112, n, w, 1.0, x.ctypes.data, n, 0.0, out.ctypes.data, n)
+
+
+def gram_upper(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``x.T @ x`` into out (n, n), bit for bit as np.matmul computes it, but only the upper triangle (i <= j):
+    the lower one is left as it was (np.matmul, where numpy's BLAS is not found, fills both)."""
+    if x.ndim != 2 or out.shape != (x.shape[1], x.shape[1]) or out.dtype != np.float64 or x.dtype != np.float64:
+        raise ValueError(f"x must be (w, n) float64 and out (n, n) float64, got {x.shape} and {out.shape}")
+    if not (x.flags.c_contiguous and out.flags.c_contiguous):
+        raise ValueError("x and out must be C-contiguous")
+    lib = blas()
+    if lib is None:
+        np.matmul(x.T, x, out=out)
+    else:
+        _syrk(lib, x, out)
+    return out
+
+
+_blas_lock = threading.Lock()
+_blas_users = [0, 0]  # callers inside single_threaded_blas, and the thread count the first one found
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """numpy's BLAS on one thread inside (our own threads run the days side by side), restored when the last
+    caller inside leaves (OpenBLAS's count is process-wide)."""
+    lib = blas()
+    if lib is None:
+        yield
+        return
+    with _blas_lock:
+        if _blas_users[0] == 0:
+            _blas_users[1] = lib.get_threads()
+            lib.set_threads(1)
+        _blas_users[0] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users[0] -= 1
+            if _blas_users[0] == 0:
+                lib.set_threads(_blas_users[1])
+
+
+def day_knn_cpu(s: np.ndarray, inv: np.ndarray, valid: np.ndarray, target: float, *, gamma: float,
+                threshold: float, bits: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One day's kNN graph from the upper triangle of its covariance matrix s (n, n): the union edges (src, dst,
+    weight; src < dst, sorted), as `shrunk_correlation` + `row_topk` + the union make them, bit for bit.
+
+    s must be symmetric where it was computed (a Gram matrix from `gram_upper`, or np.matmul's): the lower
+    triangle is never read. Each pair's weight is computed once (the formula of `shrunk_correlation`, whose mean
+    of s[i, j] and s[j, i] is s[i, j] itself here) and offered to the top-k of both ends; every top-k sees its
+    candidates in increasing column order, as `row_topk`'s scan does, so ties resolve alike.
+    """
+    n = s.shape[0]
+    if s.ndim != 2 or s.shape[1] != n or s.dtype != np.float64 or not s.flags.c_contiguous:
+        raise ValueError(f"s must be a C-contiguous (n, n) float64 array, got {s.shape} {s.dtype}")
+    if inv.shape != (n,) or valid.shape != (n,):
+        raise ValueError(f"inv and valid must be ({n},); got {inv.shape}, {valid.shape}")
+    check_shrunk_inputs(s[None], inv[None], valid[None], np.zeros(1), gamma, bits)
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be in [1, {MAX_K}], got {k}")
+    return _day_knn(s, np.ascontiguousarray(inv, dtype=np.float64), np.ascontiguousarray(valid, dtype=np.uint8),
+                    float(target), 1.0 - float(gamma), float(gamma), float(threshold), float(2.0 ** bits), int(k))
+
+
+def offdiagonal_mean_cpu(s: np.ndarray, inv: np.ndarray, valid: np.ndarray) -> float:
+    """The mean off-diagonal correlation over the valid codes, from the upper triangle of s (the
+    `constant_correlation` target; 0 with fewer than two valid codes)."""
+    return float(_offdiagonal_mean(s, np.ascontiguousarray(inv, dtype=np.float64),
+                                   np.ascontiguousarray(valid, dtype=np.uint8)))
+
+
+@numba.njit(cache=True, nogil=True)
+def _offdiagonal_mean(s: np.ndarray, inv: np.ndarray, valid: np.ndarray) -> float:  # pragma: no cover - compiled
+    n = s.shape[0]
+    total = 0.0
+    nodes = 0
+    for i in range(n):
+        if not valid[i]:
+            continue
+        nodes += 1
+        acc = 0.0
+        for j in range(i + 1, n):
+            acc += s[i, j] * inv[j]  # inv is 0 for a code that is not valid
+        total += acc * inv[i]
+    if nodes < 2:
+        return 0.0
+    return 2.0 * total / (nodes * (nodes - 1.0))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _offer(val: np.ndarray, idx: np.ndarray, cnt: np.ndarray, kth: np.ndarray, r: int, c: int, v: float,
+           k: int) -> None:  # pragma: no cover - compiled
+    # _row_topk's insertion of a candidate that beats the row's k-th value kth[r] (-inf until k are kept);
+    # columns arrive in increasing order, so a tie with a kept value loses, as in _row_topk
+    have = cnt[r]
+    p = have if have < k else k - 1
+    while p > 0 and v > val[r, p - 1]:
+        val[r, p] = val[r, p - 1]
+        idx[r, p] = idx[r, p - 1]
+        p -= 1
+    val[r, p] = v
+    idx[r, p] = c
+    if have < k:
+        have += 1
+        cnt[r] = have
+    if have == k:
+        kth[r] = val[r, k - 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _day_knn(s: np.ndarray, inv: np.ndarray, valid: np.ndarray, target: float, keep: float, gamma: float,
+             threshold: float, scale: float, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    n = s.shape[0]
+    val = np.empty((n, k))
+    idx = np.empty((n, k), dtype=np.int64)
+    cnt = np.zeros(n, dtype=np.int64)
+    kth = np.full(n, -np.inf)  # each row's k-th kept value, -inf while it keeps fewer: a candidate must beat it
+    row = np.empty(n)
+    shift = gamma * target
+    unit = 1.0 / scale  # scale is a power of 2: q * unit is q / scale exactly, and a multiply vectorises better
+    hits = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        if not valid[i]:
+            continue
+        vi = inv[i]
+        floor = kth[i]  # row i's k-th value now; it only rises while the row is scanned
+        for j in range(i + 1, n):  # the pair's weight, as _shrunk_correlation computes it (i < j)
+            h = s[i, j]
+            h = 0.5 * (h + h)
+            h = h * vi
+            h = h * inv[j]
+            q = np.rint((keep * h + shift) * scale) * unit
+            # a candidate that may enter row i's top-k or row j's (kth[j] moves only at j's own offer below)
+            hit = (valid[j] != 0) & (q >= threshold) & ((q > floor) | (q > kth[j]))
+            row[j] = q if hit else -np.inf
+        m = 0
+        for j in range(i + 1, n):  # the hits' columns, in order (branch-free)
+            hits[m] = j
+            m += row[j] > -np.inf
+        for t in range(m):
+            j = hits[t]
+            q = row[j]
+            if q > kth[i]:
+                _offer(val, idx, cnt, kth, i, j, q, k)
+            if q > kth[j]:
+                _offer(val, idx, cnt, kth, j, i, q, k)
+    # union: edge {i, j} when either end kept the other; bucket by the smaller end, then sort and dedup
+    start = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        for p in range(cnt[i]):
+            start[min(i, idx[i, p]) + 1] += 1
+    for i in range(n):
+        start[i + 1] += start[i]
+    fill = start[:-1].copy()
+    hi = np.empty(start[n], dtype=np.int64)
+    wt = np.empty(start[n])
+    for i in range(n):
+        for p in range(cnt[i]):
+            j = idx[i, p]
+            a = min(i, j)
+            hi[fill[a]] = max(i, j)
+            wt[fill[a]] = val[i, p]
+            fill[a] += 1
+    src = np.empty(start[n], dtype=np.int64)
+    dst = np.empty(start[n], dtype=np.int64)
+    weight = np.empty(start[n])
+    e = 0
+    for a in range(n):
+        lo, top = start[a], start[a + 1]
+        first = e
+        for t in range(lo, top):  # insertion into the sorted run dst[first:e], dropping a pair seen twice
+            b, w = hi[t], wt[t]
+            p = e
+            while p > first and dst[p - 1] > b:
+                p -= 1
+            if p > first and dst[p - 1] == b:
+                continue
+            for q in range(e, p, -1):
+                dst[q] = dst[q - 1]
+                weight[q] = weight[q - 1]
+            dst[p] = b
+            weight[p] = w
+            src[e] = a
+            e += 1
+    return src[:e], dst[:e], weight[:e]
+
+
+def edge_degrees_cpu(edge_batch: np.ndarray, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, nb: int,
+                     n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Degree and weighted degree (nb, n) of every (day, node) from a batch's edges (sorted by day), counting
+    both ends of each edge; days in parallel."""
+    degree, wdegree = np.zeros((nb, n)), np.zeros((nb, n))
+    _edge_degrees(_day_bounds(edge_batch, nb), _int64(src), _int64(dst), np.asarray(weight, dtype=np.float64),
+                  degree, wdegree)
+    return degree, wdegree
+
+
+def edge_return_sums_cpu(edge_batch: np.ndarray, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, n: int,
+                         rows: np.ndarray, inside: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each (day b, date k, node i) of a batch's edges (sorted by day): ``sum_j w_ij r[rows[b, k], j]`` and
+    ``sum_j w_ij`` over the neighbours j with a finite return that date (B, span, n each; 0 where inside[b, k] is
+    False). Days in parallel, each day's sums in edge order."""
+    nb, span = rows.shape
+    num, den = np.zeros((nb, span, n)), np.zeros((nb, span, n))
+    _edge_return_sums(_day_bounds(edge_batch, nb), _int64(src), _int64(dst), np.asarray(weight, dtype=np.float64),
+                      np.ascontiguousarray(rows, dtype=np.int64), np.ascontiguousarray(inside, dtype=np.uint8),
+                      np.ascontiguousarray(r, dtype=np.float64), num, den)
+    return num, den
+
+
+def _day_bounds(edge_batch: np.ndarray, nb: int) -> np.ndarray:
+    return np.searchsorted(edge_batch, np.arange(nb + 1)).astype(np.int64)
+
+
+def _int64(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.int64)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _edge_degrees(bounds: np.ndarray, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, degree: np.ndarray,
+                  wdegree: np.ndarray) -> None:  # pragma: no cover - compiled
+    for b in numba.prange(len(bounds) - 1):
+        for e in range(bounds[b], bounds[b + 1]):
+            i, j, w = src[e], dst[e], weight[e]
+            degree[b, i] += 1.0
+            degree[b, j] += 1.0
+            wdegree[b, i] += w
+            wdegree[b, j] += w
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _edge_return_sums(bounds: np.ndarray, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, rows: np.ndarray,
+                      inside: np.ndarray, r: np.ndarray, num: np.ndarray,
+                      den: np.ndarray) -> None:  # pragma: no cover - compiled
+    span = rows.shape[1]
+    for b in numba.prange(len(bounds) - 1):
+        for k in range(span):
+            if not inside[b, k]:
+                continue
+            d = rows[b, k]
+            for e in range(bounds[b], bounds[b + 1]):
+                i, j, w = src[e], dst[e], weight[e]
+                vj, vi = r[d, j], r[d, i]
+                if np.isfinite(vj):
+                    num[b, k, i] += w * vj
+                    den[b, k, i] += w
+                if np.isfinite(vi):
+                    num[b, k, j] += w * vi
+                    den[b, k, j] += w
