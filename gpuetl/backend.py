@@ -29,6 +29,8 @@ from dask.utils import parse_bytes
 
 from gpuetl.config import GpuSettings, Settings
 from gpuetl.kernels import KernelSet
+from gpuetl.kernels.rolling import rolling_cpu, scan_cpu, shift_cpu
+from gpuetl.kernels.segments import segment_offsets
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +167,6 @@ class Backend:
         would then differ by backend.
         """
         if not self.is_gpu:
-            from gpuetl.kernels.rolling import rolling_cpu
-            from gpuetl.kernels.segments import segment_offsets
-
             x = np.asarray(x, dtype=np.float64)
             if offsets is None:
                 offsets = segment_offsets(np, np.asarray(groups)) if groups is not None else np.array([0, len(x)])
@@ -204,8 +203,6 @@ class Backend:
         """x[t - k] within each segment of sorted rows (k > 0 looks back), NaN across segment boundaries; the CPU
         in one Numba pass (gpuetl.kernels.rolling), the GPU in CuPy from the rows' segment ids `group`."""
         if not self.is_gpu:
-            from gpuetl.kernels.rolling import shift_cpu
-
             return shift_cpu(x, offsets, k)
         xp, n = self.xp, len(group)
         src = xp.arange(n) - k
@@ -218,8 +215,6 @@ class Backend:
         """Running product or maximum within each segment, missing values skipped (and left NaN), as pandas'
         groupby cumprod / cummax: Numba on the CPU, cuDF's groupby scan on the GPU."""
         if not self.is_gpu:
-            from gpuetl.kernels.rolling import scan_cpu
-
             return scan_cpu(x, offsets, op)
         grouped = self.series(x).groupby(self.series(group), sort=True)
         return self.to_array((grouped.cumprod() if op == "prod" else grouped.cummax()).reset_index(drop=True))

@@ -203,6 +203,6 @@ register(
 register(
     "day_zscore",
     cpu="gpuetl.kernels.groupstats:day_zscore_cpu",
-    gpu="gpuetl.kernels.groupstats_cuda:day_zscore_gpu",
+    gpu="gpuetl.kernels.zscore_gpu:day_zscore_gpu",
     doc="(x - the row's group mean) / its group std, NaN without spread, clipped: the per-day z-score in one pass",
 )

@@ -60,9 +60,3 @@ def _rows_by_value(vals: Any, order: Any, offs: Any) -> Any:
     pos = by_value[cupy.argsort(major[by_value], kind="stable")]
     return cupy.ascontiguousarray(order[pos % n].reshape(k, n))
 
-
-def day_zscore_gpu(x: Array, mean: Array, std: Array, label: Array, clip: float) -> Array:
-    """The contract of `groupstats.day_zscore_cpu` in CuPy (fused by CuPy's elementwise kernels)."""
-    m, s = mean[label], std[label]
-    z = cupy.where(s > 0, (x - m) / cupy.where(s > 0, s, 1.0), cupy.nan)
-    return cupy.clip(z, -clip, clip)
