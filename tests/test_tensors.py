@@ -218,3 +218,92 @@ def test_no_host_copy_from_the_dataset_to_the_training_step(tmp_path: Path, gpu_
               and ("htod" in e.name.lower() or "dtoh" in e.name.lower())]
     assert copies == [], copies
     assert np.isfinite(loss.item())
+
+
+def plain_daily_graphs(folder: Path, codes: np.ndarray, dates: np.ndarray, sector: torch.Tensor | None = None,
+                       size: torch.Tensor | None = None, peers: int = 0) -> pd.DataFrame:
+    """The daily edges in pandas, all at once: each date takes the latest graph at or before it (its own with
+    every_n_days 1), both directions; with the sector relation, its edges merged by (day, src, dst)."""
+    edges = hive(folder / "edges")
+    node = pd.read_parquet(folder / "codes.parquet").set_index("index")["Code"]
+    position = pd.Series(np.arange(len(codes)), index=codes)
+    every = json.loads((folder / "graphs.json").read_text())["config"]["every_n_days"]
+    graph_days = np.sort(edges["Date"].unique()).astype("datetime64[D]")
+    rows = []
+    for t, day in enumerate(dates):
+        g = np.searchsorted(graph_days, day, side="right") - 1
+        if g < 0 or (every <= 1 and graph_days[g] != day):
+            continue
+        e = edges[edges["Date"].to_numpy().astype("datetime64[D]") == graph_days[g]]
+        s, d = position[node[e["src"]].to_numpy()].to_numpy(), position[node[e["dst"]].to_numpy()].to_numpy()
+        rows.append(pd.DataFrame({"day": t, "src": np.r_[s, d], "dst": np.r_[d, s], "weight": np.r_[e["weight"],
+                                                                                                  e["weight"]]}))
+    frame = pd.concat(rows, ignore_index=True).assign(sector=0.0)
+    if sector is not None and size is not None:
+        from gpuetl.tensors.graphs import sector_edges
+
+        day, leader, member = (host(v) for v in sector_edges(sector, size, peers))
+        frame = pd.concat([frame, pd.DataFrame({"day": day, "src": leader, "dst": member, "weight": 0.0,
+                                                "sector": 1.0})], ignore_index=True)
+    return frame.groupby(["day", "src", "dst"], as_index=False)[["weight", "sector"]].sum()
+
+
+def as_frame(graphs: object) -> pd.DataFrame:
+    from gpuetl.tensors.graphs import DailyGraphs
+
+    assert isinstance(graphs, DailyGraphs)
+    day = np.repeat(np.arange(len(graphs.start)), graphs.stop - graphs.start)
+    out = pd.DataFrame({"day": day, "src": host(graphs.src).astype(np.int64), "dst": host(graphs.dst).astype(np.int64)})
+    for j, name in enumerate(graphs.relations):
+        out[name] = host(graphs.attr[:, j]).astype(np.float64)
+    return out
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_graphs_built_in_blocks_equal_the_edges_all_at_once(tmp_path: Path, every: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of a few days (and of a few edges, the year folders crossed within one) give the edges a build
+    of every day at once gives, in (day, src, dst) order; with every_n_days > 1, a date takes the latest graph."""
+    from gpuetl.tensors import graphs as graphs_mod
+
+    root = write_tiny_dataset(tmp_path / "ds", codes=12, late_codes=2)
+    folder = root / "graphs"
+    if every > 1:  # keep every third date's graph: January's first dates take December's
+        meta = json.loads((folder / "graphs.json").read_text())
+        meta["config"]["every_n_days"] = every
+        (folder / "graphs.json").write_text(json.dumps(meta))
+        for f in (folder / "edges").rglob("*.parquet"):
+            part = pd.read_parquet(f)
+            days = np.sort(part["Date"].unique())
+            part[part["Date"].isin(days[1::every])].to_parquet(f, index=False)
+    monkeypatch.setattr(graphs_mod, "BLOCK_EDGES", 50)
+    monkeypatch.setattr(graphs_mod, "BLOCK_DAYS", 7)
+    ds = open_dataset(root, CPU)
+    panel = ds.panel(["lst_s33", "st_log_mcap"], targets=[])
+    sector, size = panel.column("lst_s33"), panel.column("st_log_mcap")
+    plain = plain_daily_graphs(folder, ds.codes, ds.dates)
+    got = ds.graphs()
+    assert got.src.dtype == torch.int32 and got.relations == ("weight",)
+    pd.testing.assert_frame_equal(as_frame(got), plain[["day", "src", "dst", "weight"]], check_dtype=False)
+    want = plain_daily_graphs(folder, ds.codes, ds.dates, sector, size, peers=2)
+    pd.testing.assert_frame_equal(as_frame(ds.graphs(sector=(sector, size, 2))), want, check_dtype=False)
+    pd.testing.assert_frame_equal(as_frame(got.with_sector(sector, size, 2)), want, check_dtype=False)
+    shuffled = torch.randperm(len(got.src))
+    day = torch.repeat_interleave(torch.arange(len(ds.dates)), torch.as_tensor(got.stop - got.start))[shuffled]
+    src, dst, attr = got.src.long()[shuffled], got.dst.long()[shuffled], got.attr[shuffled]
+    twice = graphs_mod.DailyGraphs.from_edges(torch.cat([day, day]), torch.cat([src, src]), torch.cat([dst, dst]),
+                                              torch.cat([attr, attr]), ("weight",), len(ds.dates), 12)
+    doubled = plain[["day", "src", "dst", "weight"]].assign(weight=2 * plain["weight"])
+    pd.testing.assert_frame_equal(as_frame(twice), doubled, check_dtype=False)  # duplicates merged, summed
+
+
+def test_a_panel_of_graph_features_takes_them_where_the_dataset_has_rows(built: Path) -> None:
+    ds = open_dataset(built, CPU)
+    panel = ds.panel(["ret_1d_z", "graph_degree"], targets=[])
+    frame = ds.frame(["graph_degree"])
+    t = np.searchsorted(panel.dates, frame["Date"].to_numpy().astype("datetime64[D]"))
+    c = np.searchsorted(panel.codes, frame["Code"].to_numpy())
+    want = np.full(panel.shape[:2], np.nan, dtype=np.float32)
+    want[t, c] = frame["graph_degree"].to_numpy(np.float32)
+    assert_backend_equal(panel.column("graph_degree"), want, tol="exact")
+    assert torch.isnan(panel.column("graph_degree")[~panel.present]).all()

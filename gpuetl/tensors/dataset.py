@@ -24,7 +24,7 @@ from gpuetl.backend import Backend
 from gpuetl.config import load_settings
 from gpuetl.graphs.io import StaleGraphsError, check_graphs
 from gpuetl.tensors.graphs import DailyGraphs, DatasetError, graph_dir, load_daily_graphs
-from gpuetl.tensors.panel import PanelTensors, build_panel, host_dates, host_strings
+from gpuetl.tensors.panel import PanelTensors, Source, panel_axes, read_panel
 
 KEYS = ("Code", "Date")
 
@@ -143,16 +143,25 @@ class Dataset:
 
     def panel(self, columns: Sequence[str], device: torch.device | str | None = None,
               targets: Sequence[str] | None = None) -> PanelTensors:
-        """Dense (dates x codes x columns) tensors + row mask + targets (default: all), via DLPack."""
+        """Dense (dates x codes x columns) tensors + row mask + targets (default: all), via DLPack; read part by part
+        into the arrays (`read_panel`), never as one frame of every row."""
         targets = self.targets if targets is None else list(targets)
-        frame = self.frame([*columns, *targets])
-        return build_panel(self.backend, frame, list(columns), targets, device)
+        wanted = [*columns, *targets]
+        known = {*self.features, *self.metadata["normalized"], *self.targets}
+        graph_cols = [c for c in wanted if c not in known and c.startswith("graph_")]
+        graph_features = self.graph_features if graph_cols else []  # stale graphs: refused here
+        missing = [c for c in wanted if c not in known and c not in graph_features]
+        if missing:
+            raise DatasetError(f"{self.path}: no column(s) {', '.join(missing)}")
+        sources = [Source(self.files(), [c for c in wanted if c not in graph_cols])]
+        if graph_cols:
+            sources.append(Source(sorted(str(f) for f in (graph_dir(self.path) / "features").rglob("*.parquet")),
+                                  graph_cols, rows=False))
+        return read_panel(self.backend, sources, list(columns), targets, self.dates, self.codes, device)
 
     @functools.cached_property
     def _axes(self) -> tuple[np.ndarray, np.ndarray]:
-        frame = self.frame([])
-        return host_dates(self.backend, self.backend.days(frame["Date"])), np.sort(
-            host_strings(self.backend, frame["Code"].unique()))
+        return panel_axes(self.backend, self.files())
 
     @property
     def dates(self) -> np.ndarray:
@@ -164,11 +173,13 @@ class Dataset:
         """The code axis (sorted), as `panel` and `edges` use it."""
         return self._axes[1]
 
-    def graphs(self, device: torch.device | str | None = None) -> DailyGraphs:
-        """Every day's edges on the device, for the panel's date and code axes."""
+    def graphs(self, device: torch.device | str | None = None,
+               sector: tuple[torch.Tensor, torch.Tensor, int] | None = None) -> DailyGraphs:
+        """Every day's edges on the device, for the panel's date and code axes; with `sector` ((D, N) sector codes
+        and sizes of the panel, peers), the sector relation too, as `DailyGraphs.with_sector` adds it."""
         if self.graphs_metadata is None:
             raise DatasetError(f"no graphs at {graph_dir(self.path)}: run `gpuetl graph --dataset {self.path}`")
-        return load_daily_graphs(self.backend, graph_dir(self.path), self.codes, self.dates, device)
+        return load_daily_graphs(self.backend, graph_dir(self.path), self.codes, self.dates, device, sector)
 
     @functools.cached_property
     def _graphs(self) -> DailyGraphs:

@@ -234,12 +234,15 @@ def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str |
         panel = per_day_scaled(ds, ds.panel([*inputs, *context, *relation], device, heads), inputs)
     eligible = eligible_rows(panel.present, cfg.min_history)
     counts = (eligible & torch.isfinite(panel.targets[:, :, heads.index(label)])).sum(1)
-    daily = ds.graphs(device) if model is not None and ds.graphs_metadata else None
-    if daily is None and lead_lag is not None:
+    relation_columns = (panel.column(sector.column), panel.column(sector.size), sector.peers) if sector else None
+    if model is not None and ds.graphs_metadata:  # the sector relation added while the edges are read
+        daily: DailyGraphs | None = ds.graphs(panel.values.device, relation_columns)
+    elif lead_lag is not None:
         d, n = panel.present.shape
         daily = DailyGraphs.empty(d, n, device=panel.present.device)
-    if daily is not None and sector is not None:
-        daily = daily.with_sector(panel.column(sector.column), panel.column(sector.size), sector.peers)
+        daily = daily.with_sector(*relation_columns) if relation_columns is not None else daily
+    else:
+        daily = None
     return TrainData(backend=ds.backend, panel=panel, inputs=tuple(inputs), context_columns=tuple(context), heads=heads,
                      label=label, graphs=daily, eligible=eligible,
                      label_counts=counts.cpu().numpy(),  # host-ok: D counts, once
