@@ -74,9 +74,13 @@ class DaySampler:
         return torch.cat([pad, short]).permute(1, 0, 2)
 
     def batch(self, days: Sequence[int]) -> DayBatch:
-        """Days (host ints: every index is a Python int, so nothing is copied to or from the device)."""
+        """Days (host ints: every index is a Python int, so nothing is copied to or from the device). Each day's
+        window is copied once into the batch, whose missing values are then zeroed in place."""
         n = self.n_codes
-        x = torch.nan_to_num_(torch.stack([self.window(t) for t in days]), nan=0.0)
+        x = self.values.new_empty((len(days), n, self.window_days, self.values.shape[-1]))
+        for b, t in enumerate(days):
+            x[b].copy_(self.window(t))
+        torch.nan_to_num_(x, nan=0.0)
         context = torch.stack([self.context[t] for t in days]).repeat_interleave(n, dim=0)
         if self.graphs is not None:
             edge_index, edge_attr = self.graphs.batch(days, graph=self.graph)

@@ -10,6 +10,8 @@ total = huber_weight * huber + rank_weight * rank term. No boolean indexing: no 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -30,8 +32,46 @@ def masked_zscore(x: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.T
 
 def soft_rank(x: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
     """(R, N) -> differentiable ranks among each row's masked-in entries: 0.5 + sum_j sigmoid((x_i - x_j) / t)."""
-    diff = (x.unsqueeze(-1) - x.unsqueeze(-2)) / temperature
-    return 0.5 + (torch.sigmoid(diff) * mask.unsqueeze(-2).to(x.dtype)).sum(-1)
+    return _SoftRank.apply(x, mask.to(x.dtype), temperature)
+
+
+def _pair_chunk(x: torch.Tensor) -> int:
+    """Rows i per (R, i, N) block of pairwise sigmoids: about 2 MiB on the CPU (the block stays in cache, where
+    the whole (R, N, N) tensor and autograd's copies of it went through memory five times), larger on a GPU."""
+    budget = 2**19 if x.device.type == "cpu" else 2**26
+    return max(1, budget // max(x.shape[0] * x.shape[1], 1))
+
+
+class _SoftRank(torch.autograd.Function):
+    """soft_rank in blocks of rows, forward and backward, never holding the (R, N, N) sigmoids. With s_ij =
+    sigmoid((x_i - x_j) / t), s'_ij = s_ij (1 - s_ij) and mask m: rank_i = 0.5 + sum_j s_ij m_j, so for the
+    gradient g of the ranks, dL/dx_k = (g_k sum_j s'_kj m_j - m_k sum_i g_i s'_ik) / t (the backward recomputes
+    the blocks: a sigmoid is cheaper than storing it)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, m: torch.Tensor, temperature: float) -> torch.Tensor:
+        out = torch.empty_like(x)
+        step = _pair_chunk(x)
+        for lo in range(0, x.shape[-1], step):
+            s = torch.sigmoid((x[:, lo: lo + step, None] - x[:, None, :]) / temperature)
+            out[:, lo: lo + step] = 0.5 + (s @ m[:, :, None])[..., 0]
+        ctx.save_for_backward(x, m)
+        ctx.temperature = temperature
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        x, m = ctx.saved_tensors
+        t = ctx.temperature
+        own, other = torch.empty_like(x), torch.zeros_like(x)
+        step = _pair_chunk(x)
+        for lo in range(0, x.shape[-1], step):
+            s = torch.sigmoid((x[:, lo: lo + step, None] - x[:, None, :]) / t)
+            d = s * (1 - s)
+            own[:, lo: lo + step] = (d @ m[:, :, None])[..., 0]
+            other += (g[:, None, lo: lo + step] @ d)[:, 0]
+        return (g * own - m * other) / t, None, None
 
 
 def ranking_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATv2Conv
 from torch_geometric.nn.inits import reset
 
+from gpuetl.train.sparse import EdgePlan, gatv2
+
 
 class TemporalEncoder(nn.Module):
     r"""Encodes each code's last L days into one vector: a shared input projection, then a GRU (its last hidden
@@ -62,7 +64,37 @@ class TemporalEncoder(nn.Module):
         if self.kind == "gru":
             _, last = self.rnn(h)
             return last[-1]
-        return self.transformer(h + self.position[-h.shape[1]:])[:, -1]
+        return self._last_position(h + self.position[-h.shape[1]:])
+
+    def _last_position(self, h: Tensor) -> Tensor:
+        """`self.transformer(h)[:, -1]`, computing the last layer at the last position only: its query, attention
+        row, residual and feed-forward at the L-1 other positions would be thrown away. Its keys and values are
+        never formed either: with y = norm1(h), head k's score of position l is q_k . (W_k y_l + b_k), whose b_k
+        term is the same for every l and cancels in the softmax, so it is (W_k^T q_k) . y_l; and its output
+        sum_l p_l (W_v y_l + b_v) is W_v (sum_l p_l y_l) + b_v, as the p_l sum to 1. Same parameters and maths
+        (to float rounding), C/heads times fewer products over the window than the (M, L, 2C) keys and values.
+
+        Shapes: h (M, L, C) -> (M, C)"""
+        *earlier, layer = self.transformer.layers
+        for module in earlier:
+            h = module(h)
+        attn = layer.self_attn
+        if self.transformer.norm is not None or not layer.norm_first or (self.training and attn.dropout > 0):
+            out = self.transformer.norm(layer(h)) if self.transformer.norm is not None else layer(h)
+            return out[:, -1]  # not what __init__ builds: the plain way
+        m, _, c = h.shape
+        heads, width = attn.num_heads, c // attn.num_heads
+        y = layer.norm1(h)  # (M, L, C)
+        w, b = attn.in_proj_weight, attn.in_proj_bias
+        q = F.linear(y[:, -1], w[:c], b[:c]).view(m, heads, width) * width**-0.5
+        wk = w[c: 2 * c].view(heads, width, c)
+        score = torch.bmm(torch.einsum("mhd,hdc->mhc", q, wk), y.transpose(1, 2))  # (M, heads, L)
+        pooled = torch.bmm(torch.softmax(score, dim=-1), y)  # (M, heads, C): sum_l p_l y_l per head
+        wv = w[2 * c:].view(heads, width, c)
+        a = torch.einsum("mhc,hdc->mhd", pooled, wv).reshape(m, c) + b[2 * c:]
+        out = h[:, -1] + layer.dropout1(attn.out_proj(a))
+        ff = layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm2(out)))))
+        return out + layer.dropout2(ff)
 
 
 class RelationMeans(nn.Module):
@@ -79,10 +111,15 @@ class RelationMeans(nn.Module):
         super().__init__()
         self.relations = relations
 
-    def forward(self, x_last: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+    def forward(self, x_last: Tensor, edge_index: Tensor, edge_attr: Tensor, plan: EdgePlan | None = None) -> Tensor:
         src, dst = edge_index
         weight = edge_attr[:, : self.relations].to(x_last.dtype).abs()  # (E, R)
         m, f = x_last.shape
+        if x_last.device.type == "cpu":  # the same sums as CSR products (gpuetl/train/sparse.py)
+            plan = plan if plan is not None else EdgePlan(edge_index, m)
+            ones = torch.cat([x_last, x_last.new_ones((m, 1))], dim=1)  # the last column: the weights' total
+            sums = [plan.weighted_by_dst(weight[:, r]) @ ones for r in range(self.relations)]
+            return torch.cat([s[:, :f] / s[:, f:].clamp(min=1e-6) for s in sums], dim=1)
         total = x_last.new_zeros((m, self.relations)).index_add_(0, dst, weight)
         source = x_last[src]  # (E, F), gathered once; one (E, F) product per relation, never an (E, R, F) one
         summed = [x_last.new_zeros((m, f)).index_add_(0, dst, source * weight[:, r, None])
@@ -142,12 +179,16 @@ class GATRanker(nn.Module):
             reset(module)
 
     def forward(self, x: Tensor, context: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+        # on the CPU the graph steps run as CSR products over the edges sorted once (gpuetl/train/sparse.py: the
+        # same maths and dropout draws as PyG's scatter kernels, which a GPU keeps)
+        plan = EdgePlan(edge_index, x.shape[0]) if x.device.type == "cpu" else None
         h = F.dropout(self.encoder(x), self.dropout, self.training)
         if self.means is not None and self.means_proj is not None:
-            h = h + self.means_proj(self.means(x[:, -1], edge_index, edge_attr))
+            h = h + self.means_proj(self.means(x[:, -1], edge_index, edge_attr, plan))
         if self.context is not None:
             h = h + self.context(context)
         attr = edge_attr.to(h.dtype)
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            h = h + F.dropout(F.elu(conv(norm(h), edge_index, edge_attr=attr)), self.dropout, self.training)
+            out = gatv2(conv, norm(h), plan, attr) if plan is not None else conv(norm(h), edge_index, edge_attr=attr)
+            h = h + F.dropout(F.elu(out), self.dropout, self.training)
         return self.head(h)

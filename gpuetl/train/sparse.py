@@ -1,0 +1,142 @@
+"""The graph steps of the GAT on the CPU as CSR products: the same sums as the scatter (index_add_) ops of PyG and
+of `RelationMeans`, in the same edge order, several times faster.
+
+A CPU index_add_ adds one row at a time; a batch of 4 days has ~330 k edges, and a GATv2 layer sums over them a
+dozen times forward and backward (the attention softmax, the messages, the gathers' gradients). Here the edges
+are sorted once per batch by target and by source (`EdgePlan`), and every sum over edges is a CSR matrix of
+ones times the edge values (MKL's kernel, one pass over the edges). The maths is PyG's GATv2Conv line by line,
+on the conv's own parameters, and its attention dropout is drawn on the same (E, heads) tensor in the same edge
+order, so a seeded run draws the same masks (tests/test_train_model.py holds both equal, gradients included).
+On a GPU the model keeps PyG's kernels (`GATRanker.forward`).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.nn import GATv2Conv
+
+# torch says once per process that its sparse CSR support is "beta"; the CSR x dense product used here is a
+# plain MKL/ATen kernel, checked against the scatter ops in tests/test_train_model.py
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+
+
+class EdgePlan:
+    """A batch's edges (2, E) sorted once by target and once by source, for M nodes; sums over edges by either
+    end as CSR (M x E) products. Built per forward pass (the edges are the batch's), shared by every layer."""
+
+    def __init__(self, edge_index: Tensor, nodes: int) -> None:
+        self.src, self.dst = edge_index[0], edge_index[1]
+        self.nodes = nodes
+
+    @functools.cached_property
+    def _by_dst(self) -> tuple[Tensor, Tensor]:
+        return _csr_order(self.dst, self.nodes)
+
+    @functools.cached_property
+    def _by_src(self) -> tuple[Tensor, Tensor]:
+        return _csr_order(self.src, self.nodes)
+
+    @functools.cached_property
+    def sum_by_dst(self) -> Tensor:
+        """(M, E) CSR of ones: row i holds the edges into i, in edge order."""
+        return _ones(*self._by_dst, self.nodes)
+
+    @functools.cached_property
+    def sum_by_src(self) -> Tensor:
+        return _ones(*self._by_src, self.nodes)
+
+    def weighted_by_dst(self, weight: Tensor) -> Tensor:
+        """(M, M) CSR: row i holds weight[e] at column src[e] for the edges e into i."""
+        crow, order = self._by_dst
+        return torch.sparse_csr_tensor(crow, self.src[order], weight[order].contiguous(), (self.nodes, self.nodes),
+                                       check_invariants=False)
+
+    def max_by_dst(self, values: Tensor) -> Tensor:
+        """(M, K): per target, the max of its edges' rows of `values` (E, K); no gradient (the softmax's shift)."""
+        crow, order = self._by_dst
+        return torch.segment_reduce(values.detach()[order], "max", offsets=crow, axis=0)
+
+
+def _csr_order(index: Tensor, nodes: int) -> tuple[Tensor, Tensor]:
+    """(crow (M + 1,), the edges in row order) for rows `index`; a stable sort keeps the edge order in a row."""
+    order = torch.argsort(index, stable=True)
+    crow = torch.searchsorted(index[order], torch.arange(nodes + 1, device=index.device))
+    return crow, order
+
+
+def _ones(crow: Tensor, order: Tensor, nodes: int) -> Tensor:
+    ones = torch.ones(len(order), dtype=torch.float32, device=order.device)
+    return torch.sparse_csr_tensor(crow, order, ones, (nodes, len(order)), check_invariants=False)
+
+
+def _product(csr: Tensor, dense: Tensor) -> Tensor:
+    """csr @ dense in dense's dtype (the CSR of ones is float32)."""
+    return (csr if csr.dtype == dense.dtype else csr.to(dense.dtype)) @ dense.contiguous()
+
+
+class _Gather(torch.autograd.Function):
+    """x[index] (E, K), whose gradient is summed by index with a CSR product (the transpose of the gather)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, index: Tensor, csr: Tensor) -> Tensor:
+        ctx.csr = csr
+        return x.index_select(0, index)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        return _product(ctx.csr, grad), None, None
+
+
+class _Scatter(torch.autograd.Function):
+    """The sum of `values` (E, K) by index into (M, K) as a CSR product; its gradient gathers."""
+
+    @staticmethod
+    def forward(ctx: Any, values: Tensor, index: Tensor, csr: Tensor) -> Tensor:
+        ctx.save_for_backward(index)
+        return _product(csr, values)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (index,) = ctx.saved_tensors
+        return grad.index_select(0, index), None, None
+
+
+def gather_src(x: Tensor, plan: EdgePlan) -> Tensor:
+    return _Gather.apply(x, plan.src, plan.sum_by_src)
+
+
+def gather_dst(x: Tensor, plan: EdgePlan) -> Tensor:
+    return _Gather.apply(x, plan.dst, plan.sum_by_dst)
+
+
+def sum_dst(values: Tensor, plan: EdgePlan) -> Tensor:
+    return _Scatter.apply(values, plan.dst, plan.sum_by_dst)
+
+
+def gatv2(conv: GATv2Conv, x: Tensor, plan: EdgePlan, edge_attr: Tensor) -> Tensor:
+    """`conv(x, edge_index, edge_attr=edge_attr)` for PyG's GATv2Conv as GATRanker builds it (concat heads, bias,
+    no residual, self-loops already in the edges, separate source and target weights), through `plan`.
+
+    Shapes: x (M, C_in); edge_attr (E, A) -> (M, heads * C)"""
+    width = conv.out_channels
+    x_l, x_r = conv.lin_l(x), conv.lin_r(x)  # (M, heads * C)
+    x_j = gather_src(x_l, plan)  # (E, heads * C): the sources' messages, gathered once
+    e = gather_dst(x_r, plan) + x_j
+    if conv.lin_edge is not None:
+        e = e + conv.lin_edge(edge_attr)
+    e = F.leaky_relu(e, conv.negative_slope)
+    att = torch.block_diag(*conv.att[0].unsqueeze(-1).unbind(0))  # (heads * C, heads): att per head, as columns
+    alpha = e @ att  # (E, heads)
+    alpha = (alpha - plan.max_by_dst(alpha).index_select(0, plan.dst)).exp()
+    alpha = alpha / gather_dst(sum_dst(alpha, plan) + 1e-16, plan)
+    alpha = F.dropout(alpha, p=conv.dropout, training=conv.training)
+    out = sum_dst(x_j * alpha.repeat_interleave(width, dim=1), plan)
+    return out + conv.bias if conv.bias is not None else out
