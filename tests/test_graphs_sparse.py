@@ -114,6 +114,11 @@ def test_day_kernel_equals_brute_force_with_ties(k: int) -> None:
     src, dst, weight = day_knn_cpu(upper, inv, valid, 0.0, gamma=0.0, threshold=0.3, bits=32, k=k)
     got = list(zip(src.tolist(), dst.tolist(), weight.tolist(), strict=True))
     assert got == brute_union(dense, k)
+    cleared = upper.copy()
+    again = day_knn_cpu(cleared, inv, valid, 0.0, gamma=0.0, threshold=0.3, bits=32, k=k, clear=True)
+    assert list(zip(*(a.tolist() for a in again), strict=True)) == got
+    assert (cleared[np.triu_indices(n)] == 0.0).all()  # ready for the next gram_upper(..., zeroed=True)
+    np.testing.assert_array_equal(cleared[np.tril_indices(n, -1)], upper[np.tril_indices(n, -1)])
     assert len(got) > 0 and not set(np.flatnonzero(~valid)) & (set(src.tolist()) | set(dst.tolist()))
 
 
@@ -152,6 +157,8 @@ def test_gram_upper_is_numpys_matmul_bit_for_bit(shape: tuple[int, int], monkeyp
     np.testing.assert_array_equal(got[upper], want[upper])
     with knn.single_threaded_blas():  # the workers' setting: the same bits on one thread
         np.testing.assert_array_equal(gram_upper(x, np.empty_like(want))[upper], want[upper])
+        added = gram_upper(x, np.zeros_like(want), zeroed=True)  # BLAS adds to the zeros: the same sums
+        np.testing.assert_array_equal(added[upper], want[upper])
     monkeypatch.setattr(knn, "blas", lambda: None)  # no bundled OpenBLAS: np.matmul itself
     np.testing.assert_array_equal(gram_upper(x, np.empty_like(want)), want)
 

@@ -178,16 +178,16 @@ def sparse_graphs(padded: Padded, days: Any, cfg: GraphConfig, eligible: Any = N
     constant = cfg.shrinkage.target == "constant_correlation"
 
     def run(share: range) -> None:
-        s = np.empty((n, n))
+        s = np.zeros((n, n))  # day_knn_cpu(clear=True) leaves its upper triangle zero again for the next day
         for b in share:
             x = (r[b] - mean[b][None, :]) * m[b]  # centred_windows' arithmetic, one day
             x *= root
-            gram_upper(x, s)
+            gram_upper(x, s, zeroed=True)
             ok, inv = nodes_and_scales(cfg, s.diagonal().copy(), count[b], square[b],
                                        None if eligible is None else eligible[b], np)
             target = offdiagonal_mean_cpu(s, inv, ok) if constant else 0.0
             edges[b] = day_knn_cpu(s, inv, ok, target, gamma=cfg.shrinkage.gamma, threshold=cfg.knn.threshold,
-                                   bits=cfg.knn.grid_bits, k=cfg.knn.k)
+                                   bits=cfg.knn.grid_bits, k=cfg.knn.k, clear=True)
             valid[b] = ok
 
     workers = max(1, min(threads or numba.get_num_threads(), nb))

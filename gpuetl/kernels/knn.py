@@ -182,15 +182,19 @@ def blas() -> _NumpyBlas | None:
     return found if np.array_equal(got[upper], want[upper]) else None
 
 
-def _syrk(lib: _NumpyBlas, x: np.ndarray, out: np.ndarray) -> None:
+def _syrk(lib: _NumpyBlas, x: np.ndarray, out: np.ndarray, beta: float = 0.0) -> None:
     # np.matmul(x.T, x) for a C-contiguous x is cblas_dsyrk(RowMajor, Upper, Trans, n, w, 1, x, n, 0, out, n)
     w, n = x.shape
-    lib.dsyrk(101, 121, 112, n, w, 1.0, x.ctypes.data, n, 0.0, out.ctypes.data, n)
+    lib.dsyrk(101, 121, 112, n, w, 1.0, x.ctypes.data, n, beta, out.ctypes.data, n)
 
 
-def gram_upper(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+def gram_upper(x: np.ndarray, out: np.ndarray, zeroed: bool = False) -> np.ndarray:
     """``x.T @ x`` into out (n, n), bit for bit as np.matmul computes it, but only the upper triangle (i <= j):
-    the lower one is left as it was (np.matmul, where numpy's BLAS is not found, fills both)."""
+    the lower one is left as it was (np.matmul, where numpy's BLAS is not found, fills both).
+
+    `zeroed`: the caller guarantees out's upper triangle is +0.0 (`day_knn_cpu(..., clear=True)` leaves it so),
+    and BLAS adds to it (beta 1) instead of zeroing it first (beta 0): the same sums (0 + a is a) without
+    OpenBLAS's pass that clears the triangle, a fifth of the call."""
     if x.ndim != 2 or out.shape != (x.shape[1], x.shape[1]) or out.dtype != np.float64 or x.dtype != np.float64:
         raise ValueError(f"x must be (w, n) float64 and out (n, n) float64, got {x.shape} and {out.shape}")
     if not (x.flags.c_contiguous and out.flags.c_contiguous):
@@ -199,7 +203,7 @@ def gram_upper(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     if lib is None:
         np.matmul(x.T, x, out=out)
     else:
-        _syrk(lib, x, out)
+        _syrk(lib, x, out, 1.0 if zeroed else 0.0)
     return out
 
 
@@ -230,14 +234,15 @@ def single_threaded_blas() -> Iterator[None]:
 
 
 def day_knn_cpu(s: np.ndarray, inv: np.ndarray, valid: np.ndarray, target: float, *, gamma: float,
-                threshold: float, bits: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                threshold: float, bits: int, k: int, clear: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One day's kNN graph from the upper triangle of its covariance matrix s (n, n): the union edges (src, dst,
     weight; src < dst, sorted), as `shrunk_correlation` + `row_topk` + the union make them, bit for bit.
 
     s must be symmetric where it was computed (a Gram matrix from `gram_upper`, or np.matmul's): the lower
     triangle is never read. Each pair's weight is computed once (the formula of `shrunk_correlation`, whose mean
     of s[i, j] and s[j, i] is s[i, j] itself here) and offered to the top-k of both ends; every top-k sees its
-    candidates in increasing column order, as `row_topk`'s scan does, so ties resolve alike.
+    candidates in increasing column order, as `row_topk`'s scan does, so ties resolve alike. `clear` zeroes the
+    upper triangle of s as it is read (for the next `gram_upper(..., zeroed=True)`, while the rows are in cache).
     """
     n = s.shape[0]
     if s.ndim != 2 or s.shape[1] != n or s.dtype != np.float64 or not s.flags.c_contiguous:
@@ -248,7 +253,8 @@ def day_knn_cpu(s: np.ndarray, inv: np.ndarray, valid: np.ndarray, target: float
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be in [1, {MAX_K}], got {k}")
     return _day_knn(s, np.ascontiguousarray(inv, dtype=np.float64), np.ascontiguousarray(valid, dtype=np.uint8),
-                    float(target), 1.0 - float(gamma), float(gamma), float(threshold), float(2.0 ** bits), int(k))
+                    float(target), 1.0 - float(gamma), float(gamma), float(threshold), float(2.0 ** bits), int(k),
+                    bool(clear))
 
 
 def offdiagonal_mean_cpu(s: np.ndarray, inv: np.ndarray, valid: np.ndarray) -> float:
@@ -298,7 +304,8 @@ def _offer(val: np.ndarray, idx: np.ndarray, cnt: np.ndarray, kth: np.ndarray, r
 
 @numba.njit(cache=True, nogil=True)
 def _day_knn(s: np.ndarray, inv: np.ndarray, valid: np.ndarray, target: float, keep: float, gamma: float,
-             threshold: float, scale: float, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+             threshold: float, scale: float, k: int,
+             clear: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     n = s.shape[0]
     val = np.empty((n, k))
     idx = np.empty((n, k), dtype=np.int64)
@@ -310,6 +317,8 @@ def _day_knn(s: np.ndarray, inv: np.ndarray, valid: np.ndarray, target: float, k
     hits = np.empty(n, dtype=np.int64)
     for i in range(n):
         if not valid[i]:
+            if clear:
+                s[i, i:] = 0.0
             continue
         vi = inv[i]
         floor = kth[i]  # row i's k-th value now; it only rises while the row is scanned
@@ -322,6 +331,8 @@ def _day_knn(s: np.ndarray, inv: np.ndarray, valid: np.ndarray, target: float, k
             # a candidate that may enter row i's top-k or row j's (kth[j] moves only at j's own offer below)
             hit = (valid[j] != 0) & (q >= threshold) & ((q > floor) | (q > kth[j]))
             row[j] = q if hit else -np.inf
+        if clear:
+            s[i, i:] = 0.0
         m = 0
         for j in range(i + 1, n):  # the hits' columns, in order (branch-free)
             hits[m] = j
