@@ -283,7 +283,7 @@ def test_graphs_built_in_blocks_equal_the_edges_all_at_once(tmp_path: Path, ever
     sector, size = panel.column("lst_s33"), panel.column("st_log_mcap")
     plain = plain_daily_graphs(folder, ds.codes, ds.dates)
     got = ds.graphs()
-    assert got.src.dtype == torch.int32 and got.relations == ("weight",)
+    assert got.src.dtype == torch.int16 and got.relations == ("weight",)  # 2 bytes an index
     pd.testing.assert_frame_equal(as_frame(got), plain[["day", "src", "dst", "weight"]], check_dtype=False)
     want = plain_daily_graphs(folder, ds.codes, ds.dates, sector, size, peers=2)
     pd.testing.assert_frame_equal(as_frame(ds.graphs(sector=(sector, size, 2))), want, check_dtype=False)

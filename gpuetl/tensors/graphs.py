@@ -6,9 +6,9 @@ by day (within a day: by source, then target); the offsets of each day's group s
 edges are slices of device tensors (no copy, no host round trip) and a batch of days is their disjoint union.
 
 Five years of 2,000 codes are ~65 M directed edges: they are built a few weeks of days at a time (one year's
-edge file read at a time) into arrays allocated once, the node indices as int32 (a batch widens its few to
-int64), so loading never holds more than the result and one block of days (tests/test_tensors.py checks the
-blocks against a one-shot build).
+edge file read at a time) into arrays allocated once, the node indices in the smallest integer type that holds
+a code index (`node_dtype`: int16 up to 32,767 codes; a batch widens its few to int64), so loading never holds
+more than the result and one block of days (tests/test_tensors.py checks the blocks against a one-shot build).
 
 Edges carry attributes, one column per relation: `weight` (the correlation graph's shrunk correlation, 0
 where the pair is not an edge of it) and, when added (`with_sector`), `sector` (1 where the source is among
@@ -43,8 +43,8 @@ class DailyGraphs:
     """Directed edges (src -> dst: dst aggregates from src) of every panel date, grouped by date, and within a
     date sorted by (src, dst)."""
 
-    src: torch.Tensor  # (E,) int32 panel code index
-    dst: torch.Tensor  # (E,) int32
+    src: torch.Tensor  # (E,) panel code index, node_dtype(n_codes): widen before adding to it
+    dst: torch.Tensor  # (E,) as src
     attr: torch.Tensor  # (E, A) float32, one column per relation
     relations: tuple[str, ...]  # the attribute columns' names
     start: np.ndarray  # (D,) host: first edge of date t
@@ -55,7 +55,7 @@ class DailyGraphs:
     @classmethod
     def empty(cls, n_days: int, n_codes: int, device: torch.device | str | None = None) -> DailyGraphs:
         """No daily edges (a dataset without graphs), so that other relations can be added."""
-        none = torch.zeros(0, dtype=torch.int32, device=device)
+        none = torch.zeros(0, dtype=node_dtype(n_codes), device=device)
         return cls(none, none, torch.zeros((0, 1), device=device), ("weight",), np.zeros(n_days, dtype=np.int64),
                    np.zeros(n_days, dtype=np.int64), n_codes)
 
@@ -101,8 +101,9 @@ class DailyGraphs:
         for b, t in enumerate(used):
             lo, hi = int(self.start[t]), int(self.stop[t])
             block = slice(at, at + sizes[b])
-            torch.add(self.src[lo:hi], b * n, out=index[0, block])
-            torch.add(self.dst[lo:hi], b * n, out=index[1, block])
+            index[0, block] = self.src[lo:hi]  # widened first: b * n may not fit the stored type
+            index[1, block] = self.dst[lo:hi]
+            index[:, block] += b * n
             attr[block, :own] = self.attr[lo:hi]
             at += sizes[b]
             if self.fixed is not None:
@@ -166,6 +167,11 @@ class FixedEdges:
     attr: torch.Tensor  # (E, R) float32
 
 
+def node_dtype(n_codes: int) -> torch.dtype:
+    """The stored type of node indices: 2 bytes an index up to 32,767 codes (Japan lists ~4,000), else 4."""
+    return torch.int16 if n_codes <= torch.iinfo(torch.int16).max else torch.int32
+
+
 BLOCK_EDGES = 1 << 21  # edges per block of days while building (~2 M: ~100 MB of sort temporaries)
 BLOCK_DAYS = 64  # and at most this many days (the sector relation's ~10 edges per code and day come on top)
 
@@ -189,8 +195,8 @@ class _Builder:
 
     def __init__(self, capacity: int, width: int, n_days: int, n_codes: int,
                  device: torch.device | str | None) -> None:
-        self.src = torch.empty(capacity, dtype=torch.int32, device=device)
-        self.dst = torch.empty(capacity, dtype=torch.int32, device=device)
+        self.src = torch.empty(capacity, dtype=node_dtype(n_codes), device=device)
+        self.dst = torch.empty(capacity, dtype=node_dtype(n_codes), device=device)
         self.attr = torch.zeros((capacity, width), dtype=torch.float32, device=device)
         self.counts = torch.zeros(n_days, dtype=torch.int64, device=device)
         self.n_codes, self.used, self.next_day = n_codes, 0, 0

@@ -148,19 +148,30 @@ def read_panel(backend: Backend, sources: Sequence[Source], columns: Sequence[st
             if not source.rows:  # only cells of the panel's rows
                 keep &= arrays["present"][xp.maximum(date_id, 0), xp.maximum(code_id, 0)]
                 code_id, date_id = code_id[keep], date_id[keep]
+            cell = date_id * n + code_id  # the row of (date, code) in the (D * N, columns) views
             for lo in range(0, len(source.columns), READ_COLUMNS):
                 chunk = list(source.columns[lo: lo + READ_COLUMNS])
                 part = backend.read_parquet([f], columns=chunk)
-                for name in chunk:
-                    column = backend.to_array(part[name]).astype(xp.float32)
-                    kind, j = where[name]
-                    arrays[kind][date_id, code_id, j] = column if source.rows else column[keep]
+                for kind in ("values", "targets"):  # each row's columns written side by side, not one by one
+                    names = [c for c in chunk if where[c][0] == kind]
+                    if names:
+                        block = xp.stack([backend.to_array(part[c]).astype(xp.float32) for c in names], axis=1)
+                        _put(arrays[kind].reshape(d * n, -1), cell, [where[c][1] for c in names],
+                             block if source.rows else block[keep])
                 del part
             if source.rows:
                 arrays["present"][date_id, code_id] = True
     return PanelTensors(dates=dates, codes=codes, columns=tuple(columns),
                         values=to_torch(arrays["values"], device), present=to_torch(arrays["present"], device),
                         target_names=tuple(targets), targets=to_torch(arrays["targets"], device), arrays=arrays)
+
+
+def _put(flat: Any, rows: Any, columns: list[int], block: Any) -> None:
+    """flat[rows, columns] = block (rows x columns), as one slice of columns when they are consecutive."""
+    if columns == list(range(columns[0], columns[0] + len(columns))):
+        flat[rows, columns[0]: columns[0] + len(columns)] = block
+    else:
+        flat[rows[:, None], columns] = block
 
 
 def _cells(backend: Backend, file: str, codes: np.ndarray, axis: Any) -> tuple[Any, Any]:

@@ -249,36 +249,47 @@ def load_train_data(ds: Dataset, cfg: DataSettings, device: torch.device | str |
                      lead_lag=lead_lag, sector=sector, notes=tuple(notes))
 
 
+SCALE_DAYS = 64  # days of the panel z-scored or checked at once: a (64, N, F) block, no strided column walks
+
+
 def per_day_scaled(ds: Dataset, panel: PanelTensors, inputs: list[str]) -> PanelTensors:
     """The panel with its unscaled per-code inputs as per-day z-scores over the day's codes, in place: the graph
     features, and the `<feature>_z` columns the dataset keeps raw (metadata `normalization.by_feature`: "raw":
     flags, counts, ranks, category codes such as lst_s33 = 9050). A network fed 9050 beside z-scores spends its
-    first epochs on the scale; trees do not care, and a day's z-score needs no other day (no look-ahead)."""
+    first epochs on the scale; trees do not care, and a day's z-score needs no other day (no look-ahead).
+    SCALE_DAYS days at a time, every such column together (each (day, column) row reduced as before)."""
     kinds = ds.metadata.get("normalization", {}).get("by_feature", {})
     raw = {f + ds.suffix for f, kind in kinds.items() if kind == "raw"}
-    for j, name in enumerate(inputs):
-        if name in raw or name in ds.graph_features:
-            col = panel.values[:, :, j]
-            ok = panel.present & torch.isfinite(col)
-            z = masked_zscore(col.double(), ok)  # float64: a code of 9050 beside a spread of 1 cancels in float32
-            col.copy_(torch.where(ok, z, torch.zeros_like(z)))
+    scaled = [j for j, name in enumerate(inputs) if name in raw or name in ds.graph_features]
+    if not scaled:
+        return panel
+    index = torch.tensor(scaled, device=panel.values.device)
+    for t0 in range(0, panel.values.shape[0], SCALE_DAYS):
+        days = slice(t0, t0 + SCALE_DAYS)
+        block = panel.values[days].index_select(2, index)  # (T, N, K)
+        x = block.permute(0, 2, 1).contiguous().double()  # (T, K, N) float64: a code of 9050 beside a spread of 1
+        ok = panel.present[days].unsqueeze(1) & torch.isfinite(x)  # cancels in float32
+        z = torch.where(ok, masked_zscore(x, ok), torch.zeros_like(x))
+        panel.values[days].index_copy_(2, index, z.permute(0, 2, 1).float())
     return panel
 
 
 def constant_columns(panel: PanelTensors, columns: list[str]) -> list[str]:
     """The columns with one value (or none) over the panel's rows: an input that cannot tell codes or days apart
     (after `per_day_scaled`: a per-code input the same for every code on each day is one).
-    One device reduction per column and one host read of the flags."""
+    Running minima and maxima over SCALE_DAYS days of every column at a time, one host read of the flags."""
     if not columns:
         return []
-    flags = []
-    for name in columns:
-        col = panel.column(name)
-        ok = panel.present & torch.isfinite(col)
-        lo = torch.where(ok, col, torch.full_like(col, float("inf"))).amin()
-        hi = torch.where(ok, col, torch.full_like(col, float("-inf"))).amax()
-        flags.append(~(hi > lo))
-    constant = torch.stack(flags).cpu().numpy()  # host-ok: one flag per column, once per run
+    index = torch.tensor([panel.columns.index(c) for c in columns], device=panel.values.device)
+    lo = panel.values.new_full((len(columns),), float("inf"))
+    hi = panel.values.new_full((len(columns),), float("-inf"))
+    for t0 in range(0, panel.values.shape[0], SCALE_DAYS):
+        days = slice(t0, t0 + SCALE_DAYS)
+        block = panel.values[days].index_select(2, index)  # (T, N, K)
+        ok = panel.present[days].unsqueeze(-1) & torch.isfinite(block)
+        lo = torch.minimum(lo, torch.where(ok, block, float("inf")).amin((0, 1)))
+        hi = torch.maximum(hi, torch.where(ok, block, float("-inf")).amax((0, 1)))
+    constant = (~(hi > lo)).cpu().numpy()  # host-ok: one flag per column, once per run
     return [c for c, flat in zip(columns, constant, strict=True) if flat]
 
 
