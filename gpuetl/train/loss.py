@@ -32,7 +32,7 @@ def masked_zscore(x: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.T
 
 def soft_rank(x: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
     """(R, N) -> differentiable ranks among each row's masked-in entries: 0.5 + sum_j sigmoid((x_i - x_j) / t)."""
-    return _SoftRank.apply(x, mask.to(x.dtype), temperature)
+    return _SoftRank.apply(x, mask, temperature)
 
 
 def _pair_chunk(x: torch.Tensor) -> int:
@@ -46,32 +46,38 @@ class _SoftRank(torch.autograd.Function):
     """soft_rank in blocks of rows, forward and backward, never holding the (R, N, N) sigmoids. With s_ij =
     sigmoid((x_i - x_j) / t), s'_ij = s_ij (1 - s_ij) and mask m: rank_i = 0.5 + sum_j s_ij m_j, so for the
     gradient g of the ranks, dL/dx_k = (g_k sum_j s'_kj m_j - m_k sum_i g_i s'_ik) / t (the backward recomputes
-    the blocks: a sigmoid is cheaper than storing it)."""
+    the blocks: a sigmoid is cheaper than storing it). A masked-out x_j enters as +inf, so its sigmoid and
+    derivative are exactly 0 (the mask costs no product): a block is a subtraction, a sigmoid and its sums."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, m: torch.Tensor, temperature: float) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+        other = torch.where(mask, x, torch.full_like(x, float("inf")))
         out = torch.empty_like(x)
         step = _pair_chunk(x)
         for lo in range(0, x.shape[-1], step):
-            s = torch.sigmoid((x[:, lo: lo + step, None] - x[:, None, :]) / temperature)
-            out[:, lo: lo + step] = 0.5 + (s @ m[:, :, None])[..., 0]
-        ctx.save_for_backward(x, m)
+            s = _sigmoids(x[:, lo: lo + step], other, temperature)
+            torch.sum(s, dim=-1, out=out[:, lo: lo + step])
+        ctx.save_for_backward(x, other)
         ctx.temperature = temperature
-        return out
+        return out.add_(0.5)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        x, m = ctx.saved_tensors
-        t = ctx.temperature
-        own, other = torch.empty_like(x), torch.zeros_like(x)
+        x, other = ctx.saved_tensors
+        own, others = torch.empty_like(x), torch.zeros_like(x)  # g_k sum_j s'_kj m_j, sum_i g_i s'_ik m_k
         step = _pair_chunk(x)
         for lo in range(0, x.shape[-1], step):
-            s = torch.sigmoid((x[:, lo: lo + step, None] - x[:, None, :]) / t)
-            d = s * (1 - s)
-            own[:, lo: lo + step] = (d @ m[:, :, None])[..., 0]
-            other += (g[:, None, lo: lo + step] @ d)[:, 0]
-        return (g * own - m * other) / t, None, None
+            s = _sigmoids(x[:, lo: lo + step], other, ctx.temperature)
+            d = torch.ops.aten.sigmoid_backward(g[:, lo: lo + step, None].expand_as(s), s)  # g_i s'_ij
+            torch.sum(d, dim=-1, out=own[:, lo: lo + step])
+            others += d.sum(dim=1)
+        return (own - others) / ctx.temperature, None, None
+
+
+def _sigmoids(rows: torch.Tensor, other: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(R, i, N) sigmoid((x_i - x_j) / t), in place on the one block allocated."""
+    return (rows[:, :, None] - other[:, None, :]).div_(temperature).sigmoid_()
 
 
 def ranking_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,

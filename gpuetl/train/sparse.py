@@ -51,22 +51,32 @@ class EdgePlan:
     def sum_by_src(self) -> Tensor:
         return _ones(*self._by_src, self.nodes)
 
-    def weighted_by_dst(self, weight: Tensor) -> Tensor:
-        """(M, M) CSR: row i holds weight[e] at column src[e] for the edges e into i."""
+    def weighted_by_dst(self, weight: Tensor) -> list[Tensor]:
+        """Per column r of weight (E, R): the (M, M) CSR whose row i holds weight[e, r] at column src[e] for the
+        edges e into i."""
         crow, order = self._by_dst
-        return torch.sparse_csr_tensor(crow, self.src[order], weight[order].contiguous(), (self.nodes, self.nodes),
-                                       check_invariants=False)
+        col, values = self.src.index_select(0, order), weight.index_select(0, order)
+        return [torch.sparse_csr_tensor(crow, col, values[:, r].contiguous(), (self.nodes, self.nodes),
+                                        check_invariants=False) for r in range(values.shape[1])]
+
+    def weighted_by_src(self, weight: Tensor) -> list[Tensor]:
+        """As weighted_by_dst with the ends swapped: row j holds weight[e, r] at column dst[e] for the edges from j."""
+        crow, order = self._by_src
+        col, values = self.dst.index_select(0, order), weight.index_select(0, order)
+        return [torch.sparse_csr_tensor(crow, col, values[:, r].contiguous(), (self.nodes, self.nodes),
+                                        check_invariants=False) for r in range(values.shape[1])]
 
     def max_by_dst(self, values: Tensor) -> Tensor:
         """(M, K): per target, the max of its edges' rows of `values` (E, K); no gradient (the softmax's shift)."""
         crow, order = self._by_dst
-        return torch.segment_reduce(values.detach()[order], "max", offsets=crow, axis=0)
+        return torch.segment_reduce(values.detach().index_select(0, order), "max", offsets=crow, axis=0)
 
 
 def _csr_order(index: Tensor, nodes: int) -> tuple[Tensor, Tensor]:
-    """(crow (M + 1,), the edges in row order) for rows `index`; a stable sort keeps the edge order in a row."""
-    order = torch.argsort(index, stable=True)
-    crow = torch.searchsorted(index[order], torch.arange(nodes + 1, device=index.device))
+    """(crow (M + 1,), the edges in row order) for rows `index`; a stable sort keeps the edge order in a row.
+    (index_select, not x[order]: the CPU's advanced indexing is several times slower.)"""
+    index, order = torch.sort(index, stable=True)
+    crow = torch.searchsorted(index, torch.arange(nodes + 1, device=index.device))
     return crow, order
 
 
@@ -109,6 +119,52 @@ class _Scatter(torch.autograd.Function):
         return grad.index_select(0, index), None, None
 
 
+class _AttentionSum(torch.autograd.Function):
+    """out[i, head k] = sum over edges e into i of alpha[e, k] x[src[e], head k], per head one CSR product with the
+    attention weights as values: no (E, heads * C) message tensor is formed or kept for the backward, which is
+    the transposed products for x and, for alpha, each edge's dot of its target's gradient and source's row."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, alpha: Tensor, plan: EdgePlan) -> Tensor:
+        heads = alpha.shape[1]
+        width = x.shape[1] // heads
+        ctx.save_for_backward(x, alpha)
+        ctx.plan = plan
+        per_head = plan.weighted_by_dst(alpha)
+        return torch.cat([per_head[k] @ x[:, k * width: (k + 1) * width] for k in range(heads)], dim=1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        x, alpha = ctx.saved_tensors
+        plan: EdgePlan = ctx.plan
+        heads = alpha.shape[1]
+        width = x.shape[1] // heads
+        grad = grad.contiguous()
+        per_head = plan.weighted_by_src(alpha)
+        grad_x = torch.cat([per_head[k] @ grad[:, k * width: (k + 1) * width] for k in range(heads)], dim=1)
+        both = grad.index_select(0, plan.dst) * x.index_select(0, plan.src)  # (E, heads * C)
+        return grad_x, both.view(len(both), heads, width).sum(-1), None
+
+
+class _LeakyAttention(torch.autograd.Function):
+    """leaky_relu(e, slope) @ att (the attention logits (E, heads)), keeping only e for the backward (which
+    recomputes the activation) instead of both e and its activation."""
+
+    @staticmethod
+    def forward(ctx: Any, e: Tensor, att: Tensor, slope: float) -> Tensor:
+        ctx.save_for_backward(e, att)
+        ctx.slope = slope
+        return F.leaky_relu(e, slope) @ att
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        e, att = ctx.saved_tensors
+        grad_e = torch.ops.aten.leaky_relu_backward(grad @ att.T, e, ctx.slope, False)
+        return grad_e, F.leaky_relu(e, ctx.slope).T @ grad, None
+
+
 def gather_src(x: Tensor, plan: EdgePlan) -> Tensor:
     return _Gather.apply(x, plan.src, plan.sum_by_src)
 
@@ -126,17 +182,16 @@ def gatv2(conv: GATv2Conv, x: Tensor, plan: EdgePlan, edge_attr: Tensor) -> Tens
     no residual, self-loops already in the edges, separate source and target weights), through `plan`.
 
     Shapes: x (M, C_in); edge_attr (E, A) -> (M, heads * C)"""
-    width = conv.out_channels
     x_l, x_r = conv.lin_l(x), conv.lin_r(x)  # (M, heads * C)
-    x_j = gather_src(x_l, plan)  # (E, heads * C): the sources' messages, gathered once
-    e = gather_dst(x_r, plan) + x_j
+    # e = x_r[dst] + x_l[src] + lin_edge(edge_attr), summed in place (the gathers keep no output for their
+    # backward), so that one (E, heads * C) tensor stays for the attention's backward and no messages at all
+    e = gather_dst(x_r, plan).add_(gather_src(x_l, plan))
     if conv.lin_edge is not None:
-        e = e + conv.lin_edge(edge_attr)
-    e = F.leaky_relu(e, conv.negative_slope)
+        e = e.add_(conv.lin_edge(edge_attr))
     att = torch.block_diag(*conv.att[0].unsqueeze(-1).unbind(0))  # (heads * C, heads): att per head, as columns
-    alpha = e @ att  # (E, heads)
+    alpha = _LeakyAttention.apply(e, att, conv.negative_slope)  # (E, heads)
     alpha = (alpha - plan.max_by_dst(alpha).index_select(0, plan.dst)).exp()
     alpha = alpha / gather_dst(sum_dst(alpha, plan) + 1e-16, plan)
     alpha = F.dropout(alpha, p=conv.dropout, training=conv.training)
-    out = sum_dst(x_j * alpha.repeat_interleave(width, dim=1), plan)
+    out = _AttentionSum.apply(x_l, alpha, plan)
     return out + conv.bias if conv.bias is not None else out
