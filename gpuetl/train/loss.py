@@ -36,9 +36,12 @@ def soft_rank(x: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.
 
 
 def _pair_chunk(x: torch.Tensor) -> int:
-    """Rows i per (R, i, N) block of pairwise sigmoids: about 2 MiB on the CPU (the block stays in cache, where
-    the whole (R, N, N) tensor and autograd's copies of it went through memory five times), larger on a GPU."""
-    budget = 2**19 if x.device.type == "cpu" else 2**26
+    """Rows i per (R, i, N) block of pairwise sigmoids: 4 M pairs (16 MiB) on the CPU, where the whole (R, N, N)
+    tensor and autograd's copies of it went through memory five times; as fast as 2 MiB blocks with one thread
+    and far faster with two on a busy machine (each op of a block is a parallel region that waits for a core the
+    other jobs hold: two threads took 10x one thread's time with 2 MiB blocks there, 3x with 16 MiB); larger on
+    a GPU."""
+    budget = 2**22 if x.device.type == "cpu" else 2**26
     return max(1, budget // max(x.shape[0] * x.shape[1], 1))
 
 
