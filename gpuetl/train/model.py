@@ -118,7 +118,7 @@ class RelationMeans(nn.Module):
         if x_last.device.type == "cpu":  # the same sums as CSR products (gpuetl/train/sparse.py)
             plan = plan if plan is not None else EdgePlan(edge_index, m)
             ones = torch.cat([x_last, x_last.new_ones((m, 1))], dim=1)  # the last column: the weights' total
-            sums = [csr @ ones for csr in plan.weighted_by_dst(weight)]
+            sums = [csr @ ones for csr in plan.weighted_by_dst(weight)]  # host-ok: a list of CSR tensors (CPU)
             return torch.cat([s[:, :f] / s[:, f:].clamp(min=1e-6) for s in sums], dim=1)
         total = x_last.new_zeros((m, self.relations)).index_add_(0, dst, weight)
         source = x_last[src]  # (E, F), gathered once; one (E, F) product per relation, never an (E, R, F) one
