@@ -1,5 +1,6 @@
-"""Graph features: PageRank vs networkx and a plain power iteration, degrees exact, Louvain vs networkx by
-partition and modularity, canonical labels, neighbour-averaged returns vs a pandas reference."""
+"""Graph features: PageRank vs networkx and a plain power iteration, degrees exact, Louvain (our Numba one) vs
+networkx by modularity, canonical labels, neighbour-averaged returns vs a pandas reference. Louvain's own tests
+(levels, seeds, independence of the days, networkx's quality over many graphs) are tests/test_kernel_louvain.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from gpuetl.graphs.build import GraphOutput, build_graphs
 from gpuetl.graphs.returns import Returns
 from gpuetl.kernels.graph_analytics import canonical_labels, union_louvain_cpu, union_pagerank_cpu
-from tests._testing import CPU, assert_backend_equal
+from tests._testing import CPU, TOL, assert_backend_equal
 from tests.support.graphs import SIZES, factor_returns, graph_config, random_union, segment_graph
 
 
@@ -48,7 +49,7 @@ def test_pagerank_equals_networkx_and_a_plain_power_iteration() -> None:
         assert_backend_equal(pr[lo:hi], alone, tol="exact")  # a day's PageRank does not depend on the other days
 
 
-def test_louvain_equals_networkx_per_day_and_labels_are_canonical() -> None:
+def test_louvain_per_day_is_a_canonical_partition_as_good_as_networkx() -> None:
     src, dst, weight, offsets = random_union(seed=4)
     labels = union_louvain_cpu(src, dst, weight, offsets, resolution=1.0, threshold=1e-7, max_level=100, seed=9)
     for g in range(len(SIZES)):
@@ -59,11 +60,11 @@ def test_louvain_equals_networkx_per_day_and_labels_are_canonical() -> None:
         if graph.number_of_edges() == 0:
             assert labels[lo:hi].tolist() == list(range(hi - lo))  # isolated vertices are singletons
             continue
-        want = nx.community.louvain_communities(graph, weight="weight", resolution=1.0, threshold=1e-7, seed=9)
         got = [set(np.flatnonzero(labels[lo:hi] == c).tolist()) for c in range(labels[lo:hi].max() + 1)]
-        assert sorted(map(sorted, got)) == sorted(map(sorted, want))
-        assert_backend_equal(nx.community.modularity(graph, got), nx.community.modularity(graph, want),
-                             tol="sum_order")
+        assert all(got) and sum(map(len, got)) == hi - lo  # a partition: every label used, every vertex once
+        want = nx.community.louvain_communities(graph, weight="weight", resolution=1.0, threshold=1e-7, seed=9)
+        # another visiting order than networkx's: about the same quality, not the same partition
+        assert nx.community.modularity(graph, got) >= nx.community.modularity(graph, want) - TOL["louvain"][1]
         first_seen = [int(c) for c in pd.unique(labels[lo:hi])]
         assert first_seen == list(range(len(first_seen)))  # numbered in the order of their smallest vertex
 
@@ -166,5 +167,5 @@ def test_pagerank_and_communities_per_day_match_networkx() -> None:
         nx_parts = nx.community.louvain_communities(nx.relabel_nodes(graph, {v: i for i, v in enumerate(nodes)}),
                                                     weight="weight", resolution=1.0, threshold=1e-7, seed=42)
         q = nx.community.modularity(graph, parts)
-        assert_backend_equal(q, nx.community.modularity(nx.relabel_nodes(graph, {v: i for i, v in enumerate(nodes)}),
-                                                        nx_parts), tol="sum_order")
+        nx_q = nx.community.modularity(nx.relabel_nodes(graph, {v: i for i, v in enumerate(nodes)}), nx_parts)
+        assert q >= nx_q - TOL["louvain"][1]  # our Louvain visits in another order: as good, not the same

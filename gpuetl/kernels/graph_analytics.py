@@ -12,21 +12,21 @@ per vertex, computed as if each segment were a graph of its own:
   when its own L1 change is below tol), so a day's result never depends on the other days in the call.
   The GPU version makes one cuGraph call on the whole union and renormalises per segment: the same fixed
   point (see gpuetl/kernels/graph_analytics_cuda.py), within the tolerance.
-- `union_louvain`: Louvain communities per segment (networkx `louvain_communities` here, one call per
-  segment with the same seed; cuGraph's Louvain on the GPU), as canonical labels: within a segment,
-  communities are numbered 0, 1, ... in the order of their smallest vertex. Louvain is a heuristic and the
-  two libraries move vertices in different orders, so GPU and CPU partitions are compared by modularity,
-  not label by label.
+- `union_louvain`: Louvain communities per segment (the CPU twin: networkx's algorithm in Numba, every segment
+  on its own with the same seed, segments in parallel, gpuetl/kernels/louvain.py; cuGraph's Louvain on the
+  GPU), as canonical labels: within a segment, communities are numbered 0, 1, ... in the order of their
+  smallest vertex. Louvain is a heuristic and the implementations move vertices in different orders, so GPU
+  and CPU partitions (and ours and networkx's) are compared by modularity, not label by label.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
+from gpuetl.kernels.louvain import louvain_segments
 from gpuetl.kernels.segments import segment_ids
 
 
@@ -112,26 +112,18 @@ def union_pagerank_cpu(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, off
 
 def union_louvain_cpu(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, offsets: np.ndarray, *,
                       resolution: float, threshold: float, max_level: int, seed: int) -> np.ndarray:
-    """Louvain communities per segment (networkx, one call per segment), canonical int64 labels per vertex."""
-    n_vertices, n_segments = check_union(np, src, dst, weight, offsets)
-    labels = np.arange(n_vertices, dtype=np.int64)
+    """Louvain communities per segment (our Numba Louvain, gpuetl/kernels/louvain.py: networkx's algorithm, all
+    segments in parallel), canonical int64 labels per vertex. The same inputs and seed give the same labels;
+    the visiting order is not networkx's, so the partitions match networkx's in modularity, not vertex for
+    vertex."""
+    _, n_segments = check_union(np, src, dst, weight, offsets)
+    if max_level <= 0:
+        raise ValueError(f"max_level must be a positive integer, got {max_level}")
     seg = segment_ids(np, offsets)
     edge_seg = seg[src] if len(src) else np.zeros(0, dtype=np.int64)
-    order = np.argsort(edge_seg, kind="stable")
-    bounds = np.searchsorted(edge_seg[order], np.arange(n_segments + 1))
-    for g in range(n_segments):
-        lo, hi = int(offsets[g]), int(offsets[g + 1])
-        picked = order[bounds[g]:bounds[g + 1]]
-        if hi == lo or len(picked) == 0:
-            continue  # isolated vertices: singletons (already labelled by their own id)
-        graph = nx.Graph()
-        graph.add_nodes_from(range(hi - lo))
-        graph.add_weighted_edges_from(zip(
-            (src[picked] - lo).tolist(),  # host-ok: the CPU twin's NumPy edges, into networkx
-            (dst[picked] - lo).tolist(),  # host-ok: as above
-            weight[picked].tolist(), strict=True))  # host-ok: as above
-        communities = nx.community.louvain_communities(graph, weight="weight", resolution=resolution,
-                                                       threshold=threshold, max_level=max_level, seed=seed)
-        for members in communities:
-            labels[lo + np.fromiter(members, dtype=np.int64, count=len(members))] = lo + min(members)
-    return np.asarray(canonical_labels(np, labels, offsets))
+    if np.any(edge_seg[1:] < edge_seg[:-1]):  # edges not grouped by day yet (the graph build's are)
+        order = np.argsort(edge_seg, kind="stable")
+        src, dst, weight, edge_seg = src[order], dst[order], weight[order], edge_seg[order]
+    bounds = np.searchsorted(edge_seg, np.arange(n_segments + 1))
+    return louvain_segments(src, dst, weight, offsets, bounds, resolution=resolution, threshold=threshold,
+                            max_level=max_level, seed=seed)
