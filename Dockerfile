@@ -12,5 +12,5 @@ COPY --chown=1001:1001 . .
 USER 1001
 # torch (CUDA build), torch-geometric and xgboost are not in the RAPIDS image; pip brings them (the train extra).
 RUN pip install --no-cache-dir "torch>=2.4" "torch-geometric>=2.5" "xgboost>=2.1" \
- && pip install --no-cache-dir -e ".[dev,train]"
+ && pip install --no-cache-dir -e ".[dev,train,s3]"
 CMD ["gpuetl", "doctor"]

@@ -30,11 +30,11 @@ help: ## this list of targets (with the variables above as they are now)
 	  | sed $(foreach v,$(HELP_VARS),-e 's|$$($(v))|$($(v))|g') \
 	  | awk -F':.*## ' '{n = split($$1, t, " "); for (i = 1; i <= n; i++) printf "  %-12s %s\n", t[i], $$2}'
 
-setup: ## CPU dev env: $(VENV) with torch ($(TORCH)) and `pip install -e .[dev,train,bench,orchestrate]`
+setup: ## CPU dev env: $(VENV) with torch ($(TORCH)) and `pip install -e .[dev,train,bench,orchestrate,s3]`
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,train,bench,orchestrate]"
+	$(PY) -m pip install -q -e ".[dev,train,bench,orchestrate,s3]"
 	$(PY) -m gpuetl doctor
 
 setup-conda: ## GPU env: the RAPIDS conda env from environment.yml

@@ -144,6 +144,7 @@ class PathSettings:
     data: str
     lake: str
     datasets: str
+    cache: str  # local mirrors of trees on object storage (gpuetl.remote): rewritten freely, never an input
 
 
 @dataclasses.dataclass(frozen=True)

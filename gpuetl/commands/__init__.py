@@ -20,7 +20,7 @@ from rich.logging import RichHandler
 
 from gpuetl.backend import BackendUnavailable
 from gpuetl.commands import bench, build, demo_server, fetch, graph, importer, lake, predict, synth, train, tune, update
-from gpuetl.commands.common import EXIT_CODES, CommandError, common_options
+from gpuetl.commands.common import EXIT_CODES, CommandError, common_options, run_staged
 from gpuetl.config import ConfigError, Settings, load_settings
 from gpuetl.lake.outputs import OutputError
 from gpuetl.resources import config_path
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gpuetl {args.command}: config error: {err}", file=sys.stderr)
         return 2
     try:
-        return int(args.run(args, settings))
+        return run_staged(args, settings)
     except BackendUnavailable as err:
         return _fail(args, str(err), 3)
     except CommandError as err:

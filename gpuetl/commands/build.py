@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--out", help="output directory (default: <paths.datasets>/<dataset name>; "
                                  "<paths.datasets>/demo from the demo lake)")
     add_output_options(p, "build summary", overwrite=True, cluster=True)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, remote=lambda a: {"lake": "input", "out": "output:dataset"})  # URLs: gpuetl.remote
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

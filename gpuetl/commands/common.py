@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,57 @@ def dataset_dir(arg: str | None, default: str, settings: Settings, command: str,
 
 def is_demo_lake(lake: Path, settings: Settings) -> bool:
     return lake.resolve() == demo_lake(settings).resolve()
+
+
+# ----------------------------------------------------------------------------- object storage (gpuetl.remote)
+
+RemoteRoles = Callable[[argparse.Namespace], dict[str, str]]  # flag attribute -> "input" or "output:<kind>"
+
+
+class Unpublished(Exception):
+    """A command on a remote output returned `code` (not 0): its mirror is not published."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def run_staged(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the command on its local mirrors (`staged`); a non-zero exit publishes nothing."""
+    try:
+        with staged(args, settings) as local:
+            code = int(args.run(local, settings))
+            if code != 0:
+                raise Unpublished(code)
+    except Unpublished as stop:
+        return stop.code
+    return code
+
+
+@contextlib.contextmanager
+def staged(args: argparse.Namespace, settings: Settings) -> Iterator[argparse.Namespace]:
+    """`args` with every URL flag the command declares (`set_defaults(remote=...)`) swapped for the local mirror
+    of its tree: inputs pulled, outputs pulled under the tree's writer lock and published when the command
+    returns 0. Commands without URLs run on `args` as given."""
+    from gpuetl.remote import RemoteError, check_not_inside, is_url, remote_input, remote_output
+
+    roles: dict[str, str] = args.remote(args) if getattr(args, "remote", None) else {}
+    urls = {attr: str(getattr(args, attr)) for attr in roles if is_url(getattr(args, attr, None))}
+    if not urls:
+        yield args
+        return
+    local = argparse.Namespace(**vars(args))
+    inputs = [u for a, u in urls.items() if roles[a] == "input"]
+    try:
+        for a, u in urls.items():
+            if roles[a] != "input":
+                check_not_inside(u, inputs)
+        with contextlib.ExitStack() as stack:
+            for attr, url in urls.items():
+                role = roles[attr]
+                ctx = (remote_input(url, settings.paths.cache) if role == "input" else
+                       remote_output(url, settings.paths.cache, kind=role.split(":", 1)[1], command=args.command))
+                setattr(local, attr, str(stack.enter_context(ctx)))
+            yield local
+    except RemoteError as err:
+        raise CommandError(str(err), 1) from None

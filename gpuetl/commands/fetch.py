@@ -51,7 +51,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="also fetch the history this dataset config's warm-up needs before --start (the longest "
                         "lookback its ops declare, in business days), e.g. configs/dataset/default.yaml")
     add_output_options(p, "summary")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, remote=lambda a: {"lake": "output:lake"})  # an s3:// lake: gpuetl.remote
 
 
 def warmup_start(start: str, config: str) -> dt.date:

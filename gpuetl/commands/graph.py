@@ -38,7 +38,14 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                                   "after `make demo`)")
     p.add_argument("--out", help="output directory (default: <dataset>/graphs)")
     add_output_options(p, "graph summary", overwrite=True, cluster=True)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, remote=_remote)
+
+
+def _remote(args: argparse.Namespace) -> dict[str, str]:
+    """URL flags (gpuetl.remote): the graphs go into the dataset's tree unless --out names their own."""
+    if args.out:
+        return {"lake": "input", "dataset": "input", "out": "output:graphs"}
+    return {"lake": "input", "dataset": "output:dataset"}
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

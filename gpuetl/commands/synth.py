@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                    help="the null market: nothing planted to predict (no lead-lag, no reaction to earnings "
                         "surprises), the same marginals, correlations and volatility clustering")
     add_output_options(p, "summary", overwrite=True)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, remote=lambda a: {"out": "output:lake"})  # an s3:// lake: gpuetl.remote
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

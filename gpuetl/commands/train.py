@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                        help="continue the run at --out: one that stopped, or a finished one (re-scored from its "
                             "checkpoints); refused when the dataset, its graphs or the config changed")
         add_output_options(p, "run summary", overwrite=True)
-        p.set_defaults(run=run, model=name)
+        p.set_defaults(run=run, model=name, remote=lambda a: {"dataset": "input"})  # s3: gpuetl.remote
 
 
 TRAIN_EXTRA = ("torch", "torch_geometric", "xgboost", "matplotlib")

@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = sub.add_parser("tune", parents=[common],
                        help="Optuna search of a training config on validation days only (never the test years)")
     add_config_options(p, TUNE_CONFIG, "tuning", "optim.max_epochs=4")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, remote=lambda a: {"dataset": "input"})  # an s3:// dataset: gpuetl.remote
     p.add_argument("--dataset", metavar="DIR_OR_NAME",
                    help="dataset folder, or a name under settings paths.datasets (default: the training config's "
                         "data.dataset)")

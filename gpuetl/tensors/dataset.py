@@ -23,6 +23,7 @@ from gpuetl import backend as backend_mod
 from gpuetl.backend import Backend
 from gpuetl.config import load_settings
 from gpuetl.graphs.io import StaleGraphsError, check_graphs
+from gpuetl.remote import is_url, remote_input
 from gpuetl.tensors.graphs import DailyGraphs, DatasetError, graph_dir, load_daily_graphs
 from gpuetl.tensors.panel import PanelTensors, Source, panel_axes, read_panel
 
@@ -198,9 +199,14 @@ class Dataset:
         return self._graphs.edges(t)
 
 
-def open_dataset(path: str | Path, backend: Backend | str | None = None) -> Dataset:
+def open_dataset(path: str | Path, backend: Backend | str | None = None, cache: str | Path | None = None) -> Dataset:
     """Open a built dataset. `backend`: a Backend, or "auto" / "gpu" / "cpu" (chosen once per process);
-    None uses the process's backend, choosing it from configs/gpuetl.yaml if none was chosen yet."""
-    if isinstance(backend, Backend):
-        return Dataset(path, backend)
-    return Dataset(path, backend_mod.init(load_settings(overrides=[f"backend={backend}"] if backend else [])))
+    None uses the process's backend, choosing it from configs/gpuetl.yaml if none was chosen yet. `path` may be a
+    URL (s3://bucket/prefix): the dataset is mirrored under `cache` (default: paths.cache) first, only what changed
+    being downloaded."""
+    settings = load_settings(overrides=[f"backend={backend}"] if isinstance(backend, str) else [])
+    b = backend if isinstance(backend, Backend) else backend_mod.init(settings)
+    if is_url(path):  # s3://...: a local mirror of the dataset's tree (paths.cache), pulled as it is now
+        with remote_input(str(path), cache or settings.paths.cache) as local:
+            path = local
+    return Dataset(path, b)

@@ -1,0 +1,248 @@
+"""gpuetl on object storage (gpuetl.remote) against a real S3 server (moto's, on a loopback port).
+
+The lake, the dataset and its graphs on s3:// equal the same commands on local folders; a commit is the pointer's
+conditional write (a reader sees the old version or the new one; a writer that read an old version fails);
+one writer per tree; inputs are never outputs across URLs; a prefix gpuetl did not write is never touched;
+a damaged object is refused, not half-read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pandas as pd
+import pytest
+
+from gpuetl.commands import main
+from gpuetl.remote.staging import Mirror, mirror_dir, pull, push
+from gpuetl.remote.tree import POINTER, Pointer, RemoteError, Store
+from tests.support import s3 as s3_fixtures
+from tests.support.lakes import SMALL
+
+s3_endpoint, s3_bucket = s3_fixtures.s3_endpoint, s3_fixtures.s3_bucket  # the S3 server and a bucket per test
+
+SMALL_BUILD = [a for v in SMALL for a in ("--config-set", v)]
+SMALL_GRAPH = [a for v in ("features.pagerank=false", "window=20") for a in ("--config-set", v)]
+DATASETS = "calendar,master,bars_daily,topix,fins_summary"
+
+
+def settings(tmp: Path) -> list[str]:
+    return ["--backend", "cpu", "--set", f"paths.data={tmp}/data", "--set", f"paths.cache={tmp}/cache",
+            "--set", f"paths.datasets={tmp}/data/datasets", "--set", "demo.codes=10",
+            "--set", "demo.start=2023-06-01", "--set", "demo.end=2024-02-29", "--no-progress"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def keys(bucket: str, prefix: str = "") -> dict[str, str]:
+    """Every object of the bucket under `prefix`: key -> ETag."""
+    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+
+def pointer(bucket: str, prefix: str) -> dict:
+    return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=f"{prefix}/{POINTER}")["Body"].read())
+
+
+def tables(path: str, cache: Path) -> dict[str, object]:
+    """The Parquet files of each folder of a dataset (open_dataset's: a URL is mirrored first) as one Arrow table
+    (graph parts have random names)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gpuetl.tensors import open_dataset
+
+    root = open_dataset(path, "cpu", cache=cache).path
+    folders: dict[str, list[Path]] = {}
+    for f in sorted(root.rglob("*.parquet")):
+        folders.setdefault(str(f.parent.relative_to(root)), []).append(f)
+    return {k: pa.concat_tables([pq.read_table(f) for f in v]) for k, v in folders.items()}
+
+
+def test_lake_dataset_and_graphs_on_s3_equal_the_local_run(tmp_path: Path, s3_bucket: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    s, url = settings(tmp_path), f"s3://{s3_bucket}"
+    local = tmp_path / "local"
+    for out in (f"{url}/lake", str(local / "lake")):
+        code, _, err = run(capsys, "synth", *s, "--datasets", DATASETS, "--out", out)
+        assert code == 0, err
+        assert (f"{url}/lake: published version" in err) == out.startswith("s3://")
+    tree = pointer(s3_bucket, "lake")
+    assert tree["kind"] == "lake" and len(tree["files"]) > 100
+    lake_files = sorted(str(p.relative_to(local / "lake")) for p in (local / "lake").rglob("*")
+                        if p.is_file() and p.name != ".lock")  # the lake's own lock file stays local
+    assert sorted(tree["files"]) == lake_files  # the whole folder, file by file
+
+    code, _, err = run(capsys, "build", *s, *SMALL_BUILD, "--lake", f"{url}/lake", "--out", f"{url}/ds")
+    assert code == 0, err
+    assert f"{url}/ds: published version" in err and "0 downloaded" in err  # the writer's mirror is the cache
+    code, _, err = run(capsys, "build", *s, *SMALL_BUILD, "--lake", str(local / "lake"), "--out", str(local / "ds"))
+    assert code == 0, err
+    for where in (f"{url}/ds", str(local / "ds")):
+        code, _, err = run(capsys, "graph", *s, *SMALL_GRAPH, "--dataset", where,
+                           "--lake", f"{url}/lake" if where.startswith("s3") else str(local / "lake"))
+        assert code == 0, err
+    assert any(k.startswith("graphs/") for k in pointer(s3_bucket, "ds")["files"])
+
+    remote, mine = tables(f"{url}/ds", tmp_path / "cache"), tables(str(local / "ds"), tmp_path / "cache")
+    assert remote.keys() == mine.keys() and any(k.startswith("graphs/") for k in mine)
+    for k in mine:
+        pd.testing.assert_frame_equal(remote[k].to_pandas(), mine[k].to_pandas(), check_exact=True, obj=k)
+
+    # a second run pulls nothing new and uploads nothing new: only what changed moves
+    code, _, err = run(capsys, "graph", *s, *SMALL_GRAPH, "--dataset", f"{url}/ds", "--lake", f"{url}/lake",
+                       "--overwrite")
+    assert code == 0, err
+    assert "0 downloaded" in err
+
+
+def test_an_existing_dataset_is_replaced_only_with_overwrite(tmp_path: Path, s3_bucket: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    s, url = settings(tmp_path), f"s3://{s3_bucket}"
+    assert run(capsys, "synth", *s, "--datasets", DATASETS, "--out", f"{url}/lake")[0] == 0
+    assert run(capsys, "build", *s, *SMALL_BUILD, "--lake", f"{url}/lake", "--out", f"{url}/ds")[0] == 0
+    before = keys(s3_bucket, "ds/")
+    code, _out, err = run(capsys, "build", *s, *SMALL_BUILD, "--lake", f"{url}/lake", "--out", f"{url}/ds")
+    assert code == 2 and "holds a gpuetl dataset already: pass --overwrite" in err
+    assert keys(s3_bucket, "ds/") == before  # refused: nothing written, the lock released
+    code, _, err = run(capsys, "build", *s, *SMALL_BUILD, "--config-set", "start=2023-12-01", "--overwrite",
+                         "--lake", f"{url}/lake", "--out", f"{url}/ds")
+    assert code == 0, err
+    assert keys(s3_bucket, "ds/")[f"ds/{POINTER}"] != before[f"ds/{POINTER}"]  # a new version
+
+
+def test_inputs_are_never_outputs_across_urls(tmp_path: Path, s3_bucket: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    s, url = settings(tmp_path), f"s3://{s3_bucket}"
+    assert run(capsys, "synth", *s, "--datasets", DATASETS, "--out", f"{url}/lake")[0] == 0
+    before = keys(s3_bucket)
+    for out in (f"{url}/lake", f"{url}/lake/ds", url):
+        code, _, err = run(capsys, "build", *s, "--lake", f"{url}/lake", "--out", out)
+        assert code == 1 and "inputs are never outputs" in err, (out, err)
+    assert keys(s3_bucket) == before
+
+
+def test_a_prefix_gpuetl_did_not_write_is_never_touched(tmp_path: Path, s3_bucket: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    client = boto3.client("s3")
+    client.put_object(Bucket=s3_bucket, Key="mine/notes.txt", Body=b"keep me")
+    code, _, err = run(capsys, "synth", *settings(tmp_path), "--datasets", DATASETS, "--out", f"s3://{s3_bucket}/mine")
+    assert code == 1 and "objects that gpuetl did not write" in err
+    assert keys(s3_bucket) == {"mine/notes.txt": keys(s3_bucket)["mine/notes.txt"]}
+    assert client.get_object(Bucket=s3_bucket, Key="mine/notes.txt")["Body"].read() == b"keep me"
+
+
+def test_one_writer_per_tree(tmp_path: Path, s3_bucket: str, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"s3://{s3_bucket}/lake"
+    store = Store(url)
+    with store.lock("test"):
+        code, _, err = run(capsys, "synth", *settings(tmp_path), "--datasets", DATASETS, "--out", url)
+        assert code == 1 and "is being written by another gpuetl process" in err and '"command": "test"' in err
+        with pytest.raises(RemoteError, match="being written"), Store(url).lock("again"):
+            pass
+    assert keys(s3_bucket) == {}  # released, and nothing published by the refused writer
+    with store.lock("after"):
+        pass
+
+
+def _tree(tmp_path: Path, url: str, files: dict[str, bytes]) -> tuple[Store, Mirror]:
+    m = Mirror(mirror_dir(tmp_path / "writer", url))
+    m.tree.mkdir(parents=True, exist_ok=True)
+    for rel, data in files.items():
+        (m.tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (m.tree / rel).write_bytes(data)
+    return Store(url), m
+
+
+def test_a_commit_is_conditional_on_the_version_read(tmp_path: Path, s3_bucket: str) -> None:
+    store, m = _tree(tmp_path, f"s3://{s3_bucket}/t", {"a.txt": b"one"})
+    first = push(store, m, "dataset", None, progress=lambda _: None)
+    read_by_two = store.read_pointer()
+    assert read_by_two is not None and read_by_two.version == first.version
+    (m.tree / "a.txt").write_bytes(b"two")
+    push(store, m, "dataset", read_by_two, progress=lambda _: None)  # writer 1 commits
+    (m.tree / "a.txt").write_bytes(b"three")
+    with pytest.raises(RemoteError, match="changed while this command ran"):
+        push(store, m, "dataset", read_by_two, progress=lambda _: None)  # writer 2 read the same old version
+    with pytest.raises(RemoteError, match="changed while"):
+        push(store, m, "dataset", None, progress=lambda _: None)  # "first version" when one exists
+    reader = Mirror(mirror_dir(tmp_path / "reader", store.url))
+    pull(store, store.read_pointer(), reader, progress=lambda _: None)
+    assert (reader.tree / "a.txt").read_bytes() == b"two"
+
+
+def test_a_writer_that_dies_mid_upload_leaves_the_old_version(tmp_path: Path, s3_bucket: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {f"part/{i}.bin": bytes([i]) * (1000 + i) for i in range(20)}
+    store, m = _tree(tmp_path, f"s3://{s3_bucket}/t", files)
+    first = push(store, m, "lake", None, progress=lambda _: None)
+    for rel in files:
+        (m.tree / rel).write_bytes(b"new " + files[rel])
+    calls = {"n": 0}
+    real = Store.upload
+
+    def dying(self: Store, src: str, sha: str) -> None:
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise OSError("killed")
+        real(self, src, sha)
+
+    monkeypatch.setattr(Store, "upload", dying)
+    with pytest.raises(OSError, match="killed"):
+        push(store, m, "lake", store.read_pointer(), progress=lambda _: None)
+    monkeypatch.setattr(Store, "upload", real)
+    now = store.read_pointer()
+    assert now is not None and now.version == first.version  # readers still see the old version, whole
+    reader = Mirror(mirror_dir(tmp_path / "reader", store.url))
+    pull(store, now, reader, progress=lambda _: None)
+    assert {str(p.relative_to(reader.tree)): p.read_bytes() for p in reader.tree.rglob("*") if p.is_file()} == files
+    second = push(store, m, "lake", now, progress=lambda _: None)  # the next writer publishes and collects
+    third = push(store, m, "lake", second, progress=lambda _: None)
+    assert store.objects() == {e.sha256 for e in third.files.values()}  # the dead writer's objects are gone
+
+
+def test_a_damaged_object_is_refused_and_the_mirror_keeps_its_files(tmp_path: Path, s3_bucket: str) -> None:
+    store, m = _tree(tmp_path, f"s3://{s3_bucket}/t", {"a.txt": b"good", "b.txt": b"also good"})
+    published = push(store, m, "dataset", None, progress=lambda _: None)
+    reader = Mirror(mirror_dir(tmp_path / "reader", store.url))
+    pull(store, published, reader, progress=lambda _: None)
+    bad = published.files["a.txt"].sha256
+    (m.tree / "a.txt").write_bytes(b"good, then changed")
+    second = push(store, m, "dataset", store.read_pointer(), progress=lambda _: None)
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key=f"t/_objects/{second.files['a.txt'].sha256}",
+                                  Body=b"tampered")
+    with pytest.raises(RemoteError, match="does not match its pointer"):
+        pull(store, store.read_pointer(), reader, progress=lambda _: None)
+    assert (reader.tree / "a.txt").read_bytes() == b"good" and bad  # the old file stays whole
+
+
+def test_a_store_without_conditional_writes_is_read_not_written(tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    mem = fsspec.filesystem("memory")
+    store, m = _tree(tmp_path, "memory://gpuetl-test/t", {"x/a.txt": b"abc"})
+    import hashlib
+
+    sha = hashlib.sha256(b"abc").hexdigest()
+    mem.pipe(f"/gpuetl-test/t/_objects/{sha}", b"abc")
+    from gpuetl.remote.tree import FileEntry
+
+    mem.pipe(f"/gpuetl-test/t/{POINTER}", Pointer("dataset", "v1", {"x/a.txt": FileEntry(sha, 3)}).to_json())
+    reader = Mirror(mirror_dir(tmp_path / "reader", store.url))
+    pull(store, store.read_pointer(), reader, progress=lambda _: None)
+    assert (reader.tree / "x" / "a.txt").read_bytes() == b"abc"
+    with pytest.raises(RemoteError, match="conditional writes"):
+        push(store, m, "dataset", store.read_pointer(), progress=lambda _: None)
+
+
+def test_a_missing_bucket_or_tree_says_what_to_do(tmp_path: Path, s3_bucket: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    s = settings(tmp_path)
+    code, out, err = run(capsys, "build", *s, "--lake", f"s3://{s3_bucket}/nothing", "--out", str(tmp_path / "d"))
+    assert code == 1 and out == "" and "holds no gpuetl tree" in err and err.count("\n") == 1
+    code, out, err = run(capsys, "build", *s, "--lake", "s3://no-such-bucket-gpuetl/lake", "--out", str(tmp_path / "d"))
+    assert code == 1 and err.startswith("gpuetl build: ") and not (tmp_path / "d").exists()
