@@ -246,3 +246,11 @@ def test_a_missing_bucket_or_tree_says_what_to_do(tmp_path: Path, s3_bucket: str
     assert code == 1 and out == "" and "holds no gpuetl tree" in err and err.count("\n") == 1
     code, out, err = run(capsys, "build", *s, "--lake", "s3://no-such-bucket-gpuetl/lake", "--out", str(tmp_path / "d"))
     assert code == 1 and err.startswith("gpuetl build: ") and not (tmp_path / "d").exists()
+
+
+def test_a_url_in_settings_paths_is_refused_not_made_a_local_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "build", *settings(tmp_path), "--set", "paths.lake=s3://bucket/lake")
+    assert code == 2 and "paths.lake: s3://bucket/lake is a URL" in err and "--lake" in err
+    assert list(tmp_path.iterdir()) == []  # no "s3:" folder

@@ -195,6 +195,10 @@ def staged(args: argparse.Namespace, settings: Settings) -> Iterator[argparse.Na
     returns 0. Commands without URLs run on `args` as given."""
     from gpuetl.remote import RemoteError, check_not_inside, is_url, remote_input, remote_output
 
+    for name in ("data", "lake", "datasets", "cache"):
+        if is_url(getattr(settings.paths, name)):
+            raise CommandError(f"paths.{name}: {getattr(settings.paths, name)} is a URL; settings take local folders "
+                               "for now: pass the URL with the command's flag (--lake, --out, --dataset)", 2)
     roles: dict[str, str] = args.remote(args) if getattr(args, "remote", None) else {}
     urls = {attr: str(getattr(args, attr)) for attr in roles if is_url(getattr(args, attr, None))}
     if not urls:
