@@ -199,6 +199,7 @@ class BuildSettings:
     """How the dataset build splits its work (gpuetl.dataset.plan): by code, then by year."""
 
     partition_rows: Count  # rows (code-days) per code partition: bounds one partition's memory
+    day_rows: Count  # rows written per day chunk of a year (its per-day ops and file): bounds that task's memory
 
 
 @dataclasses.dataclass(frozen=True)

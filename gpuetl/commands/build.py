@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 result = build_dataset(b, cfg, lake, out, progress=show_progress(args), overwrite=args.overwrite,
                                        runner=runner, read=read,
                                        partition_rows=settings.build.partition_rows if args.cluster is None
-                                       else settings.cluster.partition_rows)
+                                       else settings.cluster.partition_rows, day_rows=settings.build.day_rows)
         except (BuildError, ClusterError, ManifestError) as err:  # nothing was written: swapped in at the end
             raise CommandError(str(err)) from None
     if had_graphs:

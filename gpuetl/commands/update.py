@@ -51,7 +51,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--config-set", dest="config_overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a dataset-config key (repeatable); a change rebuilds the dataset whole")
     add_output_options(p, "update summary", cluster=True)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, remote=lambda a: {"lake": "input" if a.no_fetch else "output:lake",
+                                              "dataset": "output:dataset"})  # s3:// URLs: gpuetl.remote
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 result = update_dataset(b, cfg, lake, dataset, runner=runner, progress=show_progress(args), read=read,
                                         say=lambda line: note("update", line),
                                         partition_rows=settings.build.partition_rows if args.cluster is None
-                                        else settings.cluster.partition_rows)
+                                        else settings.cluster.partition_rows, day_rows=settings.build.day_rows)
         except (BuildError, UpdateError, ClusterError, ManifestError) as err:
             raise CommandError(str(err)) from None
     summary: dict[str, Any] = {

@@ -29,7 +29,7 @@ from gpuetl.cluster import InProcess, Runner
 from gpuetl.config import to_dict
 from gpuetl.dataset.codes import CodePartResult, code_part
 from gpuetl.dataset.config import DatasetConfig
-from gpuetl.dataset.days import YearResult, year_part
+from gpuetl.dataset.days import YearResult, chunk_part, merge_years
 from gpuetl.dataset.plan import BuildError, BuildPlan, make_plan, warmup_days
 from gpuetl.dataset.record import inputs_record, year_record
 from gpuetl.dataset.registry import REGISTRY
@@ -46,6 +46,7 @@ from gpuetl.stages import peak_host_bytes, provenance
 
 RAW_DATASETS = ("bars_daily", "topix", "master")
 DEFAULT_PARTITION_ROWS = 1_500_000
+DEFAULT_DAY_ROWS = 200_000  # build.day_rows in configs/gpuetl.yaml
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +72,21 @@ class BuildResult:
 
 def build_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, out: str | Path, progress: bool = True,
                   overwrite: bool = False, runner: Runner | None = None,
-                  partition_rows: int = DEFAULT_PARTITION_ROWS, read: Sequence[Input] = ()) -> BuildResult:
+                  partition_rows: int = DEFAULT_PARTITION_ROWS, read: Sequence[Input] = (),
+                  day_rows: int = DEFAULT_DAY_ROWS) -> BuildResult:
     """Build the dataset `cfg` from `lake` into `out`; `runner` runs the tasks (default: this process). `out` may
     not be the lake or anything else in `read` (nor inside or above one); it is locked for the whole build."""
     read = [Input(Path(lake), "the lake"), *read]
     out = check_output_dir(out, "dataset", overwrite=overwrite, read=read)  # before the work (and the lock)
     with claimed(out):
-        return _build(backend, cfg, Path(lake), out, progress, overwrite, runner, partition_rows, read)
+        return _build(backend, cfg, Path(lake), out, progress, overwrite, runner, partition_rows, read, day_rows)
 
 
 def _build(backend: Backend, cfg: DatasetConfig, lake: Path, out: Path, progress: bool, overwrite: bool,
-           runner: Runner | None, partition_rows: int, read: Sequence[Input]) -> BuildResult:
+           runner: Runner | None, partition_rows: int, read: Sequence[Input], day_rows: int) -> BuildResult:
     runner = runner or InProcess(backend, progress)
     manifest = Manifest.load(lake)  # once: the plan and the metadata hash use this one
-    plan = plan_build(backend, cfg, lake, manifest, partition_rows, runner)
+    plan = plan_build(backend, cfg, lake, manifest, partition_rows, runner, day_rows)
     with replaced_dir(out, "dataset", overwrite=overwrite, read=read) as tmp:  # data and metadata.json together
         parts, years = run_plan(backend, plan, runner, tmp)
         result = finish(backend, manifest, plan, runner, parts, years, tmp, out)
@@ -92,10 +94,10 @@ def _build(backend: Backend, cfg: DatasetConfig, lake: Path, out: Path, progress
 
 
 def plan_build(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manifest, partition_rows: int,
-               runner: Runner) -> BuildPlan:
+               runner: Runner, day_rows: int = DEFAULT_DAY_ROWS) -> BuildPlan:
     """The build's plan, once the lake is known to have no hole in the days it reads (a lost day joins two)."""
     plan = make_plan(backend, cfg, lake, manifest, partition_rows, target_names(cfg.targets.horizons),
-                     min_parts=2 * runner.workers if runner.workers > 1 else 1)
+                     min_parts=2 * runner.workers if runner.workers > 1 else 1, day_rows=day_rows)
     require_no_holes(manifest, read_datasets(plan), EPOCH + dt.timedelta(days=plan.read_from), cfg.end, BuildError)
     return plan
 
@@ -113,10 +115,11 @@ def run_plan(backend: Backend, plan: BuildPlan, runner: Runner,
     parts: list[CodePartResult] = runner.map(functools.partial(_code_task, plan, spill), range(len(plan.parts)),
                                              "codes")
     series_z = _fit_series(backend, plan, parts)
-    years: list[YearResult] = runner.map(functools.partial(_year_task, plan, spill, series_z, folder / "data"),
-                                         plan.years(), "years")
+    chunks = [(year, i) for year in plan.years() for i in range(len(plan.year_chunks(year)))]
+    done: list[YearResult] = runner.map(functools.partial(_chunk_task, plan, spill, series_z, folder / "data"),
+                                        chunks, "days")
     shutil.rmtree(spill, ignore_errors=True)
-    return parts, years
+    return parts, merge_years(done)
 
 
 def finish(backend: Backend, manifest: Manifest, plan: BuildPlan, runner: Runner, parts: list[CodePartResult],
@@ -146,9 +149,9 @@ def _code_task(plan: BuildPlan, spill: Path, backend: Backend, index: int) -> Co
     return code_part(backend, plan, index, spill)
 
 
-def _year_task(plan: BuildPlan, spill: Path, series_z: dict[str, np.ndarray], folder: Path, backend: Backend,
-               year: int) -> YearResult:
-    return year_part(backend, plan, year, spill, series_z, folder)
+def _chunk_task(plan: BuildPlan, spill: Path, series_z: dict[str, np.ndarray], folder: Path, backend: Backend,
+                chunk: tuple[int, int]) -> YearResult:
+    return chunk_part(backend, plan, chunk[0], chunk[1], spill, series_z, folder)
 
 
 def _fit_series(backend: Backend, plan: BuildPlan, parts: list[CodePartResult]) -> dict[str, np.ndarray]:

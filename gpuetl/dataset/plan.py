@@ -5,20 +5,22 @@ The build runs in two kinds of task, whichever runs them (this process, or a Das
 - **code parts** (`gpuetl.dataset.codes`): a contiguous range of codes with their whole history from the
   warm-up on: lake read, split adjustment, enrichment, every op whose axis is `code` or `market` (ops.AXES),
   targets; the rows from `spill_from` on are written to the spill store, one file per year;
-- **years** (`gpuetl.dataset.days`): every code's rows of one year (and the `overlap` business days before
-  it that the per-day ops read): the ops whose axis is `day` (per-day ranks, sector-relative returns), the
-  normalised view, and the dataset's year file.
+- **day chunks** (`gpuetl.dataset.days`): every code's rows of a run of days within a year (and the `overlap`
+  business days before it that the per-day ops read): the ops whose axis is `day` (per-day ranks,
+  sector-relative returns), the normalised view, and the chunk's file of the year.
 
 A value depends only on its code's history (code ops), on the per-date market series over every date (market
 ops: each code part holds the global date list), or on its day's cross-section (day ops), so the result is
 the same whatever the split, bit for bit (tests/test_dataset_parts.py). The split bounds memory: a code part
-holds at most `build.partition_rows` rows, a year one year of rows.
+holds at most `build.partition_rows` rows; a year is written by day chunks (contiguous runs of its dates, each
+about `build.day_rows` rows, with the overlap before it), one file each (`data/year=YYYY/part-<k>.parquet`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,7 @@ class BuildPlan:
     day_inputs: tuple[str, ...]  # columns the day ops read that a code part must hand over (float64)
     later: tuple[frozenset[str], ...]  # later[i]: the columns that steps[i:] read
     years_from: int = 0  # the first year written (0: every year); `gpuetl update` rewrites only the years from there
+    chunks: tuple[tuple[int, int], ...] = ()  # (first, last) date written by each day chunk, in order; within a year
 
     @property
     def features(self) -> list[str]:
@@ -86,13 +89,20 @@ class BuildPlan:
         """Whether code parts spill `year`: a year written, or the one before it (its day ops' overlap)."""
         return year >= self.years_from - 1
 
-    def year_window(self, year: int) -> tuple[int, int, int]:
-        """(first date a year's day ops read, first date it writes, its last date)."""
+    def year_chunks(self, year: int) -> list[tuple[int, int]]:
+        """The day chunks of `year`: (first, last) date written by each of its tasks, in order (the whole year as
+        one chunk when the plan has none)."""
+        mine = [c for c in self.chunks if int(civil_from_days(np, np.array([c[0]]))[0][0]) == year]
+        if mine:
+            return mine
         written = self.dates[self.dates >= self.first_day]
-        y, _, _ = civil_from_days(np, written)
-        days = written[y == year]
-        at = int(np.searchsorted(self.dates, days[0]))
-        return int(self.dates[max(at - self.overlap, 0)]), int(days[0]), int(days[-1])
+        days = written[civil_from_days(np, written)[0] == year]
+        return [(int(days[0]), int(days[-1]))]
+
+    def reads_from(self, first: int) -> int:
+        """The first date the day ops of a chunk that writes from `first` read (`overlap` business days before)."""
+        at = int(np.searchsorted(self.dates, first))
+        return int(self.dates[max(at - self.overlap, 0)])
 
     @property
     def time_series(self) -> list[str]:
@@ -117,10 +127,11 @@ def warmup_days(cfg: DatasetConfig) -> int:
 
 
 def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manifest, partition_rows: int,
-              target_names: list[str], min_parts: int = 1) -> BuildPlan:
+              target_names: list[str], min_parts: int = 1, day_rows: int | None = None) -> BuildPlan:
     """Dates, warm-up and code parts from the lake's bars (two columns read), and the ops' declarations; parts
     of at most `partition_rows` rows, and at least `min_parts` of them where there are codes enough (so every
-    worker of a cluster has work)."""
+    worker of a cluster has work); each year split into day chunks of about `day_rows` rows written (None: a
+    year a chunk)."""
     steps = tuple(cfg.feature_params())
     enrich_ops, status = select_enrichment(cfg.enrich.switches(), manifest)
     kinds: dict[str, Normalization] = {}
@@ -176,9 +187,29 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
     codes = [str(c) for c in backend.to_host(counts.index)]  # host-ok: the plan's few thousand codes
     rows = backend.to_host(counts.values)  # host-ok: their row counts
     parts = _split(codes, rows, min(partition_rows, -(-int(rows.sum()) // max(min_parts, 1))))
+    chunks: tuple[tuple[int, int], ...] = ()
+    if day_rows is not None:
+        dated, per_date = backend.xp.unique(days[days >= first_day], return_counts=True)
+        chunks = day_chunks(backend.to_host(dated), backend.to_host(per_date), day_rows)  # host-ok: per date
     return BuildPlan(cfg, lake, all_dates[all_dates >= read_from], first_day, read_from, spill_from, warmup,
                      overlap, parts, tuple(enrich_ops), status, steps, kinds, groups, tuple(target_names),
-                     day_inputs, later)
+                     day_inputs, later, chunks=chunks)
+
+
+def day_chunks(dates: np.ndarray, rows: np.ndarray, limit: int) -> tuple[tuple[int, int], ...]:
+    """Each year's dates (sorted, with the rows bars give each) split into the fewest contiguous runs of about
+    equal rows that keep a run at `limit` rows or under where one date allows it: (first, last) per run. The
+    split depends on the dates and their rows only, so every runner writes the same files."""
+    out: list[tuple[int, int]] = []
+    years = civil_from_days(np, dates)[0]
+    for year in np.unique(years):
+        d, r = dates[years == year], rows[years == year].astype(np.int64)
+        n = max(1, -(-int(r.sum()) // max(limit, 1)))
+        cum = np.cumsum(r)
+        cuts = np.unique(np.searchsorted(cum, cum[-1] * np.arange(1, n) / n, side="left") + 1)
+        bounds = [0, *(int(c) for c in cuts if 0 < c < len(d)), len(d)]
+        out += [(int(d[a]), int(d[b - 1])) for a, b in itertools.pairwise(bounds) if b > a]
+    return tuple(out)
 
 
 def _say_what_the_lake_lacks(backend: Backend, manifest: Manifest,

@@ -35,6 +35,7 @@ from gpuetl.backend import Backend
 from gpuetl.cluster import InProcess, Runner
 from gpuetl.config import ConfigError, to_dict
 from gpuetl.dataset.build import (
+    DEFAULT_DAY_ROWS,
     DEFAULT_PARTITION_ROWS,
     BuildResult,
     finish,
@@ -80,6 +81,7 @@ class UpdateResult:
 def update_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, dataset: str | Path, *,
                    runner: Runner | None = None, progress: bool = True,
                    partition_rows: int = DEFAULT_PARTITION_ROWS, read: Sequence[Input] = (),
+                   day_rows: int = DEFAULT_DAY_ROWS,
                    say: Callable[[str], None] = log.warning) -> UpdateResult:
     """Bring the dataset at `dataset` (built by `gpuetl build`) to `cfg` over what `lake` holds now; `say` gets the
     one line that says what is recomputed and why. The dataset folder is locked for the whole update."""
@@ -87,15 +89,16 @@ def update_dataset(backend: Backend, cfg: DatasetConfig, lake: str | Path, datas
     read = [Input(lake, "the lake"), *read]
     out = check_output_dir(dataset, "dataset", overwrite=True, flag="--dataset", read=read)
     with claimed(out, "--dataset"):
-        return _update(backend, cfg, lake, out, runner or InProcess(backend, progress), partition_rows, read, say)
+        return _update(backend, cfg, lake, out, runner or InProcess(backend, progress), partition_rows, read, say,
+                       day_rows)
 
 
 def _update(backend: Backend, cfg: DatasetConfig, lake: Path, out: Path, runner: Runner, partition_rows: int,
-            read: Sequence[Input], say: Callable[[str], None]) -> UpdateResult:
+            read: Sequence[Input], say: Callable[[str], None], day_rows: int) -> UpdateResult:
     clock = time.perf_counter()
     old = old_metadata(out)
     manifest = Manifest.load(lake)
-    plan = plan_build(backend, cfg, lake, manifest, partition_rows, runner)
+    plan = plan_build(backend, cfg, lake, manifest, partition_rows, runner, day_rows)
     last = int(plan.dates[-1])
     whole = why_whole(old, cfg, plan)
     if whole:

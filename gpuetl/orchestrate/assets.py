@@ -92,12 +92,13 @@ def refresh_dataset(gpuetl: GpuetlResource, day: str, say: Callable[[str], None]
     last = last_date(out)
     if not (out / "metadata.json").is_file():
         built = build_dataset(b, cfg, lake, out, progress=False, overwrite=True,
-                              partition_rows=settings.build.partition_rows, read=read)
+                              partition_rows=settings.build.partition_rows, read=read,
+                              day_rows=settings.build.day_rows)
         return {"dataset": str(out), "action": "built", "rows": built.rows, "last_date": day}
     if last is not None and last >= day:
         return {"dataset": str(out), "action": "current", "last_date": last}
     result = update_dataset(b, cfg, lake, out, progress=False, partition_rows=settings.build.partition_rows,
-                            read=read, say=say)
+                            read=read, say=say, day_rows=settings.build.day_rows)
     return {"dataset": str(out), "action": result.action, "reason": result.reason, "last_date": result.last_date,
             "graphs": result.graphs}
 
