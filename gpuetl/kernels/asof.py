@@ -89,8 +89,11 @@ def _before(rby: np.ndarray, ron: np.ndarray, r: int, k: int, x: Any, upper: boo
 def _asof(lby: np.ndarray, lon: np.ndarray, rby: np.ndarray, ron: np.ndarray, backward: bool, exact: bool,
           use_tol: bool, tol: Any, out: np.ndarray) -> None:  # pragma: no cover - compiled
     """The left rows in chunks, a thread each: a binary search for the chunk's first row, then (while the left
-    keys rise, as a (Code, Date)-sorted panel's do) a walk forward, so a sorted left side costs one pass over
-    both sides instead of a search per row; a left key below the one before it searches again."""
+    keys rise, as a (Code, Date)-sorted panel's do) a galloping search forward from the previous match (steps
+    1, 2, 4, ... then a binary search inside the last step), so a sorted left side costs about one pass over
+    both sides, and a left side that jumps far ahead each row (a (Date, Code)-sorted one skips a code's whole
+    history) costs a search per row, never a walk over the rows skipped; a left key below the one before it
+    searches the whole right side again."""
     m = len(rby)
     n = len(lby)
     upper = backward == exact  # the first right row with (by, on) > (k, x), else the first with >= (k, x)
@@ -111,9 +114,21 @@ def _asof(lby: np.ndarray, lon: np.ndarray, rby: np.ndarray, ron: np.ndarray, ba
                         lo = mid + 1
                     else:
                         hi = mid
-            else:
-                while lo < m and _before(rby, ron, lo, k, x, upper):
-                    lo += 1
+            elif lo < m and _before(rby, ron, lo, k, x, upper):
+                step = 1  # gallop: lo is before (k, x); find a row that is not, then search between
+                hi = lo + 1
+                while hi < m and _before(rby, ron, hi, k, x, upper):
+                    lo = hi + 1
+                    step *= 2
+                    hi = lo + step
+                if hi > m:
+                    hi = m
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if _before(rby, ron, mid, k, x, upper):
+                        lo = mid + 1
+                    else:
+                        hi = mid
             j = lo - 1 if backward else lo
             miss = j < 0 or j >= m or rby[j] != k
             if not miss and use_tol:
