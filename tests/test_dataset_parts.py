@@ -80,6 +80,27 @@ def test_many_code_parts_and_graph_tasks_in_this_process(lake: Path, reference: 
     assert_same(reference, tmp_path / "many")
 
 
+def test_a_code_part_per_code_reads_only_its_own_rows_and_changes_no_value(tmp_path: Path) -> None:
+    """The enrichment groups that read only their codes' rows (the master, statements, margin data) give each
+    code the values it gets beside every other code: a code listed after the master's first day counts its
+    days since listing from the master's first day over every code, not its part's (where it would be the
+    first day, and the count censored)."""
+    tables = edge_tables(start="2023-06-01", end="2025-03-31", codes=6, seed=5)
+    late, listed_on = sorted(tables["master"]["Code"].unique())[0], pd.Timestamp("2024-03-01")
+    for name, col in (("master", "Date"), ("bars_daily", "Date")):
+        t = tables[name]
+        tables[name] = t[(t["Code"] != late) | (t[col] >= listed_on)].reset_index(drop=True)
+    write_tables(tmp_path / "lake", tables)
+    cfg = load_dataset_config(CONFIG)
+    one = build_dataset(CPU, cfg, tmp_path / "lake", tmp_path / "one", progress=False, partition_rows=10**9)
+    each = build_dataset(CPU, cfg, tmp_path / "lake", tmp_path / "each", progress=False, partition_rows=1)
+    assert one.parts == 1 and each.parts == 6
+    a, b = read_dataset(tmp_path / "one"), read_dataset(tmp_path / "each")
+    pd.testing.assert_frame_equal(a, b, **EXACT)
+    days = b.loc[b["Code"] == late, "lst_bdays_listed"]
+    assert days.notna().all() and (days.diff().dropna() == 1).all()  # counted from its listing, in its own part
+
+
 def test_day_chunks_cut_years_anywhere_and_change_no_value(lake: Path, reference: Path, tmp_path: Path) -> None:
     """Chunks of a few days: per-day ops read their overlap across chunk and year boundaries (the spill of the same
     year and of the year before); the universe leaves rows unwritten that the per-day ops still count."""

@@ -72,8 +72,16 @@ class Context:
     def xp(self) -> Any:
         return self.backend.xp
 
-    def read(self, dataset: str, columns: list[str]) -> Any:
-        return read_raw(self.backend, self.manifest, dataset, columns, EnrichError)
+    def read(self, dataset: str, columns: list[str], own_codes: bool = False) -> Any:
+        """`columns` of raw `dataset`; with `own_codes`, only the rows of the panel's codes (pushed down to the
+        reader). For the groups whose values for a code come from that code's rows alone: a code part of the
+        build then reads its own codes' rows, not the whole market's for every part (the master alone is
+        millions of rows at 4,000 codes x 10 years)."""
+        filters = None
+        if own_codes:
+            codes = self.backend.to_host(self._code_uniques)  # host-ok: the part's code names, a read filter
+            filters = [("Code", "in", [str(c) for c in codes])]
+        return read_raw(self.backend, self.manifest, dataset, columns, EnrichError, filters)
 
     def days(self, series: Any, missing: int) -> Any:
         """A date column -> int64 days, `missing` where null."""

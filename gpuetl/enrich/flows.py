@@ -74,7 +74,7 @@ def margin_interest_features(ctx: Context) -> Mapping[str, Any]:
     the 3rd. Positions are shares at D, carried to the panel's adjusted units by the split factor at D."""
     xp, b, panel = ctx.xp, ctx.backend, ctx.panel
     cols = ["Date", "Code", "ShrtVol", "LongVol", "ShrtStdVol", "LongStdVol"]
-    raw = _order(ctx.read("margin_interest", cols), ["Date", "Code"])
+    raw = _order(ctx.read("margin_interest", cols, own_codes=True), ["Date", "Code"])
     day = ctx.days(raw["Date"], NEVER)
     eff = xp.where(day == NEVER, NEVER, ctx.calendar.after(day, 3))
     pkey, code = ctx.code_keys(raw["Code"])
@@ -112,7 +112,7 @@ def margin_alert_features(ctx: Context) -> Mapping[str, Any]:
     the row from its own effective day; a later application date always wins."""
     xp, b = ctx.xp, ctx.backend
     cols = ["PubDate", "Code", "AppDate", "PubReason", "ShrtOutRatio", "LongOutRatio", "SLRatio"]
-    raw = _order(ctx.read("margin_alert", cols), ["PubDate", "AppDate", "Code"])
+    raw = _order(ctx.read("margin_alert", cols, own_codes=True), ["PubDate", "AppDate", "Code"])
     pub = ctx.days(raw["PubDate"], NEVER)
     app = ctx.days(raw["AppDate"], NEVER)
     eff = xp.where((pub == NEVER) | (app == NEVER), NEVER, ctx.calendar.after(pub))

@@ -41,7 +41,7 @@ def _is(ctx: Context, mask: Any) -> Any:
 
 def listing_features(ctx: Context) -> Mapping[str, Any]:
     xp, b, panel = ctx.xp, ctx.backend, ctx.panel
-    raw = ctx.read("master", ["Date", "Code", "S17", "S33", "ScaleCat", "Mkt", "Mrgn"])
+    raw = ctx.read("master", ["Date", "Code", "S17", "S33", "ScaleCat", "Mkt", "Mrgn"], own_codes=True)
     raw = raw.sort_values(["Date", "Code"]).reset_index(drop=True)
     day = ctx.days(raw["Date"], NEVER)
     pkey, code = ctx.code_keys(raw["Code"])
@@ -62,7 +62,8 @@ def listing_features(ctx: Context) -> Mapping[str, Any]:
     # listing day: the code's first master row; censored (NaN) when that is the master's first day
     first = asof_join(b, pkey, xp.full(panel.n, -(2**40), dtype=xp.int64), code, day, direction="forward")
     first_day = take(xp, day.astype(xp.float64), first)
-    start = float(day.min()) if len(day) else xp.nan
+    every = ctx.days(ctx.read("master", ["Date"])["Date"], NEVER)  # the master's first day, over every code
+    start = float(every.min()) if len(every) else xp.nan
     listed = (first >= 0) & (first_day > start) & (first_day <= t)
     safe_first = xp.where(listed, first_day, 0.0).astype(xp.int64)
     out = {

@@ -77,7 +77,7 @@ class Statements:
     def __init__(self, ctx: Context) -> None:
         b, xp = ctx.backend, ctx.xp
         self.ctx = ctx
-        raw = ctx.read("fins_summary", COLUMNS)
+        raw = ctx.read("fins_summary", COLUMNS, own_codes=True)  # a company's figures come from its own documents
         raw = raw.sort_values(["DiscDate", "DiscTime", "DiscNo", "Code"], na_position="last").reset_index(drop=True)
         self.n = len(raw)
         disc = ctx.days(raw["DiscDate"], NEVER)
