@@ -73,7 +73,9 @@ class GpuetlStages:
         b = self.backend
         frame = state["read"]
         order, code_id, codes = b.code_date_order(frame)
-        panel = Panel(b, code_id, b.days(frame["Date"])[order], {c: b.to_array(frame[c])[order] for c in PRICES})
+        # the gather in one parallel pass per column on the CPU (take: the as-of join's kernel), as float64
+        panel = Panel(b, code_id, b.days(frame["Date"])[order], {c: take(b.xp, b.to_array(frame[c]), order)
+                                                                 for c in PRICES})
         add_adjusted(panel)
         return Adjusted(panel, codes)
 
