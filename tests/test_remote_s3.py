@@ -252,5 +252,5 @@ def test_a_url_in_settings_paths_is_refused_not_made_a_local_folder(tmp_path: Pa
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, "build", *settings(tmp_path), "--set", "paths.lake=s3://bucket/lake")
-    assert code == 2 and "paths.lake: s3://bucket/lake is a URL" in err and "--lake" in err
+    assert code == 2 and out == "" and "paths.lake: s3://bucket/lake is a URL" in err and "--lake" in err
     assert list(tmp_path.iterdir()) == []  # no "s3:" folder
