@@ -85,6 +85,18 @@ def _before(rby: np.ndarray, ron: np.ndarray, r: int, k: int, x: Any, upper: boo
     return b < k or (b == k and (ron[r] <= x if upper else ron[r] < x))
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _search(rby: np.ndarray, ron: np.ndarray, lo: int, hi: int, k: int, x: Any, upper: bool) -> int:
+    """The first right row in [lo, hi) that does not come before (k, x), else hi (rows before lo come before)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if _before(rby, ron, mid, k, x, upper):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _asof(lby: np.ndarray, lon: np.ndarray, rby: np.ndarray, ron: np.ndarray, backward: bool, exact: bool,
           use_tol: bool, tol: Any, out: np.ndarray) -> None:  # pragma: no cover - compiled
@@ -106,14 +118,7 @@ def _asof(lby: np.ndarray, lon: np.ndarray, rby: np.ndarray, ron: np.ndarray, ba
             k = lby[i]
             x = lon[i]
             if i == i0 or k < lby[i - 1] or (k == lby[i - 1] and x < lon[i - 1]):
-                lo = 0
-                hi = m
-                while lo < hi:
-                    mid = (lo + hi) >> 1
-                    if _before(rby, ron, mid, k, x, upper):
-                        lo = mid + 1
-                    else:
-                        hi = mid
+                lo = _search(rby, ron, 0, m, k, x, upper)
             elif lo < m and _before(rby, ron, lo, k, x, upper):
                 step = 1  # gallop: lo is before (k, x); find a row that is not, then search between
                 hi = lo + 1
@@ -121,14 +126,7 @@ def _asof(lby: np.ndarray, lon: np.ndarray, rby: np.ndarray, ron: np.ndarray, ba
                     lo = hi + 1
                     step *= 2
                     hi = lo + step
-                if hi > m:
-                    hi = m
-                while lo < hi:
-                    mid = (lo + hi) >> 1
-                    if _before(rby, ron, mid, k, x, upper):
-                        lo = mid + 1
-                    else:
-                        hi = mid
+                lo = _search(rby, ron, lo, min(hi, m), k, x, upper)
             j = lo - 1 if backward else lo
             miss = j < 0 or j >= m or rby[j] != k
             if not miss and use_tol:
