@@ -165,9 +165,6 @@ def is_demo_lake(lake: Path, settings: Settings) -> bool:
 
 # ----------------------------------------------------------------------------- object storage (gpuetl.remote)
 
-RemoteRoles = Callable[[argparse.Namespace], dict[str, str]]  # flag attribute -> "input" or "output:<kind>"
-
-
 class Unpublished(Exception):
     """A command on a remote output returned `code` (not 0): its mirror is not published."""
 
@@ -190,7 +187,8 @@ def run_staged(args: argparse.Namespace, settings: Settings) -> int:
 
 @contextlib.contextmanager
 def staged(args: argparse.Namespace, settings: Settings) -> Iterator[argparse.Namespace]:
-    """`args` with every URL flag the command declares (`set_defaults(remote=...)`) swapped for the local mirror
+    """`args` with every URL flag the command declares (`set_defaults(remote=...)`: a function of the args giving
+    each flag's role, "input" or "output:<kind>") swapped for the local mirror
     of its tree: inputs pulled, outputs pulled under the tree's writer lock and published when the command
     returns 0. Commands without URLs run on `args` as given."""
     from gpuetl.remote import RemoteError, check_not_inside, is_url, remote_input, remote_output
