@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from gpuetl import ops
 from gpuetl.backend import Backend
@@ -131,7 +130,7 @@ def _spilled(backend: Backend, plan: BuildPlan, spill: Path, year: int, columns:
     files = [str(p) for p in (spill_file(spill, i, year) for i in range(len(plan.parts))) if p.exists()]
     if not files:
         return None
-    lo, hi = (pd.Timestamp(np.datetime64(d, "D")) for d in days)
+    lo, hi = (np.datetime64(d, "D").astype("datetime64[ms]") for d in days)  # the reader compares any unit
     return backend.read_parquet(files, columns, [("Date", ">=", lo), ("Date", "<=", hi)])
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from gpuetl.lake.outputs import claimed
 from gpuetl.remote.tree import FileEntry, Pointer, RemoteError, Store
 from gpuetl.remote.urls import is_url, split
 
@@ -79,8 +80,6 @@ def mirror_dir(cache: str | Path, url: str) -> Path:
 
 @contextlib.contextmanager
 def _mirror(cache: str | Path, url: str) -> Iterator[Mirror]:
-    from gpuetl.lake.outputs import claimed
-
     m = Mirror(mirror_dir(cache, url))
     m.root.mkdir(parents=True, exist_ok=True)
     with claimed(m.tree, url):  # one process per mirror (the command's own claim of the folder nests in it)
