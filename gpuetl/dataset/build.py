@@ -96,8 +96,8 @@ def _build(backend: Backend, cfg: DatasetConfig, lake: Path, out: Path, progress
 def plan_build(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manifest, partition_rows: int,
                runner: Runner, day_rows: int = DEFAULT_DAY_ROWS) -> BuildPlan:
     """The build's plan, once the lake is known to have no hole in the days it reads (a lost day joins two)."""
-    plan = make_plan(backend, cfg, lake, manifest, partition_rows, target_names(cfg.targets.horizons),
-                     min_parts=2 * runner.workers if runner.workers > 1 else 1, day_rows=day_rows)
+    plan = make_plan(backend, cfg, lake, manifest, partition_rows, target_names(cfg.targets.horizons), day_rows,
+                     min_parts=2 * runner.workers if runner.workers > 1 else 1)
     require_no_holes(manifest, read_datasets(plan), EPOCH + dt.timedelta(days=plan.read_from), cfg.end, BuildError)
     return plan
 

@@ -90,14 +90,9 @@ class BuildPlan:
         return year >= self.years_from - 1
 
     def year_chunks(self, year: int) -> list[tuple[int, int]]:
-        """The day chunks of `year`: (first, last) date written by each of its tasks, in order (the whole year as
-        one chunk when the plan has none)."""
-        mine = [c for c in self.chunks if int(civil_from_days(np, np.array([c[0]]))[0][0]) == year]
-        if mine:
-            return mine
-        written = self.dates[self.dates >= self.first_day]
-        days = written[civil_from_days(np, written)[0] == year]
-        return [(int(days[0]), int(days[-1]))]
+        """The day chunks of `year`: (first, last) date written by each of its tasks, in order."""
+        years = civil_from_days(np, np.array([first for first, _ in self.chunks], dtype=np.int64))[0]
+        return [c for c, y in zip(self.chunks, years, strict=True) if y == year]
 
     def reads_from(self, first: int) -> int:
         """The first date the day ops of a chunk that writes from `first` read (`overlap` business days before)."""
@@ -127,11 +122,10 @@ def warmup_days(cfg: DatasetConfig) -> int:
 
 
 def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manifest, partition_rows: int,
-              target_names: list[str], min_parts: int = 1, day_rows: int | None = None) -> BuildPlan:
+              target_names: list[str], day_rows: int, min_parts: int = 1) -> BuildPlan:
     """Dates, warm-up and code parts from the lake's bars (two columns read), and the ops' declarations; parts
     of at most `partition_rows` rows, and at least `min_parts` of them where there are codes enough (so every
-    worker of a cluster has work); each year split into day chunks of about `day_rows` rows written (None: a
-    year a chunk)."""
+    worker of a cluster has work); each year split into day chunks of about `day_rows` rows written."""
     steps = tuple(cfg.feature_params())
     enrich_ops, status = select_enrichment(cfg.enrich.switches(), manifest)
     kinds: dict[str, Normalization] = {}
@@ -187,10 +181,8 @@ def make_plan(backend: Backend, cfg: DatasetConfig, lake: Path, manifest: Manife
     codes = [str(c) for c in backend.to_host(counts.index)]  # host-ok: the plan's few thousand codes
     rows = backend.to_host(counts.values)  # host-ok: their row counts
     parts = _split(codes, rows, min(partition_rows, -(-int(rows.sum()) // max(min_parts, 1))))
-    chunks: tuple[tuple[int, int], ...] = ()
-    if day_rows is not None:
-        dated, per_date = backend.xp.unique(days[days >= first_day], return_counts=True)
-        chunks = day_chunks(backend.to_host(dated), backend.to_host(per_date), day_rows)  # host-ok: per date
+    dated, per_date = backend.xp.unique(days[days >= first_day], return_counts=True)
+    chunks = day_chunks(backend.to_host(dated), backend.to_host(per_date), day_rows)  # host-ok: rows per date
     return BuildPlan(cfg, lake, all_dates[all_dates >= read_from], first_day, read_from, spill_from, warmup,
                      overlap, parts, tuple(enrich_ops), status, steps, kinds, groups, tuple(target_names),
                      day_inputs, later, chunks=chunks)
