@@ -111,7 +111,8 @@ def merge_years(chunks: list[YearResult]) -> list[YearResult]:
             continue
         y.rows += c.rows
         y.dates += c.dates
-        y.codes += [code for code in c.codes if code not in set(y.codes)]
+        seen = set(y.codes)
+        y.codes += [code for code in c.codes if code not in seen]
         for col, n in c.valid.items():
             y.valid[col] += n
             a, b = y.first[col], c.first[col]
