@@ -204,9 +204,13 @@ def open_dataset(path: str | Path, backend: Backend | str | None = None, cache: 
     None uses the process's backend, choosing it from configs/gpuetl.yaml if none was chosen yet. `path` may be a
     URL (s3://bucket/prefix): the dataset is mirrored under `cache` (default: paths.cache) first, only what changed
     being downloaded."""
-    settings = load_settings(overrides=[f"backend={backend}"] if isinstance(backend, str) else [])
-    b = backend if isinstance(backend, Backend) else backend_mod.init(settings)
+    settings = None  # loaded only when needed: a Backend and a local path need none
+    if isinstance(backend, Backend):
+        b = backend
+    else:
+        settings = load_settings(overrides=[f"backend={backend}"] if backend else [])
+        b = backend_mod.init(settings)
     if is_url(path):  # s3://...: a local mirror of the dataset's tree (paths.cache), pulled as it is now
-        with remote_input(str(path), cache or settings.paths.cache) as local:
+        with remote_input(str(path), cache or (settings or load_settings()).paths.cache) as local:
             path = local
     return Dataset(path, b)
