@@ -150,7 +150,9 @@ def pull(store: Store, pointer: Pointer | None, m: Mirror, progress: Callable[[s
     size = sum(e.size for _, e in todo)
     progress(f"{store.url} version {pointer.version[:12]}: {len(pointer.files):,} files, "
              f"{len(todo):,} downloaded ({size / 2**20:,.1f} MiB)")
-    m.save(_hashes(m, sorted(pointer.files)), pointer.version)
+    # every file now holds its pointer's bytes (kept ones matched, downloads were checked): no second hashing
+    m.save({rel: [(st := (m.tree / rel).stat()).st_size, st.st_mtime_ns, e.sha256]
+            for rel, e in sorted(pointer.files.items())}, pointer.version)
 
 
 def push(store: Store, m: Mirror, kind: str, previous: Pointer | None,
