@@ -17,13 +17,16 @@ import functools
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from rich.progress import Progress
 
 from gpuetl.backend import Backend
 from gpuetl.backend import init as init_backend
 from gpuetl.config import Settings
+
+if TYPE_CHECKING:
+    from gpuetl.remote.workers import Shared
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -36,6 +39,7 @@ class ClusterError(RuntimeError):
 
 class Runner(Protocol):
     name: str
+    files: Shared | None  # how the tasks reach the command's mirrors of URLs (None: by their paths)
 
     @property
     def workers(self) -> int: ...  # tasks that run at once
@@ -51,6 +55,7 @@ class InProcess:
     progress: bool = False
     name: str = "in-process"
     workers: int = 1
+    files: Shared | None = None  # this process has the mirrors
 
     def map(self, fn: Callable[[Backend, T], R], items: Sequence[T], label: str) -> list[R]:
         out: list[R] = []
@@ -70,6 +75,15 @@ class OnDask:
     settings: Settings  # what each worker's backend is made from
     progress: bool = False
     name: str = "dask"
+    files: Shared | None = None  # workers reach the command's URLs through the store, not its mirrors
+
+    def forget(self) -> None:
+        """Drop every worker's scratch files of this run (a worker lost meanwhile has none left)."""
+        if self.files is not None:
+            from gpuetl.remote.workers import drop_run
+
+            with contextlib.suppress(OSError, TimeoutError):  # a cluster gone meanwhile: its scratch with it
+                self.client.run(drop_run, self.files.run)
 
     @property
     def workers(self) -> int:
@@ -93,9 +107,11 @@ def _on_worker(settings: Settings, fn: Callable[[Backend, T], R], item: T) -> R:
 
 
 @contextlib.contextmanager
-def open_runner(cluster: str | None, settings: Settings, backend: Backend,
-                progress: bool = False) -> Iterator[Runner]:
-    """The runner `--cluster` names (None: this process), started and shut down around the work."""
+def open_runner(cluster: str | None, settings: Settings, backend: Backend, progress: bool = False,
+                files: Shared | None = None) -> Iterator[Runner]:
+    """The runner `--cluster` names (None: this process), started and shut down around the work; on a cluster,
+    `files` (a command's URLs: `staged`) lets workers that share no filesystem with this process read and write
+    them through the store."""
     if cluster is None:
         yield InProcess(backend, progress)
         return
@@ -146,4 +162,8 @@ def open_runner(cluster: str | None, settings: Settings, backend: Backend,
         workers = len(client.scheduler_info().get("workers", {}))
         link = client.dashboard_link if c.dashboard or cluster.startswith("tcp://") else "off"
         print(f"dask: {cluster} with {workers} worker(s); dashboard {link}", file=sys.stderr)
-        yield OnDask(client, workers_settings, progress)
+        runner = OnDask(client, workers_settings, progress, files=files)
+        try:
+            yield runner
+        finally:
+            runner.forget()

@@ -254,3 +254,75 @@ def test_a_url_in_settings_paths_is_refused_not_made_a_local_folder(tmp_path: Pa
     code, out, err = run(capsys, "build", *settings(tmp_path), "--set", "paths.lake=s3://bucket/lake")
     assert code == 2 and out == "" and "paths.lake: s3://bucket/lake is a URL" in err and "--lake" in err
     assert list(tmp_path.iterdir()) == []  # no "s3:" folder
+
+
+def test_a_worker_mirrors_each_version_once_and_only_the_folders_it_reads(tmp_path: Path, s3_bucket: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpuetl.remote import workers
+    from gpuetl.remote.tree import Tree
+
+    monkeypatch.setattr(workers, "worker_root", lambda: tmp_path / "worker")
+    monkeypatch.setattr(workers, "_READY", {})
+    store, m = _tree(tmp_path, f"s3://{s3_bucket}/lake", {"_manifest.json": b"{}", "bars/1.parquet": b"bars one",
+                                                          "bars/2.parquet": b"bars two", "master/1.parquet": b"m"})
+    v1 = push(store, m, "lake", None, progress=lambda _: None)
+    shared = workers.Shared.of({str(m.tree): Tree(store.url, v1)}, {})
+    one = shared.path(m.tree, ("bars",))
+    assert one != m.tree and sorted(str(p.relative_to(one)) for p in one.rglob("*") if p.is_file()) == [
+        "_manifest.json", "bars/1.parquet", "bars/2.parquet"]  # not master: the task does not read it
+    assert shared.path(tmp_path / "elsewhere") == tmp_path / "elsewhere"  # not a mirror: a shared folder
+    (m.tree / "bars" / "2.parquet").write_bytes(b"bars two, corrected")
+    v2 = push(store, m, "lake", v1, progress=lambda _: None)
+    two = workers.Shared.of({str(m.tree): Tree(store.url, v2)}, {}).path(m.tree, ("bars",))
+    assert two != one and (two / "bars" / "2.parquet").read_bytes() == b"bars two, corrected"
+    assert (one / "bars" / "2.parquet").read_bytes() == b"bars two"  # a task still on v1 reads v1 as it was
+    assert (two / "bars" / "1.parquet").stat().st_ino == (one / "bars" / "1.parquet").stat().st_ino  # linked
+
+
+def test_files_between_tasks_go_through_the_store_checked(tmp_path: Path, s3_bucket: str) -> None:
+    from gpuetl.lake.outputs import partial_dir
+    from gpuetl.remote import workers
+
+    url = f"s3://{s3_bucket}/ds"
+    out = tmp_path / "mirror" / "tree"
+    shared = workers.Shared.of({}, {str(out): url})
+    assert shared.exchange(out) == url and shared.exchange(partial_dir(out)) == url
+    assert shared.exchange(tmp_path / "other") is None  # a local output: tasks write it themselves
+    (tmp_path / "a" / "year=2024").mkdir(parents=True)
+    (tmp_path / "a" / "year=2024" / "part-0.parquet").write_bytes(b"spilled rows")
+    made = workers.put(url, tmp_path / "a", ["year=2024/part-0.parquet"])
+    workers.get(url, made, tmp_path / "b")
+    assert (tmp_path / "b" / "year=2024" / "part-0.parquet").read_bytes() == b"spilled rows"
+    sha = made["year=2024/part-0.parquet"].sha256
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key=f"ds/_objects/{sha}", Body=b"spilled rowz")
+    with pytest.raises(RemoteError, match="does not match its sha256"):
+        workers.get(url, made, tmp_path / "c")
+    assert not (tmp_path / "c" / "year=2024" / "part-0.parquet").exists()
+
+
+def test_a_training_run_reads_an_s3_dataset_and_publishes_its_run_folder(tmp_path: Path, s3_bucket: str,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.support.train import TINY_XGB, write_tiny_dataset
+
+    store, m = _tree(tmp_path, f"s3://{s3_bucket}/ds", {})
+    write_tiny_dataset(m.tree)
+    push(store, m, "dataset", None, progress=lambda _: None)
+    s = [*settings(tmp_path), *(a for v in TINY_XGB for a in ("--config-set", v))]
+    code, _, err = run(capsys, "baseline", *s, "--dataset", f"{store.url}", "--out", f"s3://{s3_bucket}/runs/xgb")
+    assert code == 0, err
+    code, _, err = run(capsys, "baseline", *s, "--dataset", str(m.tree), "--out", str(tmp_path / "local-run"))
+    assert code == 0, err
+    tree = pointer(s3_bucket, "runs/xgb")
+    local = {str(p.relative_to(tmp_path / "local-run")) for p in (tmp_path / "local-run").rglob("*") if p.is_file()}
+    named = {f for f in local if not f.startswith("tensorboard/")} - {".lock"}  # event files carry a timestamp
+    assert tree["kind"] == "xgb-run" and named < set(tree["files"])  # the whole run folder
+    assert len(tree["files"]) - len(named) == len(local - named - {".lock"}) > 0  # and its TensorBoard events
+    mirror = Mirror(mirror_dir(tmp_path / "check", f"s3://{s3_bucket}/runs/xgb"))
+    pull(Store(f"s3://{s3_bucket}/runs/xgb"), Store(f"s3://{s3_bucket}/runs/xgb").read_pointer(), mirror,
+         progress=lambda _: None)
+    preds = sorted(p.relative_to(mirror.tree) for p in mirror.tree.rglob("predictions*.parquet"))
+    assert preds, sorted(tree["files"])
+    for rel in preds:  # the same model's scores, whether the run's folders are local or on s3
+        pd.testing.assert_frame_equal(pd.read_parquet(mirror.tree / rel), pd.read_parquet(tmp_path / "local-run" / rel))
+    code, _, err = run(capsys, "baseline", *s, "--dataset", f"{store.url}", "--out", f"s3://{s3_bucket}/runs/xgb")
+    assert code == 2 and "--overwrite" in err  # an existing run is replaced only when asked, on s3 too

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         b = backend.init(settings)
         had_graphs = (out / "graphs" / "graphs.json").exists()
         try:
-            with open_runner(args.cluster, settings, b, show_progress(args)) as runner:
+            with open_runner(args.cluster, settings, b, show_progress(args), getattr(args, "shared", None)) as runner:
                 result = build_dataset(b, cfg, lake, out, progress=show_progress(args), overwrite=args.overwrite,
                                        runner=runner, read=read,
                                        partition_rows=settings.build.partition_rows if args.cluster is None

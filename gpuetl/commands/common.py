@@ -190,8 +190,10 @@ def staged(args: argparse.Namespace, settings: Settings) -> Iterator[argparse.Na
     """`args` with every URL flag the command declares (`set_defaults(remote=...)`: a function of the args giving
     each flag's role, "input" or "output:<kind>") swapped for the local mirror
     of its tree: inputs pulled, outputs pulled under the tree's writer lock and published when the command
-    returns 0. Commands without URLs run on `args` as given."""
+    returns 0; `shared` says how a cluster's workers reach those trees (None: no URL). Commands without URLs run
+    on `args` as given."""
     from gpuetl.remote import RemoteError, check_not_inside, is_url, remote_input, remote_output
+    from gpuetl.remote.workers import Shared
 
     for name in ("data", "lake", "datasets", "cache"):
         if is_url(getattr(settings.paths, name)):
@@ -200,6 +202,7 @@ def staged(args: argparse.Namespace, settings: Settings) -> Iterator[argparse.Na
     roles: dict[str, str] = args.remote(args) if getattr(args, "remote", None) else {}
     urls = {attr: str(getattr(args, attr)) for attr in roles if is_url(getattr(args, attr, None))}
     if not urls:
+        args.shared = None
         yield args
         return
     local = argparse.Namespace(**vars(args))
@@ -209,11 +212,16 @@ def staged(args: argparse.Namespace, settings: Settings) -> Iterator[argparse.Na
             if roles[a] != "input":
                 check_not_inside(u, inputs)
         with contextlib.ExitStack() as stack:
+            trees, outputs = {}, {}
             for attr, url in urls.items():
                 role = roles[attr]
                 ctx = (remote_input(url, settings.paths.cache) if role == "input" else
                        remote_output(url, settings.paths.cache, kind=role.split(":", 1)[1], command=args.command))
-                setattr(local, attr, str(stack.enter_context(ctx)))
+                mirror, trees[str(mirror)] = stack.enter_context(ctx)
+                if role != "input":
+                    outputs[str(mirror)] = url
+                setattr(local, attr, str(mirror))
+            local.shared = Shared.of(trees, outputs)  # how a cluster's workers reach these mirrors: the store
             yield local
     except RemoteError as err:
         raise CommandError(str(err), 1) from None

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     with claimed(out):  # one writer per graphs folder, for the whole command
         b = backend.init(settings)
         try:
-            with open_runner(args.cluster, settings, b, show_progress(args)) as runner:
+            with open_runner(args.cluster, settings, b, show_progress(args), getattr(args, "shared", None)) as runner:
                 result = graph_dataset(b, cfg, dataset, lake, out, progress=show_progress(args),
                                        overwrite=args.overwrite, runner=runner, read=read)
         except (GraphInputError, ClusterError, ManifestError) as err:

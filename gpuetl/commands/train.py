@@ -41,7 +41,13 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                        help="continue the run at --out: one that stopped, or a finished one (re-scored from its "
                             "checkpoints); refused when the dataset, its graphs or the config changed")
         add_output_options(p, "run summary", overwrite=True)
-        p.set_defaults(run=run, model=name, remote=lambda a: {"dataset": "input"})  # s3: gpuetl.remote
+        p.set_defaults(run=run, model=name, remote=_remote)  # s3: gpuetl.remote
+
+
+def _remote(args: argparse.Namespace) -> dict[str, str]:
+    """URL flags (gpuetl.remote): the dataset read, the run folder written (published when the run ends well; a
+    stopped run's partial folder stays in the local mirror, where --resume finds it)."""
+    return {"dataset": "input", "out": "output:gat-run" if args.model == "train" else "output:xgb-run"}
 
 
 TRAIN_EXTRA = ("torch", "torch_geometric", "xgboost", "matplotlib")

@@ -27,13 +27,13 @@ from gpuetl import ops
 from gpuetl.backend import Backend
 from gpuetl.cluster import InProcess, Runner
 from gpuetl.config import to_dict
-from gpuetl.dataset.codes import CodePartResult, code_part
+from gpuetl.dataset.codes import CodePartResult, code_part, spill_file
 from gpuetl.dataset.config import DatasetConfig
 from gpuetl.dataset.days import YearResult, chunk_part, merge_years
 from gpuetl.dataset.plan import BuildError, BuildPlan, make_plan, warmup_days
 from gpuetl.dataset.record import inputs_record, year_record
 from gpuetl.dataset.registry import REGISTRY
-from gpuetl.dates import EPOCH
+from gpuetl.dates import EPOCH, civil_from_days
 from gpuetl.features.normalize import ts_z_name
 from gpuetl.features.panel import Panel
 from gpuetl.features.targets import DESCRIPTIONS as TARGET_DESCRIPTIONS
@@ -42,6 +42,8 @@ from gpuetl.lake.manifest import Manifest
 from gpuetl.lake.outputs import Input, check_output_dir, claimed, replaced_dir
 from gpuetl.lake.verify import require_no_holes
 from gpuetl.ops import NORMALIZATIONS
+from gpuetl.remote.tree import FileEntry
+from gpuetl.remote.workers import Shared, get, put
 from gpuetl.stages import peak_host_bytes, provenance
 
 RAW_DATASETS = ("bars_daily", "topix", "master")
@@ -107,19 +109,31 @@ def read_datasets(plan: BuildPlan) -> list[str]:
     return [*RAW_DATASETS, *(d for g in plan.enrich for d in REGISTRY.get(g).inputs)]
 
 
+def lake_inputs(plan: BuildPlan) -> tuple[str, ...]:
+    """The lake's folders a build's tasks read: what `read_datasets` names and the trading calendar."""
+    return tuple(sorted({*read_datasets(plan), "calendar"}))
+
+
 def run_plan(backend: Backend, plan: BuildPlan, runner: Runner,
              folder: Path) -> tuple[list[CodePartResult], list[YearResult]]:
     """Every code part (over the whole history read), the time-series z-scores over every date, and the years of
-    `plan.years()` written to `folder`/data; the spill store lives in `folder` until then."""
+    `plan.years()` written to `folder`/data; the spill store lives in `folder` until then. On workers that
+    share no filesystem with this process (`runner.files`), the spill and the years go through the output's
+    store, and the years are fetched into `folder` at the end."""
     spill = folder / ".spill"
-    parts: list[CodePartResult] = runner.map(functools.partial(_code_task, plan, spill), range(len(plan.parts)),
-                                             "codes")
+    url = runner.files.exchange(folder) if runner.files else None
+    coded = runner.map(functools.partial(_code_task, plan, spill, runner.files, url), range(len(plan.parts)),
+                       "codes")
+    parts = [part for part, _ in coded]
+    spilled = {rel: entry for _, made in coded for rel, entry in made.items()}
     series_z = _fit_series(backend, plan, parts)
     chunks = [(year, i) for year in plan.years() for i in range(len(plan.year_chunks(year)))]
-    done: list[YearResult] = runner.map(functools.partial(_chunk_task, plan, spill, series_z, folder / "data"),
-                                        chunks, "days")
+    done = runner.map(functools.partial(_chunk_task, plan, spill, runner.files, url, spilled, series_z,
+                                        folder / "data"), chunks, "days")
+    if url is not None:
+        get(url, {rel: entry for _, made in done for rel, entry in made.items()}, folder / "data")
     shutil.rmtree(spill, ignore_errors=True)
-    return parts, merge_years(done)
+    return parts, merge_years([year for year, _ in done])
 
 
 def finish(backend: Backend, manifest: Manifest, plan: BuildPlan, runner: Runner, parts: list[CodePartResult],
@@ -145,13 +159,40 @@ def finish(backend: Backend, manifest: Manifest, plan: BuildPlan, runner: Runner
     return result
 
 
-def _code_task(plan: BuildPlan, spill: Path, backend: Backend, index: int) -> CodePartResult:
-    return code_part(backend, plan, index, spill)
+def _code_task(plan: BuildPlan, spill: Path, files: Shared | None, url: str | None, backend: Backend,
+               index: int) -> tuple[CodePartResult, dict[str, FileEntry]]:
+    """Code part `index`; with `url`, written to this worker's scratch and handed on as objects of `url`."""
+    if files is None:
+        return code_part(backend, plan, index, spill), {}
+    plan = dataclasses.replace(plan, lake=files.path(plan.lake, lake_inputs(plan)))
+    if url is None:
+        return code_part(backend, plan, index, spill), {}
+    own = files.scratch() / "spill"
+    result = code_part(backend, plan, index, own)
+    made = sorted(str(p.relative_to(own)) for p in own.glob(f"year=*/{spill_file(Path(), index, 0).name}"))
+    return result, put(url, own, made)
 
 
-def _chunk_task(plan: BuildPlan, spill: Path, series_z: dict[str, np.ndarray], folder: Path, backend: Backend,
-                chunk: tuple[int, int]) -> YearResult:
-    return chunk_part(backend, plan, chunk[0], chunk[1], spill, series_z, folder)
+def _chunk_task(plan: BuildPlan, spill: Path, files: Shared | None, url: str | None,
+                spilled: dict[str, FileEntry], series_z: dict[str, np.ndarray], folder: Path, backend: Backend,
+                chunk: tuple[int, int]) -> tuple[YearResult, dict[str, FileEntry]]:
+    """Day chunk `chunk` (year, index); with `url`, the spill it reads fetched from `url` into this worker's
+    scratch, and the file it writes handed back as an object of `url`."""
+    year, index = chunk
+    if files is None:
+        return chunk_part(backend, plan, year, index, spill, series_z, folder), {}
+    plan = dataclasses.replace(plan, lake=files.path(plan.lake, lake_inputs(plan)))
+    if url is None:
+        return chunk_part(backend, plan, year, index, spill, series_z, folder), {}
+    own = files.scratch()
+    first = plan.year_chunks(year)[index][0]
+    since = int(civil_from_days(np, np.array([plan.reads_from(first)], dtype=np.int64))[0][0])  # the overlap's
+    get(url, {rel: e for rel, e in spilled.items() if since <= int(rel.split("/")[0][5:]) <= year}, own / "spill")
+    result = chunk_part(backend, plan, year, index, own / "spill", series_z, own / "data")
+    written = own / "data" / f"year={year}" / f"part-{index}.parquet"
+    made = put(url, own / "data", [str(written.relative_to(own / "data"))])
+    written.unlink()  # in the store now; only the spill is read again (by this worker's other chunks)
+    return result, made
 
 
 def _fit_series(backend: Backend, plan: BuildPlan, parts: list[CodePartResult]) -> dict[str, np.ndarray]:

@@ -32,6 +32,7 @@ from gpuetl.graphs.returns import Returns, returns_from_panel
 from gpuetl.lake.manifest import Manifest
 from gpuetl.lake.outputs import Input, check_output_dir, claimed
 from gpuetl.lake.reader import read_raw
+from gpuetl.remote.workers import Shared
 from gpuetl.stages import peak_host_bytes
 
 BAR_COLUMNS = ["Code", "Date", "C", "AdjFactor"]
@@ -184,9 +185,13 @@ def graph_chunks(inputs: GraphInputs, cfg: GraphConfig, tasks: int, start: int |
     return list(itertools.pairwise(bounds))
 
 
-def graph_chunk(job: GraphJob, backend: Backend, bounds: tuple[int, int]) -> GraphOutput:
-    """The graphs of the graph days in [lo, hi), with the features of the dates they serve (rows lo..hi-1)."""
+def graph_chunk(job: GraphJob, backend: Backend, bounds: tuple[int, int], files: Shared | None = None) -> GraphOutput:
+    """The graphs of the graph days in [lo, hi), with the features of the dates they serve (rows lo..hi-1); with
+    `files`, on this worker's own copies of the dataset and the lake (workers that share no filesystem)."""
     lo, hi = bounds
+    if files is not None:
+        job = dataclasses.replace(job, dataset=files.path(job.dataset, ("data",)),
+                                  lake=files.path(job.lake, ("bars_daily",)))
     inputs = graph_inputs(backend, job)
     out = build_graphs(backend, inputs.returns, job.cfg, lo, False, inputs.eligible, stop=hi)
     return dataclasses.replace(out, features={k: v[lo:hi] for k, v in out.features.items()})
@@ -197,7 +202,7 @@ def run_graph_days(backend: Backend, job: GraphJob, inputs: GraphInputs, runner:
     """The graphs of every graph day (from graph day `start`: `gpuetl update`), in tasks of `runner` (two per
     worker on a cluster), merged into one output; and how many tasks ran."""
     chunks = graph_chunks(inputs, job.cfg, 2 * runner.workers if runner.workers > 1 else 1, start)
-    parts = runner.map(functools.partial(graph_chunk, job), chunks, "graphs")
+    parts = runner.map(functools.partial(graph_chunk, job, files=runner.files), chunks, "graphs")
     return _merge(backend, inputs, chunks, parts), len(chunks)
 
 

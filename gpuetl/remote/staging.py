@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gpuetl.lake.outputs import claimed
-from gpuetl.remote.tree import FileEntry, Pointer, RemoteError, Store
+from gpuetl.remote.tree import FileEntry, Pointer, RemoteError, Store, Tree
 from gpuetl.remote.urls import is_url, split
 
 STATE = "state.json"
@@ -86,7 +86,7 @@ def _mirror(cache: str | Path, url: str) -> Iterator[Mirror]:
         yield m
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -111,7 +111,7 @@ def _hashes(m: Mirror, rels: list[str]) -> dict[str, list[int | str]]:
         st = (m.tree / rel).stat()
         old = known.get(rel)
         same = old is not None and old[0] == st.st_size and old[1] == st.st_mtime_ns
-        out[rel] = [st.st_size, st.st_mtime_ns, str(old[2]) if same and old else _sha256(m.tree / rel)]
+        out[rel] = [st.st_size, st.st_mtime_ns, str(old[2]) if same and old else file_sha256(m.tree / rel)]
     return out
 
 
@@ -137,7 +137,7 @@ def pull(store: Store, pointer: Pointer | None, m: Mirror, progress: Callable[[s
         tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.part"
         try:
             store.download(entry.sha256, str(tmp))
-            if tmp.stat().st_size != entry.size or _sha256(tmp) != entry.sha256:
+            if tmp.stat().st_size != entry.size or file_sha256(tmp) != entry.sha256:
                 raise RemoteError(f"{store.url}: object {entry.sha256} for {rel} does not match its pointer "
                                   "(size or sha256): the store is damaged")
             os.replace(tmp, dest)
@@ -175,8 +175,8 @@ def push(store: Store, m: Mirror, kind: str, previous: Pointer | None,
 
 
 @contextlib.contextmanager
-def remote_input(url: str, cache: str | Path) -> Iterator[Path]:
-    """A local folder equal to the tree at `url`, for a command that reads it."""
+def remote_input(url: str, cache: str | Path) -> Iterator[tuple[Path, Tree]]:
+    """A local folder equal to the tree at `url`, for a command that reads it, and the version it holds."""
     store = Store(url)
     pointer = store.read_pointer()
     if pointer is None:
@@ -184,13 +184,13 @@ def remote_input(url: str, cache: str | Path) -> Iterator[Path]:
                           "gpuetl (fetch --lake, build --out, ...) first")
     with _mirror(cache, url) as m:
         pull(store, pointer, m)
-        yield m.tree
+        yield m.tree, Tree(url, pointer)
 
 
 @contextlib.contextmanager
-def remote_output(url: str, cache: str | Path, *, kind: str, command: str) -> Iterator[Path]:
-    """The local mirror of the tree at `url`, for a command that writes it (under the tree's writer lock);
-    what the block leaves there is published when it ends without an error."""
+def remote_output(url: str, cache: str | Path, *, kind: str, command: str) -> Iterator[tuple[Path, Tree]]:
+    """The local mirror of the tree at `url`, for a command that writes it (under the tree's writer lock), and the
+    version it was pulled at; what the block leaves there is published when it ends without an error."""
     store = Store(url)
     with store.lock(command), _mirror(cache, url) as m:
         pointer = store.read_pointer()
@@ -200,5 +200,5 @@ def remote_output(url: str, cache: str | Path, *, kind: str, command: str) -> It
         if pointer is not None and pointer.kind != kind:
             raise RemoteError(f"{url} holds a gpuetl {pointer.kind}, not a {kind}: choose another prefix")
         pull(store, pointer, m)
-        yield m.tree
+        yield m.tree, Tree(url, pointer)
         push(store, m, kind, pointer)

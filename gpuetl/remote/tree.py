@@ -64,6 +64,14 @@ class Pointer:
             raise RemoteError(f"{where} is not a gpuetl tree pointer ({err}); was it written by gpuetl?") from None
 
 
+@dataclasses.dataclass(frozen=True)
+class Tree:
+    """A tree's committed version as a command read it (pointer None: a new output, no files yet)."""
+
+    url: str
+    pointer: Pointer | None
+
+
 class Store:
     """The tree at `url`: bytes through pyarrow's filesystem layer, the pointer and lock through S3's
     conditional writes (boto3, the AWS SDK that reads the same settings)."""

@@ -211,6 +211,6 @@ def open_dataset(path: str | Path, backend: Backend | str | None = None, cache: 
         settings = load_settings(overrides=[f"backend={backend}"] if backend else [])
         b = backend_mod.init(settings)
     if is_url(path):  # s3://...: a local mirror of the dataset's tree (paths.cache), pulled as it is now
-        with remote_input(str(path), cache or (settings or load_settings()).paths.cache) as local:
+        with remote_input(str(path), cache or (settings or load_settings()).paths.cache) as (local, _):
             path = local
     return Dataset(path, b)
