@@ -21,7 +21,7 @@ DATE        ?=
 DAGSTER_PORT ?= 3000
 
 
-.PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu update train baseline tune predict dagster bench clean
+.PHONY: help setup setup-conda test test-gpu lint demo dataset dataset-gpu dataset-cpu update train baseline tune predict dagster rehearsal bench clean
 
 HELP_VARS   := PYTHON VENV TORCH START END SET BACKEND DEMO_LAKE PREDICT_RUN DAGSTER_PORT
 
@@ -95,6 +95,9 @@ predict: ## rank the latest day (DATE=YYYY-MM-DD for another) of the run's datas
 dagster: ## the daily job (fetch, build, graph, predict) in Dagster's UI on port $(DAGSTER_PORT): `dagster dev -m gpuetl.orchestrate`, its state in data/dagster
 	mkdir -p data/dagster
 	DAGSTER_HOME=$(abspath data/dagster) $(VENV)/bin/dagster dev -m gpuetl.orchestrate -p $(DAGSTER_PORT)
+
+rehearsal: ## a scheduler and 3 workers sharing nothing but an S3 server (moto's, or ENDPOINT=) build the demo dataset and graphs, one worker killed mid-build; checked equal to one process -> benchmarks/results/
+	$(PY) -m benchmarks.rehearsal $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(SETARGS) --out benchmarks/results/cpu-$$(date +%F)-rehearsal.md
 
 bench: ## stage by stage vs Polars and pandas (SIZE=small|medium|full, BACKENDS=gpu,cpu,...) -> benchmarks/results/bench-SIZE/
 	$(PY) -m gpuetl bench --size $(SIZE) --backends $(BACKENDS) --out benchmarks/results/bench-$(SIZE) --overwrite
