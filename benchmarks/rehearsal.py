@@ -237,6 +237,7 @@ def rehearse(root: Path, endpoint: str | None = None, sets: tuple[str, ...] = ()
     import boto3
 
     root.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
     with s3_server(endpoint) as ep:
         env = s3_env(ep)
         bucket = f"gpuetl-rehearsal-{uuid.uuid4().hex[:8]}"
@@ -282,7 +283,8 @@ def rehearse(root: Path, endpoint: str | None = None, sets: tuple[str, ...] = ()
             diffs = differences(frames(f"{s3}/reference", check / "a"), frames(f"{s3}/cluster", check / "b"))
     return {"steps": steps, "killed": killer.killed, "killed_when": killer.when, "peaks": peaks,
             "client_peak": max(s.peak_rss for s in steps), "differences": diffs, "mirrors": mirrors,
-            "leftovers": leftovers, "endpoint": "moto (loopback)" if endpoint is None else endpoint}
+            "leftovers": leftovers, "endpoint": "moto (loopback)" if endpoint is None else endpoint,
+            "load": (load_before, os.getloadavg()[0])}
 
 
 @contextlib.contextmanager
@@ -304,7 +306,8 @@ def report(r: dict[str, Any], argv: list[str]) -> str:
     gib = 2**30
     lines = [f"# Multi-node rehearsal, {dt.date.today()}", "",
              f"`python -m benchmarks.rehearsal {' '.join(argv)}` on {platform.node()} ({os.cpu_count()} cores, "
-             f"{platform.processor() or platform.machine()}), CPU backend, S3: {r['endpoint']}.", "",
+             f"{platform.processor() or platform.machine()}), CPU backend, S3: {r['endpoint']}; 1-minute load average "
+             f"{r['load'][0]:.1f} before, {r['load'][1]:.1f} after.", "",
              "A scheduler and 3 worker processes (no nanny, 1 thread each), each in its own folder, sharing nothing "
              "with the command but the S3 server. The killed worker got SIGKILL after "
              f"{r['killed_when'] or '(never killed)'}.", "",

@@ -189,9 +189,10 @@ def _chunk_task(plan: BuildPlan, spill: Path, files: Shared | None, url: str | N
     since = int(civil_from_days(np, np.array([plan.reads_from(first)], dtype=np.int64))[0][0])  # the overlap's
     get(url, {rel: e for rel, e in spilled.items() if since <= int(rel.split("/")[0][5:]) <= year}, own / "spill")
     result = chunk_part(backend, plan, year, index, own / "spill", series_z, own / "data")
-    written = own / "data" / f"year={year}" / f"part-{index}.parquet"
-    made = put(url, own / "data", [str(written.relative_to(own / "data"))])
-    written.unlink()  # in the store now; only the spill is read again (by this worker's other chunks)
+    written = sorted((own / "data").glob(f"year={year}/part-{index}.parquet"))
+    made = put(url, own / "data", [str(p.relative_to(own / "data")) for p in written])
+    for p in written:
+        p.unlink()  # in the store now; only the spill is read again (by this worker's other chunks)
     return result, made
 
 
