@@ -326,3 +326,21 @@ def test_a_training_run_reads_an_s3_dataset_and_publishes_its_run_folder(tmp_pat
         pd.testing.assert_frame_equal(pd.read_parquet(mirror.tree / rel), pd.read_parquet(tmp_path / "local-run" / rel))
     code, _, err = run(capsys, "baseline", *s, "--dataset", f"{store.url}", "--out", f"s3://{s3_bucket}/runs/xgb")
     assert code == 2 and "--overwrite" in err  # an existing run is replaced only when asked, on s3 too
+
+
+def test_fetch_writes_a_lake_on_s3_unit_for_unit_as_in_a_folder_and_resumes(tmp_path: Path, s3_bucket: str,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    s = [*settings(tmp_path), "--datasets", "calendar,bars_daily", "--start", "2023-07-03", "--end", "2023-08-31"]
+    url, local = f"s3://{s3_bucket}/lake", tmp_path / "local-lake"
+    for lake in (url, str(local)):
+        code, _, err = run(capsys, "fetch", "--demo", *s, "--lake", lake)
+        assert code == 0, err
+    mirror = Mirror(mirror_dir(tmp_path / "check", url))
+    pull(Store(url), Store(url).read_pointer(), mirror, progress=lambda _: None)
+    units = sorted(str(p.relative_to(local)) for p in local.rglob("*.parquet"))
+    assert len(units) > 40 and units == sorted(str(p.relative_to(mirror.tree)) for p in mirror.tree.rglob("*.parquet"))
+    for rel in units:  # the same units, byte for byte: the fake market is deterministic
+        assert (mirror.tree / rel).read_bytes() == (local / rel).read_bytes(), rel
+    code, _, err = run(capsys, "fetch", "--demo", *s, "--lake", url)  # a rerun: every unit held, nothing new
+    assert code == 0, err
+    assert "0 uploaded" in err
