@@ -135,7 +135,10 @@ class Backend:
         import pyarrow.parquet as pq
 
         expr = pq.filters_to_expression(filters) if filters else None
-        table = pads.dataset(files, format="parquet").to_table(columns=columns, filter=expr)
+        # local files (a lake on object storage is read from its local mirror): pre-buffering, which coalesces
+        # a remote file's reads, only costs here (-17% on the 1,223 one-day files of the medium bench's lake)
+        fmt = pads.ParquetFileFormat(default_fragment_scan_options=pads.ParquetFragmentScanOptions(pre_buffer=False))
+        table = pads.dataset(files, format=fmt).to_table(columns=columns, filter=expr)
         return table.to_pandas(date_as_object=False)  # host-ok: the CPU backend reads into pandas
 
     def write_parquet(self, columns: Mapping[str, Any], path: str | Path, dictionary: list[str] | None = None) -> None:

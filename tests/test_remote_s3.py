@@ -300,8 +300,8 @@ def test_files_between_tasks_go_through_the_store_checked(tmp_path: Path, s3_buc
     assert not (tmp_path / "c" / "year=2024" / "part-0.parquet").exists()
 
 
-def test_a_training_run_reads_an_s3_dataset_and_publishes_its_run_folder(tmp_path: Path, s3_bucket: str,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_training_run_and_its_ranking_read_and_write_s3(tmp_path: Path, s3_bucket: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     from tests.support.train import TINY_XGB, write_tiny_dataset
 
     store, m = _tree(tmp_path, f"s3://{s3_bucket}/ds", {})
@@ -326,6 +326,21 @@ def test_a_training_run_reads_an_s3_dataset_and_publishes_its_run_folder(tmp_pat
         pd.testing.assert_frame_equal(pd.read_parquet(mirror.tree / rel), pd.read_parquet(tmp_path / "local-run" / rel))
     code, _, err = run(capsys, "baseline", *s, "--dataset", f"{store.url}", "--out", f"s3://{s3_bucket}/runs/xgb")
     assert code == 2 and "--overwrite" in err  # an existing run is replaced only when asked, on s3 too
+
+    # the run's model ranks the dataset's latest day: run, dataset and ranking all on s3, as on folders
+    p = [*settings(tmp_path), "--json"]
+    code, _, err = run(capsys, "predict", *p, "--run", f"s3://{s3_bucket}/runs/xgb", "--dataset", store.url,
+                       "--out", f"s3://{s3_bucket}/predictions")
+    assert code == 0, err
+    code, _, err = run(capsys, "predict", *p, "--run", str(tmp_path / "local-run"), "--dataset", str(m.tree),
+                       "--out", str(tmp_path / "local-predictions"))
+    assert code == 0, err
+    assert pointer(s3_bucket, "predictions")["kind"] == "predictions"
+    ranked = Mirror(mirror_dir(tmp_path / "check", f"s3://{s3_bucket}/predictions"))
+    pull(Store(f"s3://{s3_bucket}/predictions"), Store(f"s3://{s3_bucket}/predictions").read_pointer(), ranked,
+         progress=lambda _: None)
+    [mine] = sorted((tmp_path / "local-predictions").glob("predictions-*.parquet"))
+    pd.testing.assert_frame_equal(pd.read_parquet(ranked.tree / mine.name), pd.read_parquet(mine))
 
 
 def test_fetch_writes_a_lake_on_s3_unit_for_unit_as_in_a_folder_and_resumes(tmp_path: Path, s3_bucket: str,

@@ -19,6 +19,7 @@ from gpuetl.bench.inputs import Inputs
 from gpuetl.bench.spec import BAR_COLUMNS, CLIP, FEATURES, GRAPH_OVERRIDES, PRICE_OPS
 from gpuetl.dataset.registry import REGISTRY
 from gpuetl.enrich.asof import asof_join, take
+from gpuetl.enrich.context import joint_ids
 from gpuetl.features.adjust import add_adjusted
 from gpuetl.features.cross_section import cs_rank, cs_zscore, day_stats
 from gpuetl.features.panel import Panel
@@ -88,15 +89,16 @@ class GpuetlStages:
         b, xp = self.backend, self.backend.xp
         adjusted: Adjusted = state["adjust"]
         panel = adjusted.panel
-        index = b.xdf.DataFrame({"Code": b.xdf.Series(adjusted.codes).reset_index(drop=True),
-                                 "code_id": xp.arange(len(adjusted.codes))})
-        st = self.statements.merge(index, on="Code", how="inner")  # asof_join orders the right side itself
+        st = self.statements
+        # the build's way (gpuetl.enrich.context): one factorisation of the panel's codes and the statements'
+        # codes; a statement of a code the panel lacks gets a key no panel row has (asof_join sorts the right)
+        head, tail = joint_ids(b, b.xdf.Series(adjusted.codes).reset_index(drop=True), st["Code"])
         eff = b.days(st["Eff"])
-        idx = asof_join(b, panel.codes.astype(xp.int64), panel.dates, b.to_array(st["code_id"]).astype(xp.int64), eff)
+        idx = asof_join(b, head[panel.codes], panel.dates, tail, eff)
         close = panel["C"]
         out = {f"st_{name}": take(xp, b.to_array(st[col]), idx) / close
                for name, col in (("eps_yield", "EPS"), ("bps_yield", "BPS"), ("fwd_eps_yield", "FEPS"))}
-        out["st_days_since"] = xp.where(idx >= 0, panel.dates - take(xp, eff, idx), xp.nan)
+        out["st_days_since"] = panel.dates - take(xp, eff, idx)  # NaN where no statement (take's NaN)
         return out
 
     def normalize(self, state: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet",
                    help="the ranking file's format (default: %(default)s)")
     add_output_options(p, "summary and the top of the ranking", overwrite=True)
-    p.set_defaults(run=run, remote=lambda a: {"dataset": "input"})  # an s3:// dataset: gpuetl.remote
+    p.set_defaults(run=run, remote=lambda a: {"run_path": "input", "dataset": "input",  # s3://: gpuetl.remote
+                                              "out": "output:predictions"})
 
 
 def run_dir(arg: str, settings: Settings) -> Path:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from gpuetl.backend import Backend
-from gpuetl.kernels.asof import Direction, take_cpu
+from gpuetl.kernels.asof import Direction, take_cpu, through_cpu
 
 
 def lexorder(xp: Any, keys: Sequence[Any]) -> Any:
@@ -83,6 +83,8 @@ def through(xp: Any, table: Any, idx: Any) -> Any:
     """table[idx] for an int64 index with -1 for none (kept -1); safe on an empty table."""
     if len(table) == 0:
         return xp.full(len(idx), -1, dtype=xp.int64)
+    if xp is np:
+        return through_cpu(table, idx)
     return xp.where(idx >= 0, table[xp.clip(idx, 0, len(table) - 1)], -1)
 
 

@@ -146,3 +146,17 @@ def _take(values: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:  # prag
     for i in numba.prange(len(idx)):
         j = idx[i]
         out[i] = values[j] if j >= 0 else math.nan
+
+
+def through_cpu(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """table[idx] (int64) for an index with -1 for none, kept -1: one parallel pass."""
+    out = np.empty(len(idx), dtype=np.int64)
+    _through(np.ascontiguousarray(table, dtype=np.int64), np.ascontiguousarray(idx, dtype=np.int64), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _through(table: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    for i in numba.prange(len(idx)):
+        j = idx[i]
+        out[i] = table[j] if j >= 0 else -1

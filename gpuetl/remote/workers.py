@@ -89,7 +89,7 @@ def worker_tree(tree: Tree, only: tuple[str, ...] | None = None) -> Path:
             return done
         base = mirror_dir(worker_root(), tree.url)
         m = Mirror(base / version[:16])
-        if not m.tree.is_dir():
+        if not m.root.exists():
             _seed(base, m)
         m.root.mkdir(parents=True, exist_ok=True)
         pointer = tree.pointer
@@ -148,7 +148,7 @@ def get(url: str, entries: dict[str, FileEntry], root: Path) -> None:
             tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
             try:
                 store.download(entry.sha256, str(tmp))
-                if _sha256(tmp) != entry.sha256:
+                if file_sha256(tmp) != entry.sha256:
                     raise RemoteError(f"{url}: object {entry.sha256} for {rel} does not match its sha256")
                 os.replace(tmp, dest)
                 st = dest.stat()
