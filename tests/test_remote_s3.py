@@ -248,12 +248,26 @@ def test_a_missing_bucket_or_tree_says_what_to_do(tmp_path: Path, s3_bucket: str
     assert code == 1 and err.startswith("gpuetl build: ") and not (tmp_path / "d").exists()
 
 
-def test_a_url_in_settings_paths_is_refused_not_made_a_local_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_paths_lake_and_datasets_may_be_urls_and_local_only_commands_refuse_them(
+        tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, err = run(capsys, "build", *settings(tmp_path), "--set", "paths.lake=s3://bucket/lake")
-    assert code == 2 and out == "" and "paths.lake: s3://bucket/lake is a URL" in err and "--lake" in err
-    assert list(tmp_path.iterdir()) == []  # no "s3:" folder
+    url = f"s3://{s3_bucket}"
+    s = [*settings(tmp_path), "--set", f"paths.lake={url}/lake", "--set", f"paths.datasets={url}/datasets"]
+    code, _, err = run(capsys, "synth", *s, "--datasets", DATASETS, "--out", f"{url}/lake")
+    assert code == 0, err
+    code, _, err = run(capsys, "build", *s, *SMALL_BUILD)  # paths.lake in, <paths.datasets>/<config name> out
+    assert code == 0, err
+    assert f"{url}/datasets/default: published version" in err
+    code, _, err = run(capsys, "graph", *s, *SMALL_GRAPH, "--dataset", "default")  # a name under paths.datasets
+    assert code == 0, err
+    assert pointer(s3_bucket, "datasets/default")["kind"] == "dataset"
+    assert any(k.startswith("graphs/") for k in pointer(s3_bucket, "datasets/default")["files"])
+    # a command that works on local folders says so, and makes no folder named "s3:"
+    code, out, err = run(capsys, "lake", "verify", *s)
+    assert code == 2 and out == "" and f"paths.lake is a URL ({url}/lake)" in err and "local folders" in err
+    code, out, err = run(capsys, "build", *settings(tmp_path), "--set", f"paths.data={url}/data")
+    assert code == 2 and out == "" and f"paths.data: {url}/data is a URL" in err
+    assert not list(tmp_path.glob("s3*"))
 
 
 def test_a_worker_mirrors_each_version_once_and_only_the_folders_it_reads(tmp_path: Path, s3_bucket: str,

@@ -24,7 +24,7 @@ from numpy.lib.npyio import NpzFile
 from rich.console import Console
 
 from gpuetl.bench.spec import BACKENDS, PROGRESS, REFERENCE, SIZES, STAGES, Size
-from gpuetl.commands.common import MANIFEST, CommandError, config_inputs
+from gpuetl.commands.common import MANIFEST, CommandError, config_inputs, local_only
 from gpuetl.config import Settings
 
 
@@ -84,6 +84,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     backends = _choices(args.backends, BACKENDS, "backends")
     stages = _choices(args.stages, STAGES, "stages")
     console = Console(stderr=True)
+    for flag, value in (("--lake", args.lake), ("--out", args.out)):
+        local_only(value or "", flag, "bench")
     lake = Path(args.lake) if args.lake else lake_dir(settings.paths.data, size)
     if args.lake and not (lake / MANIFEST).is_file():
         raise CommandError(f"--lake {lake} is not a lake (no {MANIFEST}): pass a lake `gpuetl fetch` or `gpuetl synth` "

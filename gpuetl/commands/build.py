@@ -15,12 +15,15 @@ from gpuetl.commands.common import (
     add_output_options,
     command_config,
     config_inputs,
+    dataset_url,
     is_demo_lake,
     lake_dir,
+    lake_url,
     note,
     show_progress,
 )
 from gpuetl.config import Settings
+from gpuetl.remote.urls import is_url
 from gpuetl.stages import peak_memory_text, timings_table
 
 DEFAULT_CONFIG = "configs/dataset/default.yaml"
@@ -33,7 +36,17 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--out", help="output directory (default: <paths.datasets>/<dataset name>; "
                                  "<paths.datasets>/demo from the demo lake)")
     add_output_options(p, "build summary", overwrite=True, cluster=True)
-    p.set_defaults(run=run, remote=lambda a: {"lake": "input", "out": "output:dataset"})  # URLs: gpuetl.remote
+    p.set_defaults(run=run, remote=lambda a: {"lake": "input", "out": "output:dataset"},  # URLs: gpuetl.remote
+                   url_defaults=_url_defaults)
+
+
+def _url_defaults(args: argparse.Namespace, settings: Settings) -> dict[str, str | None]:
+    """Flags left to a paths.lake / paths.datasets default that is a URL (gpuetl.commands.common.staged)."""
+    from gpuetl.dataset.config import load_dataset_config
+
+    out = None if args.out or not is_url(settings.paths.datasets) else dataset_url(
+        settings, command_config(load_dataset_config, args).name)
+    return {"lake": lake_url(args, settings), "out": out}
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,6 +15,7 @@ from gpuetl.config import DEFAULT_SETTINGS, ConfigError, Settings
 from gpuetl.jquants import spec
 from gpuetl.lake.manifest import FILENAME as MANIFEST
 from gpuetl.lake.outputs import Input
+from gpuetl.remote.urls import is_url
 from gpuetl.resources import config_path
 
 EXIT_CODES = """exit codes:
@@ -124,9 +125,33 @@ def demo_lake(settings: Settings) -> Path:
     return Path(settings.paths.data) / DEMO_LAKE
 
 
+def local_only(value: str | Path, what: str, command: str) -> None:
+    """A URL reaching a command that reads only local folders (its flag takes none) is a CommandError (exit 2),
+    never a local folder named `s3:`."""
+    if is_url(str(value)):
+        raise CommandError(f"{what} is a URL ({value}) and `gpuetl {command}` works on local folders: pass a "
+                           "folder with its flag", 2)
+
+
+def lake_url(args: argparse.Namespace, settings: Settings) -> str | None:
+    """--lake's default where `paths.lake` is a URL and the flag is not given (the demo lake of --demo is local)."""
+    lake = settings.paths.lake
+    return lake if not getattr(args, "lake", None) and not getattr(args, "demo", False) and is_url(lake) else None
+
+
+def dataset_url(settings: Settings, name: str | None) -> str | None:
+    """A dataset `name` under `paths.datasets` as a URL, where that setting is one; a folder, a path or a URL as
+    given (None)."""
+    root = settings.paths.datasets
+    if not name or not is_url(root) or is_url(name) or Path(name).is_dir() or len(Path(name).parts) != 1:
+        return None
+    return f"{root.rstrip('/')}/{name}"
+
+
 def lake_dir(arg: str | None, settings: Settings, command: str) -> Path:
     """The lake a reading command uses: --lake, else paths.lake; when paths.lake holds no lake but the demo lake
     does (after `make demo`), the demo lake, said on stderr. A path that is a file is a CommandError (exit 2)."""
+    local_only(arg or settings.paths.lake, "--lake" if arg else "paths.lake", command)
     lake = Path(arg or settings.paths.lake)
     if not arg and not (lake / MANIFEST).exists() and (demo_lake(settings) / MANIFEST).exists():
         lake = demo_lake(settings)
@@ -141,6 +166,7 @@ def dataset_dir(arg: str | None, default: str, settings: Settings, command: str,
     """--dataset as a folder or a name under paths.datasets, else `default`; with `fallback`, the demo dataset when
     only that exists (after `make demo`, said on stderr). A folder that is not a dataset is a CommandError (exit 2);
     a missing dataset one (exit 1) that names the datasets there and the flag to pass."""
+    local_only(arg or settings.paths.datasets, "--dataset" if arg else "paths.datasets", command)
     root = Path(settings.paths.datasets)
     name = arg or default
     dataset = Path(name) if Path(name).is_dir() else root / name
@@ -192,13 +218,18 @@ def staged(args: argparse.Namespace, settings: Settings) -> Iterator[argparse.Na
     of its tree: inputs pulled, outputs pulled under the tree's writer lock and published when the command
     returns 0; `shared` says how a cluster's workers reach those trees (None: no URL). Commands without URLs run
     on `args` as given."""
-    from gpuetl.remote import RemoteError, check_not_inside, is_url, remote_input, remote_output
+    from gpuetl.remote import RemoteError, check_not_inside, remote_input, remote_output
     from gpuetl.remote.workers import Shared
 
-    for name in ("data", "lake", "datasets", "cache"):
+    for name in ("data", "cache"):
         if is_url(getattr(settings.paths, name)):
-            raise CommandError(f"paths.{name}: {getattr(settings.paths, name)} is a URL; settings take local folders "
-                               "for now: pass the URL with the command's flag (--lake, --out, --dataset)", 2)
+            raise CommandError(f"paths.{name}: {getattr(settings.paths, name)} is a URL; it holds this machine's "
+                               "runs, demo data and mirrors, a local folder (paths.lake and paths.datasets may be "
+                               "URLs)", 2)
+    defaults = args.url_defaults(args, settings) if getattr(args, "url_defaults", None) else {}
+    for attr, url in defaults.items():  # flags left to a paths.lake / paths.datasets default that is a URL
+        if url:
+            setattr(args, attr, url)
     roles: dict[str, str] = args.remote(args) if getattr(args, "remote", None) else {}
     urls = {attr: str(getattr(args, attr)) for attr in roles if is_url(getattr(args, attr, None))}
     if not urls:

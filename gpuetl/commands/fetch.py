@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from gpuetl.commands.common import add_output_options, dataset_names, demo_lake
+from gpuetl.commands.common import add_output_options, dataset_names, demo_lake, lake_url
 from gpuetl.config import Settings
 from gpuetl.fetch.pipeline import FetchError, FetchInputError, FetchSummary, fetch
 from gpuetl.fetch.plan import parse_day
@@ -51,7 +51,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="also fetch the history this dataset config's warm-up needs before --start (the longest "
                         "lookback its ops declare, in business days), e.g. configs/dataset/default.yaml")
     add_output_options(p, "summary")
-    p.set_defaults(run=run, remote=lambda a: {"lake": "output:lake"})  # an s3:// lake: gpuetl.remote
+    p.set_defaults(run=run, remote=lambda a: {"lake": "output:lake"},  # an s3:// lake: gpuetl.remote
+                   url_defaults=lambda a, s: {"lake": lake_url(a, s)})  # paths.lake as a URL
 
 
 def warmup_start(start: str, config: str) -> dt.date:

@@ -16,7 +16,9 @@ from gpuetl.commands.common import (
     command_config,
     config_inputs,
     dataset_dir,
+    dataset_url,
     lake_dir,
+    lake_url,
     note,
     show_progress,
 )
@@ -38,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                                   "after `make demo`)")
     p.add_argument("--out", help="output directory (default: <dataset>/graphs)")
     add_output_options(p, "graph summary", overwrite=True, cluster=True)
-    p.set_defaults(run=run, remote=_remote)
+    p.set_defaults(run=run, remote=_remote, url_defaults=lambda a, s: {
+        "lake": lake_url(a, s), "dataset": dataset_url(s, a.dataset or DEFAULT_DATASET)})  # paths.* URLs
 
 
 def _remote(args: argparse.Namespace) -> dict[str, str]:

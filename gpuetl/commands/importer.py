@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from gpuetl.commands.common import CommandError, add_output_options, config_inputs, show_progress
+from gpuetl.commands.common import CommandError, add_output_options, config_inputs, local_only, show_progress
 from gpuetl.config import Settings
 from gpuetl.fetch.files import IMPORTABLE, SUFFIXES
 
@@ -42,6 +42,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from gpuetl.fetch.plan import FetchInputError, parse_day
     from gpuetl.lake.manifest import ManifestError
 
+    local_only(args.lake or settings.paths.lake, "--lake" if args.lake else "paths.lake", "import")
     try:
         start = parse_day(args.start, "--start") if args.start else None
         end = parse_day(args.end, "--end") if args.end else None

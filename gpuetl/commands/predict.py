@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gpuetl.commands.common import CommandError, add_output_options, config_inputs, dataset_dir
+from gpuetl.commands.common import CommandError, add_output_options, config_inputs, dataset_dir, dataset_url
 from gpuetl.commands.train import TRAIN_EXTRA
 from gpuetl.config import Settings
 from gpuetl.lake.outputs import Input, check_output_dir
@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                    help="the ranking file's format (default: %(default)s)")
     add_output_options(p, "summary and the top of the ranking", overwrite=True)
     p.set_defaults(run=run, remote=lambda a: {"run_path": "input", "dataset": "input",  # s3://: gpuetl.remote
-                                              "out": "output:predictions"})
+                                              "out": "output:predictions"},
+                   url_defaults=lambda a, s: {"dataset": dataset_url(s, a.dataset)})  # paths.datasets as a URL
 
 
 def run_dir(arg: str, settings: Settings) -> Path:

@@ -17,10 +17,12 @@ from gpuetl.commands.common import (
     command_config,
     config_inputs,
     dataset_dir,
+    dataset_url,
     note,
 )
 from gpuetl.config import Settings
 from gpuetl.lake.outputs import Input, check_output_dir, claimed, marker, output_kind, partial_dir
+from gpuetl.remote.urls import is_url
 
 GAT_CONFIG = "configs/train/gat.yaml"
 XGB_CONFIG = "configs/train/xgb.yaml"
@@ -41,13 +43,23 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                        help="continue the run at --out: one that stopped, or a finished one (re-scored from its "
                             "checkpoints); refused when the dataset, its graphs or the config changed")
         add_output_options(p, "run summary", overwrite=True)
-        p.set_defaults(run=run, model=name, remote=_remote)  # s3: gpuetl.remote
+        p.set_defaults(run=run, model=name, remote=_remote, url_defaults=_url_defaults)  # s3: gpuetl.remote
 
 
 def _remote(args: argparse.Namespace) -> dict[str, str]:
     """URL flags (gpuetl.remote): the dataset read, the run folder written (published when the run ends well; a
     stopped run's partial folder stays in the local mirror, where --resume finds it)."""
     return {"dataset": "input", "out": "output:gat-run" if args.model == "train" else "output:xgb-run"}
+
+
+def _url_defaults(args: argparse.Namespace, settings: Settings) -> dict[str, str | None]:
+    """--dataset's default (the config's data.dataset) under paths.datasets where that setting is a URL."""
+    from gpuetl.train.config import load_gat_config, load_xgb_config
+
+    if args.dataset or not is_url(settings.paths.datasets):
+        return {"dataset": dataset_url(settings, args.dataset)}
+    cfg = command_config(load_gat_config if args.model == "train" else load_xgb_config, args)
+    return {"dataset": dataset_url(settings, cfg.data.dataset)}
 
 
 TRAIN_EXTRA = ("torch", "torch_geometric", "xgboost", "matplotlib")

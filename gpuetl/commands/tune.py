@@ -16,10 +16,13 @@ from gpuetl.commands.common import (
     command_config,
     config_inputs,
     dataset_dir,
+    dataset_url,
+    local_only,
     note,
 )
 from gpuetl.config import ConfigError, Settings
 from gpuetl.lake.outputs import Input, check_output_dir, claimed
+from gpuetl.remote.urls import is_url
 from gpuetl.resources import config_path
 
 TUNE_CONFIG = "configs/tune/gat.yaml"
@@ -30,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p = sub.add_parser("tune", parents=[common],
                        help="Optuna search of a training config on validation days only (never the test years)")
     add_config_options(p, TUNE_CONFIG, "tuning", "optim.max_epochs=4")
-    p.set_defaults(run=run, remote=lambda a: {"dataset": "input"})  # an s3:// dataset: gpuetl.remote
+    p.set_defaults(run=run, remote=lambda a: {"dataset": "input"},  # an s3:// dataset: gpuetl.remote
+                   url_defaults=_url_defaults)
     p.add_argument("--dataset", metavar="DIR_OR_NAME",
                    help="dataset folder, or a name under settings paths.datasets (default: the training config's "
                         "data.dataset)")
@@ -42,6 +46,20 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--storage", metavar="URL",
                    help="Optuna storage URL (default: sqlite:///<out>/study.db)")
     add_output_options(p, "tuning summary", overwrite=True)
+
+
+def _url_defaults(args: argparse.Namespace, settings: Settings) -> dict[str, str | None]:
+    """--dataset's default (the training config's data.dataset) under paths.datasets where that is a URL."""
+    if args.dataset or not is_url(settings.paths.datasets):
+        return {"dataset": dataset_url(settings, args.dataset)}
+    from gpuetl.train.tune_config import load_train, load_tune_config
+
+    tcfg = command_config(lambda path, _: load_tune_config(path), args)
+    try:
+        name = load_train(tcfg, list(args.config_overrides)).data.dataset
+    except (ConfigError, FileNotFoundError) as err:
+        raise CommandError(f"config error: {err}", 2) from None
+    return {"dataset": dataset_url(settings, name)}
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -62,6 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except (ConfigError, FileNotFoundError) as err:
         raise CommandError(f"config error: {err}", 2) from None
     path = dataset_dir(args.dataset, cfg.data.dataset, settings, "tune")
+    local_only(args.out or tcfg.out or "", "--out" if args.out else "the tuning config's out", "tune")
     out = Path(args.out or tcfg.out or Path(settings.paths.data) / "tune" / tcfg.name)
     read = [Input(path, "the dataset"), *config_inputs(args), Input(config_path(tcfg.train), "the training config")]
     check_output_dir(out, "tune", overwrite=True, read=read)  # before the work; a tune output is continued

@@ -18,9 +18,11 @@ from gpuetl.commands.common import (
     CommandError,
     add_output_options,
     config_inputs,
+    dataset_url,
     demo_lake,
     is_demo_lake,
     lake_dir,
+    lake_url,
     note,
     show_progress,
 )
@@ -51,6 +53,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--config-set", dest="config_overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a dataset-config key (repeatable); a change rebuilds the dataset whole")
     add_output_options(p, "update summary", cluster=True)
+    p.set_defaults(url_defaults=lambda a, s: {"lake": lake_url(a, s),  # paths.* URLs
+                                              "dataset": dataset_url(s, a.dataset or DEFAULT_DATASET)})
     p.set_defaults(run=run, remote=lambda a: {"lake": "input" if a.no_fetch else "output:lake",
                                               "dataset": "output:dataset"})  # s3:// URLs: gpuetl.remote
 

@@ -13,6 +13,7 @@ from pydantic import Field
 from gpuetl.commands.common import demo_lake
 from gpuetl.config import Settings, load_settings
 from gpuetl.lake.outputs import Input
+from gpuetl.remote.urls import is_url
 from gpuetl.resources import config_path
 
 
@@ -41,6 +42,9 @@ class GpuetlResource(dg.ConfigurableResource):
     def lake_path(self, settings: Settings) -> Path:
         if self.lake:
             return Path(self.lake)
+        if not self.demo and is_url(settings.paths.lake):
+            raise ValueError(f"paths.lake is a URL ({settings.paths.lake}): the Dagster job works on local folders; "
+                             "set the resource's `lake` to a folder")
         return demo_lake(settings) if self.demo else Path(settings.paths.lake)
 
     def predictions_path(self, settings: Settings, day: str) -> Path:
