@@ -17,16 +17,14 @@ import functools
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from rich.progress import Progress
 
 from gpuetl.backend import Backend
 from gpuetl.backend import init as init_backend
 from gpuetl.config import Settings
-
-if TYPE_CHECKING:
-    from gpuetl.remote.workers import Shared
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,9 +35,23 @@ class ClusterError(RuntimeError):
     """The cluster cannot be started or reached; the message says what is missing."""
 
 
+class TaskFiles(Protocol):
+    """How tasks reach a command's folders without its filesystem (gpuetl.remote.workers.Shared)."""
+
+    run: str
+
+    def path(self, folder: str | Path, only: tuple[str, ...] | None = None) -> Path: ...
+
+    def exchange(self, folder: str | Path) -> str | None: ...
+
+    def scratch(self) -> Path: ...
+
+    def forget(self, dask_worker: Any = None) -> None: ...
+
+
 class Runner(Protocol):
     name: str
-    files: Shared | None  # how the tasks reach the command's mirrors of URLs (None: by their paths)
+    files: TaskFiles | None  # how the tasks reach the command's mirrors of URLs (None: by their paths)
 
     @property
     def workers(self) -> int: ...  # tasks that run at once
@@ -55,7 +67,7 @@ class InProcess:
     progress: bool = False
     name: str = "in-process"
     workers: int = 1
-    files: Shared | None = None  # this process has the mirrors
+    files: TaskFiles | None = None  # this process has the mirrors
 
     def map(self, fn: Callable[[Backend, T], R], items: Sequence[T], label: str) -> list[R]:
         out: list[R] = []
@@ -75,15 +87,13 @@ class OnDask:
     settings: Settings  # what each worker's backend is made from
     progress: bool = False
     name: str = "dask"
-    files: Shared | None = None  # workers reach the command's URLs through the store, not its mirrors
+    files: TaskFiles | None = None  # workers reach the command's URLs through the store, not its mirrors
 
     def forget(self) -> None:
         """Drop every worker's scratch files of this run (a worker lost meanwhile has none left)."""
         if self.files is not None:
-            from gpuetl.remote.workers import drop_run
-
             with contextlib.suppress(OSError, TimeoutError):  # a cluster gone meanwhile: its scratch with it
-                self.client.run(drop_run, self.files.run)
+                self.client.run(self.files.forget)
 
     @property
     def workers(self) -> int:
@@ -108,7 +118,7 @@ def _on_worker(settings: Settings, fn: Callable[[Backend, T], R], item: T) -> R:
 
 @contextlib.contextmanager
 def open_runner(cluster: str | None, settings: Settings, backend: Backend, progress: bool = False,
-                files: Shared | None = None) -> Iterator[Runner]:
+                files: TaskFiles | None = None) -> Iterator[Runner]:
     """The runner `--cluster` names (None: this process), started and shut down around the work; on a cluster,
     `files` (a command's URLs: `staged`) lets workers that share no filesystem with this process read and write
     them through the store."""

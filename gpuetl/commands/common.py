@@ -166,9 +166,11 @@ def dataset_dir(arg: str | None, default: str, settings: Settings, command: str,
     """--dataset as a folder or a name under paths.datasets, else `default`; with `fallback`, the demo dataset when
     only that exists (after `make demo`, said on stderr). A folder that is not a dataset is a CommandError (exit 2);
     a missing dataset one (exit 1) that names the datasets there and the flag to pass."""
-    local_only(arg or settings.paths.datasets, "--dataset" if arg else "paths.datasets", command)
-    root = Path(settings.paths.datasets)
     name = arg or default
+    local_only(name, "--dataset" if arg else "the default dataset", command)
+    if not Path(name).is_dir():  # a name under paths.datasets
+        local_only(settings.paths.datasets, "paths.datasets", command)
+    root = Path(settings.paths.datasets)
     dataset = Path(name) if Path(name).is_dir() else root / name
     if not arg and not dataset.is_dir() and fallback and (root / DEMO_DATASET).is_dir():
         note(command, f"no dataset at {dataset}; using the demo dataset {root / DEMO_DATASET} "

@@ -25,7 +25,7 @@ import numpy as np
 
 from gpuetl import ops
 from gpuetl.backend import Backend
-from gpuetl.cluster import InProcess, Runner
+from gpuetl.cluster import InProcess, Runner, TaskFiles
 from gpuetl.config import to_dict
 from gpuetl.dataset.codes import CodePartResult, code_part, spill_file
 from gpuetl.dataset.config import DatasetConfig
@@ -43,7 +43,7 @@ from gpuetl.lake.outputs import Input, check_output_dir, claimed, replaced_dir
 from gpuetl.lake.verify import require_no_holes
 from gpuetl.ops import NORMALIZATIONS
 from gpuetl.remote.tree import FileEntry
-from gpuetl.remote.workers import Shared, get, put
+from gpuetl.remote.workers import get, put
 from gpuetl.stages import peak_host_bytes, provenance
 
 RAW_DATASETS = ("bars_daily", "topix", "master")
@@ -159,7 +159,7 @@ def finish(backend: Backend, manifest: Manifest, plan: BuildPlan, runner: Runner
     return result
 
 
-def _code_task(plan: BuildPlan, spill: Path, files: Shared | None, url: str | None, backend: Backend,
+def _code_task(plan: BuildPlan, spill: Path, files: TaskFiles | None, url: str | None, backend: Backend,
                index: int) -> tuple[CodePartResult, dict[str, FileEntry]]:
     """Code part `index`; with `url`, written to this worker's scratch and handed on as objects of `url`."""
     if files is None:
@@ -173,7 +173,7 @@ def _code_task(plan: BuildPlan, spill: Path, files: Shared | None, url: str | No
     return result, put(url, own, made)
 
 
-def _chunk_task(plan: BuildPlan, spill: Path, files: Shared | None, url: str | None,
+def _chunk_task(plan: BuildPlan, spill: Path, files: TaskFiles | None, url: str | None,
                 spilled: dict[str, FileEntry], series_z: dict[str, np.ndarray], folder: Path, backend: Backend,
                 chunk: tuple[int, int]) -> tuple[YearResult, dict[str, FileEntry]]:
     """Day chunk `chunk` (year, index); with `url`, the spill it reads fetched from `url` into this worker's

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from gpuetl.backend import Backend
-from gpuetl.cluster import InProcess, Runner
+from gpuetl.cluster import InProcess, Runner, TaskFiles
 from gpuetl.dates import civil_from_days
 from gpuetl.features.adjust import cumulative_factor
 from gpuetl.features.panel import Panel
@@ -32,7 +32,6 @@ from gpuetl.graphs.returns import Returns, returns_from_panel
 from gpuetl.lake.manifest import Manifest
 from gpuetl.lake.outputs import Input, check_output_dir, claimed
 from gpuetl.lake.reader import read_raw
-from gpuetl.remote.workers import Shared
 from gpuetl.stages import peak_host_bytes
 
 BAR_COLUMNS = ["Code", "Date", "C", "AdjFactor"]
@@ -185,7 +184,8 @@ def graph_chunks(inputs: GraphInputs, cfg: GraphConfig, tasks: int, start: int |
     return list(itertools.pairwise(bounds))
 
 
-def graph_chunk(job: GraphJob, backend: Backend, bounds: tuple[int, int], files: Shared | None = None) -> GraphOutput:
+def graph_chunk(job: GraphJob, backend: Backend, bounds: tuple[int, int],
+                files: TaskFiles | None = None) -> GraphOutput:
     """The graphs of the graph days in [lo, hi), with the features of the dates they serve (rows lo..hi-1); with
     `files`, on this worker's own copies of the dataset and the lake (workers that share no filesystem)."""
     lo, hi = bounds

@@ -136,27 +136,23 @@ def _asof(lby: np.ndarray, lon: np.ndarray, rby: np.ndarray, ron: np.ndarray, ba
 
 def take_cpu(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """values[idx] as float64, NaN where idx is -1: one parallel pass (NumPy's where/clip/gather makes three)."""
-    out = np.empty(len(idx), dtype=np.float64)
-    _take(np.ascontiguousarray(values, dtype=np.float64), np.ascontiguousarray(idx, dtype=np.int64), out)
-    return out
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _take(values: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
-    for i in numba.prange(len(idx)):
-        j = idx[i]
-        out[i] = values[j] if j >= 0 else math.nan
+    return _gathered(values, idx, np.float64, math.nan)
 
 
 def through_cpu(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """table[idx] (int64) for an index with -1 for none, kept -1: one parallel pass."""
-    out = np.empty(len(idx), dtype=np.int64)
-    _through(np.ascontiguousarray(table, dtype=np.int64), np.ascontiguousarray(idx, dtype=np.int64), out)
+    return _gathered(table, idx, np.int64, -1)
+
+
+def _gathered(values: np.ndarray, idx: np.ndarray, dtype: Any, fill: float) -> np.ndarray:
+    out = np.empty(len(idx), dtype=dtype)
+    _gather(np.ascontiguousarray(values, dtype=dtype), np.ascontiguousarray(idx, dtype=np.int64), out,
+            out.dtype.type(fill))
     return out
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _through(table: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+def _gather(values: np.ndarray, idx: np.ndarray, out: np.ndarray, fill: Any) -> None:  # pragma: no cover
     for i in numba.prange(len(idx)):
         j = idx[i]
-        out[i] = table[j] if j >= 0 else -1
+        out[i] = values[j] if j >= 0 else fill

@@ -66,6 +66,12 @@ class Shared:
         """This worker's own folder for this run's files."""
         return worker_root() / "runs" / self.run
 
+    def forget(self, dask_worker: Any = None) -> None:
+        """Remove this worker's scratch files of the run (its mirrors of trees stay for the next run); Dask's
+        `Client.run` passes the worker."""
+        root = worker_root() if dask_worker is None else Path(dask_worker.local_directory) / "gpuetl"
+        shutil.rmtree(root / "runs" / self.run, ignore_errors=True)
+
 
 def worker_root() -> Path:
     """The Dask worker's own local directory (its scratch, shared with no other worker), or a temporary folder
@@ -156,13 +162,6 @@ def get(url: str, entries: dict[str, FileEntry], root: Path) -> None:
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
-
-
-def drop_run(run: str, dask_worker: Any = None) -> None:
-    """Remove this worker's scratch files of run `run` (its mirrors of trees stay for the next run); Dask's
-    `Client.run` passes the worker."""
-    root = worker_root() if dask_worker is None else Path(dask_worker.local_directory) / "gpuetl"
-    shutil.rmtree(root / "runs" / run, ignore_errors=True)
 
 
 def _sha256(path: Path) -> str:

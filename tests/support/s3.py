@@ -5,7 +5,6 @@ gpuetl resolves them the way it does against MinIO or AWS."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterator
 
@@ -14,15 +13,11 @@ import pytest
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's request log is not the test's output
-    server_mod = pytest.importorskip("moto.server", reason="moto[server] (the dev extra) runs the S3 test server")
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    pytest.importorskip("moto.server", reason="moto[server] (the dev extra) runs the S3 test server")
+    from benchmarks.rehearsal import s3_server  # the same loopback server `make rehearsal` starts
+
+    with s3_server(None) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
