@@ -36,11 +36,11 @@ def run(argv: list[str]) -> dict[str, object]:
         for p in _tree(root):
             try:
                 rss = p.memory_info().rss
-            except psutil.NoSuchProcess:
+                key = f"{p.pid} {' '.join(p.cmdline()[:3])[:80]}"
+            except psutil.Error:  # gone, or a zombie waiting for its parent, between the listing and now
                 continue
             alive += 1
             total += rss
-            key = f"{p.pid} {' '.join(p.cmdline()[:3])[:80]}" if p.is_running() else str(p.pid)
             peak_each[key] = max(peak_each.get(key, 0), rss)
         peak_total = max(peak_total, total)
         most = max(most, alive)

@@ -135,3 +135,25 @@ def test_the_commands_take_a_scheduler_address(lake: Path, reference: Path, clus
     assert main(["build", "--backend", "cpu", "--lake", str(lake), "--out", str(tmp_path / "x"), "--cluster",
                  "nowhere"]) == 1
     assert "--cluster 'nowhere': expected one of local, local-cuda, tcp://host:port" in capsys.readouterr().err
+
+
+def test_a_local_clusters_tasks_run_their_kernels_on_their_share_of_the_cores() -> None:
+    """Two workers on two cores ran four Numba threads (the 4,000 x 10-year build: 647 s against 507 s)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numba
+
+    from gpuetl.cluster import _on_worker, task_threads
+
+    assert task_threads(2, 1, 2) == 1 and task_threads(2, 1, 16) == 8 and task_threads(None, 1, 8) == 1
+    assert task_threads(4, 2, 4) == 1  # never none
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one Numba thread on this machine: nothing to share")
+    settings = dataclasses.replace(load_settings(), backend="cpu")
+
+    def threads(**kw: int) -> int:  # in a fresh thread, as a worker's: the setting is per thread
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(_on_worker, settings, lambda b, _: numba.get_num_threads(), 0, **kw).result()
+
+    assert threads() == numba.config.NUMBA_NUM_THREADS  # no share given: every core, as before
+    assert threads(kernel_threads=1) == 1
