@@ -23,7 +23,6 @@ from gpuetl.commands.common import (
     show_progress,
 )
 from gpuetl.config import Settings
-from gpuetl.remote.urls import is_url
 from gpuetl.stages import peak_memory_text, timings_table
 
 DEFAULT_CONFIG = "configs/dataset/default.yaml"
@@ -44,8 +43,7 @@ def _url_defaults(args: argparse.Namespace, settings: Settings) -> dict[str, str
     """Flags left to a paths.lake / paths.datasets default that is a URL (gpuetl.commands.common.staged)."""
     from gpuetl.dataset.config import load_dataset_config
 
-    out = None if args.out or not is_url(settings.paths.datasets) else dataset_url(
-        settings, command_config(load_dataset_config, args).name)
+    out = None if args.out else dataset_url(settings, command_config(load_dataset_config, args).name)
     return {"lake": lake_url(args, settings), "out": out}
 
 

@@ -168,10 +168,11 @@ def dataset_dir(arg: str | None, default: str, settings: Settings, command: str,
     a missing dataset one (exit 1) that names the datasets there and the flag to pass."""
     name = arg or default
     local_only(name, "--dataset" if arg else "the default dataset", command)
-    if not Path(name).is_dir():  # a name under paths.datasets
+    folder = Path(name).is_dir()
+    if not folder:  # a name under paths.datasets
         local_only(settings.paths.datasets, "paths.datasets", command)
     root = Path(settings.paths.datasets)
-    dataset = Path(name) if Path(name).is_dir() else root / name
+    dataset = Path(name) if folder else root / name
     if not arg and not dataset.is_dir() and fallback and (root / DEMO_DATASET).is_dir():
         note(command, f"no dataset at {dataset}; using the demo dataset {root / DEMO_DATASET} "
                       "(pass --dataset to choose another)")
@@ -228,7 +229,9 @@ def staged(args: argparse.Namespace, settings: Settings) -> Iterator[argparse.Na
             raise CommandError(f"paths.{name}: {getattr(settings.paths, name)} is a URL; it holds this machine's "
                                "runs, demo data and mirrors, a local folder (paths.lake and paths.datasets may be "
                                "URLs)", 2)
-    defaults = args.url_defaults(args, settings) if getattr(args, "url_defaults", None) else {}
+    hook = getattr(args, "url_defaults", None)
+    on_urls = is_url(settings.paths.lake) or is_url(settings.paths.datasets)
+    defaults = hook(args, settings) if hook and on_urls else {}
     for attr, url in defaults.items():  # flags left to a paths.lake / paths.datasets default that is a URL
         if url:
             setattr(args, attr, url)

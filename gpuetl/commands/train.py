@@ -22,7 +22,6 @@ from gpuetl.commands.common import (
 )
 from gpuetl.config import Settings
 from gpuetl.lake.outputs import Input, check_output_dir, claimed, marker, output_kind, partial_dir
-from gpuetl.remote.urls import is_url
 
 GAT_CONFIG = "configs/train/gat.yaml"
 XGB_CONFIG = "configs/train/xgb.yaml"
@@ -56,7 +55,7 @@ def _url_defaults(args: argparse.Namespace, settings: Settings) -> dict[str, str
     """--dataset's default (the config's data.dataset) under paths.datasets where that setting is a URL."""
     from gpuetl.train.config import load_gat_config, load_xgb_config
 
-    if args.dataset or not is_url(settings.paths.datasets):
+    if args.dataset:
         return {"dataset": dataset_url(settings, args.dataset)}
     cfg = command_config(load_gat_config if args.model == "train" else load_xgb_config, args)
     return {"dataset": dataset_url(settings, cfg.data.dataset)}

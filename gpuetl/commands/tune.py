@@ -22,7 +22,6 @@ from gpuetl.commands.common import (
 )
 from gpuetl.config import ConfigError, Settings
 from gpuetl.lake.outputs import Input, check_output_dir, claimed
-from gpuetl.remote.urls import is_url
 from gpuetl.resources import config_path
 
 TUNE_CONFIG = "configs/tune/gat.yaml"
@@ -50,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 def _url_defaults(args: argparse.Namespace, settings: Settings) -> dict[str, str | None]:
     """--dataset's default (the training config's data.dataset) under paths.datasets where that is a URL."""
-    if args.dataset or not is_url(settings.paths.datasets):
+    if args.dataset:
         return {"dataset": dataset_url(settings, args.dataset)}
     from gpuetl.train.tune_config import load_train, load_tune_config
 

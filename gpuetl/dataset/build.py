@@ -162,10 +162,9 @@ def finish(backend: Backend, manifest: Manifest, plan: BuildPlan, runner: Runner
 def _code_task(plan: BuildPlan, spill: Path, files: TaskFiles | None, url: str | None, backend: Backend,
                index: int) -> tuple[CodePartResult, dict[str, FileEntry]]:
     """Code part `index`; with `url`, written to this worker's scratch and handed on as objects of `url`."""
-    if files is None:
-        return code_part(backend, plan, index, spill), {}
-    plan = dataclasses.replace(plan, lake=files.path(plan.lake, lake_inputs(plan)))
-    if url is None:
+    if files is not None:
+        plan = dataclasses.replace(plan, lake=files.path(plan.lake, lake_inputs(plan)))
+    if files is None or url is None:
         return code_part(backend, plan, index, spill), {}
     own = files.scratch() / "spill"
     result = code_part(backend, plan, index, own)
@@ -179,15 +178,15 @@ def _chunk_task(plan: BuildPlan, spill: Path, files: TaskFiles | None, url: str 
     """Day chunk `chunk` (year, index); with `url`, the spill it reads fetched from `url` into this worker's
     scratch, and the file it writes handed back as an object of `url`."""
     year, index = chunk
-    if files is None:
-        return chunk_part(backend, plan, year, index, spill, series_z, folder), {}
-    plan = dataclasses.replace(plan, lake=files.path(plan.lake, lake_inputs(plan)))
-    if url is None:
+    if files is not None:
+        plan = dataclasses.replace(plan, lake=files.path(plan.lake, lake_inputs(plan)))
+    if files is None or url is None:
         return chunk_part(backend, plan, year, index, spill, series_z, folder), {}
     own = files.scratch()
     first = plan.year_chunks(year)[index][0]
     since = int(civil_from_days(np, np.array([plan.reads_from(first)], dtype=np.int64))[0][0])  # the overlap's
-    get(url, {rel: e for rel, e in spilled.items() if since <= int(rel.split("/")[0][5:]) <= year}, own / "spill")
+    needed = {str(spill_file(Path(), i, y)) for i in range(len(plan.parts)) for y in range(since, year + 1)}
+    get(url, {rel: e for rel, e in spilled.items() if rel in needed}, own / "spill")
     result = chunk_part(backend, plan, year, index, own / "spill", series_z, own / "data")
     written = sorted((own / "data").glob(f"year={year}/part-{index}.parquet"))
     made = put(url, own / "data", [str(p.relative_to(own / "data")) for p in written])

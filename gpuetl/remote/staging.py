@@ -115,6 +115,22 @@ def _hashes(m: Mirror, rels: list[str]) -> dict[str, list[int | str]]:
     return out
 
 
+def fetch_checked(store: Store, entry: FileEntry, dest: Path) -> bool:
+    """Object `entry` into `dest` through a temporary file beside it: `dest` is replaced only when the bytes have
+    the entry's size and sha256 (False, `dest` as it was, when they do not)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.part"
+    try:
+        store.download(entry.sha256, str(tmp))
+        if tmp.stat().st_size != entry.size or file_sha256(tmp) != entry.sha256:
+            return False
+        os.replace(tmp, dest)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 def pull(store: Store, pointer: Pointer | None, m: Mirror, progress: Callable[[str], None] = _say) -> None:
     """Make the mirror equal to `pointer` (empty when None): download what differs, drop what it lacks."""
     if pointer is None:
@@ -132,18 +148,9 @@ def pull(store: Store, pointer: Pointer | None, m: Mirror, progress: Callable[[s
 
     def fetch(item: tuple[str, FileEntry]) -> None:
         rel, entry = item
-        dest = m.tree / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.part"
-        try:
-            store.download(entry.sha256, str(tmp))
-            if tmp.stat().st_size != entry.size or file_sha256(tmp) != entry.sha256:
-                raise RemoteError(f"{store.url}: object {entry.sha256} for {rel} does not match its pointer "
-                                  "(size or sha256): the store is damaged")
-            os.replace(tmp, dest)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        if not fetch_checked(store, entry, m.tree / rel):
+            raise RemoteError(f"{store.url}: object {entry.sha256} for {rel} does not match its pointer "
+                              "(size or sha256): the store is damaged")
 
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(fetch, todo))

@@ -11,7 +11,6 @@ Dask reruns the task that was running.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import shutil
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuetl.lake.outputs import partial_dir
-from gpuetl.remote.staging import Mirror, file_sha256, mirror_dir, pull
+from gpuetl.remote.staging import Mirror, fetch_checked, file_sha256, mirror_dir, pull
 from gpuetl.remote.tree import FileEntry, RemoteError, Store, Tree
 
 KEEP_VERSIONS = 2  # mirrors kept per tree on a worker: the version in use and the one before
@@ -150,18 +149,10 @@ def get(url: str, entries: dict[str, FileEntry], root: Path) -> None:
             dest = root / rel
             if dest.exists() and dest.stat().st_size == entry.size and _sha256(dest) == entry.sha256:
                 continue  # this worker made it (its own code part) or fetched it for an earlier task
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
-            try:
-                store.download(entry.sha256, str(tmp))
-                if file_sha256(tmp) != entry.sha256:
-                    raise RemoteError(f"{url}: object {entry.sha256} for {rel} does not match its sha256")
-                os.replace(tmp, dest)
-                st = dest.stat()
-                _HASHED[str(dest)] = (st.st_size, st.st_mtime_ns, entry.sha256)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+            if not fetch_checked(store, entry, dest):
+                raise RemoteError(f"{url}: object {entry.sha256} for {rel} does not match its sha256")
+            st = dest.stat()
+            _HASHED[str(dest)] = (st.st_size, st.st_mtime_ns, entry.sha256)
 
 
 def _sha256(path: Path) -> str:
